@@ -1,0 +1,60 @@
+/*
+ * config.h -- the configuration file (YAML) and its typed settings.
+ *
+ * One table of settings (name, type, default, range, help) in config.c is
+ * the single source for the loader, validation, defaults and the generated
+ * documentation (`tributary config doc`). Every setting has a default, so no
+ * file is needed. Modules never see the YAML tree: callers copy the typed
+ * sub-structs below into each module's own options.
+ *
+ * Errors name the file, line and setting:
+ *   "tributary.yaml:7: wal.sync: expected one of always, interval (got 'sometimes')"
+ */
+#ifndef TRB_CONFIG_H
+#define TRB_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/trb_err.h"
+
+#define TRB_CONFIG_PATH_MAX 4096
+
+typedef enum trb_cfg_sync { TRB_CFG_SYNC_ALWAYS = 0, TRB_CFG_SYNC_INTERVAL = 1 } trb_cfg_sync;
+
+typedef struct trb_config {
+  char data_dir[TRB_CONFIG_PATH_MAX];   /* "data_dir", default "./tributary-data" */
+  struct {
+    trb_cfg_sync sync;                  /* "wal.sync": always | interval; default always */
+    uint32_t sync_interval_ms;          /* "wal.sync_interval_ms": 1..10000, default 10 */
+    uint64_t segment_size;              /* "wal.segment_size": bytes, 1MiB..4GiB, default 64MiB;
+                                           accepts suffixes KiB MiB GiB (and K M G) */
+  } wal;
+  struct {
+    char listen[256];                   /* "api.listen": HOST:PORT, default 127.0.0.1:8000 */
+  } api;
+  char region[64];                      /* "region": default us-east-1 */
+  char log_level[16];                   /* "log_level": debug|info|warn|error, default info */
+} trb_config;
+
+/* Fills every setting with its default. */
+void trb_config_defaults(trb_config *cfg);
+/*
+ * Loads a YAML file on top of what cfg holds (call trb_config_defaults
+ * first). Nested mappings give dotted names ("wal: {sync: always}" is
+ * "wal.sync"). Unknown settings, wrong types, out-of-range values, YAML
+ * syntax errors: TRB_ECONFIG with "FILE:LINE: SETTING: what is wrong" in st.
+ * On error cfg may be partly updated; callers discard it.
+ */
+trb_err trb_config_load(const char *path, trb_config *cfg, trb_status *st);
+/* Sets one setting by dotted name from text, validated like the loader
+ * (used for command-line overrides). TRB_ECONFIG on error. */
+trb_err trb_config_set(trb_config *cfg, const char *name, const char *value,
+                       trb_status *st);
+/* Writes the settings reference (name, type, default, range, help), one
+ * block per setting, generated from the table. */
+void trb_config_print_doc(FILE *out);
+/* Writes the current values as YAML that trb_config_load accepts. */
+void trb_config_print(const trb_config *cfg, FILE *out);
+
+#endif
