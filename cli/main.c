@@ -1,0 +1,198 @@
+/*
+ * main.c -- the `tributary` command: global options and dispatch.
+ *
+ *   tributary [--data-dir DIR] [--config FILE] COMMAND [ARGS...]
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/log.h"
+
+static const char *usage_text =
+    "usage: tributary [--data-dir DIR] [--config FILE] COMMAND [ARGS...]\n"
+    "\n"
+    "A DynamoDB-compatible table engine whose write-ahead log is a change stream.\n"
+    "Items and keys are DynamoDB JSON, e.g. '{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1\"}}'.\n"
+    "\n"
+    "Commands:\n"
+    "  table create NAME --partition-key NAME:TYPE [--sort-key NAME:TYPE]\n"
+    "  table list | table describe NAME | table delete NAME\n"
+    "  put TABLE ITEM_JSON          write an item (replaces any item with its key)\n"
+    "  get TABLE KEY_JSON           read an item (strongly consistent)\n"
+    "  delete TABLE KEY_JSON        delete an item\n"
+    "  update TABLE KEY_JSON --set NAME=VALUE_JSON --remove NAME ...\n"
+    "  query TABLE --partition VALUE_JSON [--sort OP VALUE_JSON [VALUE_JSON]]\n"
+    "  scan TABLE [--segment I --total-segments N]\n"
+    "  wal dump [--from LSN]        print WAL records\n"
+    "  wal verify                   check every WAL record's CRC\n"
+    "  config doc | config show     the settings reference / the current settings\n"
+    "\n"
+    "Global options:\n"
+    "  --data-dir DIR   data directory (default ./tributary-data, or data_dir in the config)\n"
+    "  --config FILE    YAML config file (see `tributary config doc`)\n"
+    "  --help           this text; `tributary COMMAND --help` for a command\n"
+    "\n"
+    "Exit status: 0 success, 1 the operation failed, 2 bad command line.\n";
+
+int cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+const char *cli_exception_name(trb_err rc) {
+  switch (rc) {
+    case TRB_EINVAL: return "ValidationException";
+    case TRB_ENOTFOUND: return "ResourceNotFoundException";
+    case TRB_EEXISTS: return "ResourceInUseException";
+    case TRB_ECONDFAIL: return "ConditionalCheckFailedException";
+    case TRB_ELIMIT: return "ValidationException";
+    case TRB_ECONFIG: return "ConfigError";
+    case TRB_ECORRUPT: return "CorruptionError";
+    default: return "InternalServerError";
+  }
+}
+
+int cli_fail(trb_err rc, const trb_status *st) {
+  fprintf(stderr, "tributary: %s: %s\n", cli_exception_name(rc),
+          st && st->msg[0] ? st->msg : trb_err_str(rc));
+  return CLI_FAIL;
+}
+
+int cli_usage_err(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "tributary: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (see `tributary %s --help`)\n", cmd);
+  return CLI_USAGE;
+}
+
+trb_engine *cli_engine(cli *c) {
+  if (c->eng) return c->eng;
+  trb_engine_opts o;
+  trb_engine_opts_default(&o);
+  o.data_dir = c->cfg.data_dir;
+  o.sync_mode = c->cfg.wal.sync == TRB_CFG_SYNC_INTERVAL ? TRB_WAL_SYNC_INTERVAL
+                                                         : TRB_WAL_SYNC_ALWAYS;
+  o.sync_interval_ms = c->cfg.wal.sync_interval_ms;
+  o.segment_size = c->cfg.wal.segment_size;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_open(&o, &c->eng, &st);
+  if (rc) {
+    fprintf(stderr, "tributary: cannot open data directory %s: %s\n", c->cfg.data_dir,
+            trb_status_msg(&st));
+    c->eng = NULL;
+  }
+  return c->eng;
+}
+
+void cli_close(cli *c) {
+  trb_engine_close(c->eng);
+  c->eng = NULL;
+}
+
+trb_av *cli_parse_item(const char *text, const char *what) {
+  trb_av *v = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_item_from_json_text(text, strlen(text), &v, &st);
+  if (rc) {
+    fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
+    return NULL;
+  }
+  return v;
+}
+
+trb_av *cli_parse_value(const char *text, const char *what) {
+  trb_av *v = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_av_from_json_text(text, strlen(text), &v, &st);
+  if (rc) {
+    fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
+    return NULL;
+  }
+  return v;
+}
+
+void cli_print_item(FILE *f, const trb_av *item) {
+  char *s = trb_item_to_json_text(item);
+  if (s) fprintf(f, "%s\n", s);
+  free(s);
+}
+
+int main(int argc, char **argv) {
+  cli c;
+  memset(&c, 0, sizeof c);
+  c.prog = argv[0];
+  trb_config_defaults(&c.cfg);
+  const char *data_dir = NULL, *config = NULL;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (cli_is_help(a)) {
+      fputs(usage_text, stdout);
+      return CLI_OK;
+    } else if (!strcmp(a, "--version")) {
+      printf("tributary 0.1.0\n");
+      return CLI_OK;
+    } else if (!strcmp(a, "--data-dir") || !strcmp(a, "--config")) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "tributary: %s needs a value (see `tributary --help`)\n", a);
+        return CLI_USAGE;
+      }
+      if (!strcmp(a, "--data-dir")) data_dir = argv[++i];
+      else config = argv[++i];
+    } else if (!strncmp(a, "--data-dir=", 11)) {
+      data_dir = a + 11;
+    } else if (!strncmp(a, "--config=", 9)) {
+      config = a + 9;
+    } else if (a[0] == '-') {
+      fprintf(stderr, "tributary: unknown option %s (see `tributary --help`)\n", a);
+      return CLI_USAGE;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    fputs(usage_text, stderr);
+    return CLI_USAGE;
+  }
+  trb_status st;
+  trb_status_init(&st);
+  if (config && trb_config_load(config, &c.cfg, &st)) {
+    fprintf(stderr, "tributary: %s\n", trb_status_msg(&st));
+    return CLI_FAIL;
+  }
+  if (data_dir && trb_config_set(&c.cfg, "data_dir", data_dir, &st)) {
+    fprintf(stderr, "tributary: --data-dir: %s\n", trb_status_msg(&st));
+    return CLI_USAGE;
+  }
+  if (!strcmp(c.cfg.log_level, "debug")) trb_log_set_level(TRB_LOG_DEBUG);
+  else if (!strcmp(c.cfg.log_level, "warn")) trb_log_set_level(TRB_LOG_WARN);
+  else if (!strcmp(c.cfg.log_level, "error")) trb_log_set_level(TRB_LOG_ERROR);
+
+  const char *cmd = argv[i];
+  int sub_argc = argc - i;
+  char **sub_argv = argv + i;
+  int rc;
+  if (!strcmp(cmd, "table")) rc = cmd_table(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "put")) rc = cmd_put(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "get")) rc = cmd_get(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "delete")) rc = cmd_delete(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "update")) rc = cmd_update(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "query")) rc = cmd_query(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "scan")) rc = cmd_scan(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "wal")) rc = cmd_wal(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "config")) rc = cmd_config(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "help")) {
+    fputs(usage_text, stdout);
+    rc = CLI_OK;
+  } else {
+    fprintf(stderr, "tributary: unknown command '%s' (see `tributary --help`)\n", cmd);
+    rc = CLI_USAGE;
+  }
+  cli_close(&c);
+  return rc;
+}

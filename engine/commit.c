@@ -1,0 +1,641 @@
+/*
+ * commit.c -- the commit thread: group commit of every waiting write.
+ *
+ * One thread takes every request waiting in the queue (up to max_group
+ * writes), and for each write in order: finds the item as it is at that point
+ * (the store, or an earlier write of the same group), evaluates the
+ * condition, computes the new image, and decides the change (INSERT,
+ * MODIFY, REMOVE or none: a write that leaves the item as it was appends no
+ * record). Then it appends all change records to the WAL, makes them durable
+ * with one commit (one fdatasync under the default policy), publishes them to
+ * WAL readers, applies them to the store in one batch carrying the last LSN,
+ * and answers every writer. More writers make bigger groups, not more syncs.
+ *
+ * Table creation and deletion travel the same queue, alone in their group,
+ * holding the catalog lock exclusively.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "engine/engine_int.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* An item image: encoded bytes (NULL = absent) and the decoded tree
+ * (decoded lazily; NULL until needed). */
+typedef struct img {
+  const unsigned char *enc;
+  size_t len;
+  trb_av *av;
+  int present;
+} img;
+
+typedef struct ov_ent {
+  int used;
+  uint64_t h, tid;
+  const unsigned char *sk;
+  size_t skl;
+  img im;
+} ov_ent;
+
+typedef struct change {
+  int kind;                 /* trb_wal_kind */
+  trb_table *t;
+  trb_write *w;             /* NULL for TXN_COMMIT */
+  const unsigned char *keys;
+  size_t keys_len;
+  const unsigned char *skey;
+  size_t skey_len;
+  img old, nw;
+  uint64_t txn_id;
+} change;
+
+typedef struct group {
+  ov_ent *ov;
+  size_t ovcap;
+  change *ch;
+  size_t nch, capch;
+  trb_wal_rec *recs;
+  size_t caprecs;
+  void **frees;             /* malloc'ed blobs to free at the end */
+  size_t nfree, capfree;
+  trb_av **trees;           /* owned trees to destroy at the end */
+  size_t ntree, captree;
+  trb_store_batch *batch;
+} group;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elt) {
+  if (need <= *cap) return 0;
+  size_t nc = *cap ? *cap : 16;
+  while (nc < need) nc *= 2;
+  void *np = realloc(*p, nc * elt);
+  if (!np) return -1;
+  *p = np;
+  *cap = nc;
+  return 0;
+}
+
+static int own_blob(group *g, void *p) {
+  if (grow((void **)&g->frees, &g->capfree, g->nfree + 1, sizeof *g->frees)) return -1;
+  g->frees[g->nfree++] = p;
+  return 0;
+}
+
+static int own_tree(group *g, trb_av *v) {
+  if (grow((void **)&g->trees, &g->captree, g->ntree + 1, sizeof *g->trees)) return -1;
+  g->trees[g->ntree++] = v;
+  return 0;
+}
+
+static void group_reset(group *g) {
+  for (size_t i = 0; i < g->nfree; i++) free(g->frees[i]);
+  for (size_t i = 0; i < g->ntree; i++) trb_av_destroy(g->trees[i]);
+  g->nfree = g->ntree = 0;
+  g->nch = 0;
+  if (g->ov) memset(g->ov, 0, g->ovcap * sizeof *g->ov);
+  trb_store_batch_clear(g->batch);
+}
+
+static void group_fini(group *g) {
+  group_reset(g);
+  free(g->ov);
+  free(g->ch);
+  free(g->recs);
+  free(g->frees);
+  free(g->trees);
+  trb_store_batch_destroy(g->batch);
+}
+
+static uint64_t ov_hash(uint64_t tid, const unsigned char *sk, size_t skl) {
+  return XXH3_64bits_withSeed(sk, skl, tid);
+}
+
+static ov_ent *ov_find(group *g, uint64_t tid, const unsigned char *sk, size_t skl, int *found) {
+  uint64_t h = ov_hash(tid, sk, skl);
+  size_t mask = g->ovcap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    ov_ent *e = &g->ov[i];
+    if (!e->used) {
+      *found = 0;
+      e->h = h;
+      return e;
+    }
+    if (e->h == h && e->tid == tid && e->skl == skl && !memcmp(e->sk, sk, skl)) {
+      *found = 1;
+      return e;
+    }
+  }
+}
+
+/* Decodes im->av if needed. */
+static trb_err img_tree(group *g, img *im) {
+  if (!im->present || im->av) return TRB_OK;
+  trb_err rc = trb_av_decode(im->enc, im->len, &im->av);
+  if (rc) return rc;
+  if (own_tree(g, im->av)) return TRB_ENOMEM;
+  return TRB_OK;
+}
+
+/* The item as it is now in commit order. */
+static trb_err current(trb_engine *e, group *g, trb_table *t, const trb_buf *sk, img *out,
+                       trb_status *st) {
+  int found;
+  ov_ent *oe = ov_find(g, t->def.table_id, sk->p, sk->len, &found);
+  if (found) {
+    *out = oe->im;
+    return TRB_OK;
+  }
+  char *v = NULL;
+  size_t vl = 0;
+  trb_err rc = trb_store_get(e->store, t->cf, sk->p, sk->len, &v, &vl, st);
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  if (v) {
+    if (own_blob(g, v)) {
+      free(v);
+      return TRB_ENOMEM;
+    }
+    out->enc = (unsigned char *)v;
+    out->len = vl;
+    out->present = 1;
+  }
+  oe->used = 1;
+  oe->tid = t->def.table_id;
+  oe->sk = sk->p;
+  oe->skl = sk->len;
+  oe->im = *out;
+  return TRB_OK;
+}
+
+static void ov_set(group *g, trb_table *t, const trb_buf *sk, const img *im) {
+  int found;
+  ov_ent *oe = ov_find(g, t->def.table_id, sk->p, sk->len, &found);
+  oe->used = 1;
+  oe->tid = t->def.table_id;
+  oe->sk = sk->p;
+  oe->skl = sk->len;
+  oe->im = *im;
+}
+
+/* 1 when the two images hold equal items. Equal items encode to the same
+ * length (the encoding of each value does not depend on order), so a length
+ * difference settles it; equal bytes settle it; otherwise compare trees. */
+static trb_err same_item(group *g, img *a, img *b, int *same) {
+  if (a->present != b->present) {
+    *same = 0;
+    return TRB_OK;
+  }
+  if (!a->present) {
+    *same = 1;
+    return TRB_OK;
+  }
+  if (a->len != b->len) {
+    *same = 0;
+    return TRB_OK;
+  }
+  if (!memcmp(a->enc, b->enc, a->len)) {
+    *same = 1;
+    return TRB_OK;
+  }
+  trb_err rc = img_tree(g, a);
+  if (!rc) rc = img_tree(g, b);
+  if (!rc) *same = trb_av_equal(a->av, b->av);
+  return rc;
+}
+
+static trb_table *resolve(trb_engine *e, trb_write *w) {
+  trb_table *t = trb__table_find(e, w->table);
+  if (!t || t->def.table_id != w->priv.table_id) return NULL;
+  return t;
+}
+
+/* Evaluates one write against the current state; stages its change (if
+ * any) in g->ch. Returns the write's rc. */
+static trb_err eval_write(trb_engine *e, group *g, trb_write *w, uint64_t txn_id) {
+  trb_status *st = &w->st;
+  trb_table *t = resolve(e, w);
+  if (!t)
+    return trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
+                          w->table);
+  img cur, nw;
+  trb_err rc = current(e, g, t, &w->priv.skey, &cur, st);
+  if (rc) return rc;
+  if (w->cond) {
+    if ((rc = img_tree(g, &cur))) goto corrupt;
+    int pass = 0;
+    if ((rc = w->cond(w->cond_ctx, cur.present ? cur.av : NULL, &pass, st))) return rc;
+    if (!pass) {
+      if (w->old_on_cond_fail && cur.present) w->old_item = trb_av_copy(cur.av);
+      return trb_status_set(st, TRB_ECONDFAIL, "The conditional request failed");
+    }
+  }
+  memset(&nw, 0, sizeof nw);
+  switch (w->kind) {
+    case TRB_W_PUT:
+      nw.enc = w->priv.enc.p;
+      nw.len = w->priv.enc.len;
+      nw.av = (trb_av *)w->item; /* borrowed: the caller waits for us */
+      nw.present = 1;
+      break;
+    case TRB_W_DELETE:
+      break;
+    case TRB_W_CHECK:
+      nw = cur;
+      break;
+    case TRB_W_UPDATE: {
+      if ((rc = img_tree(g, &cur))) goto corrupt;
+      trb_av *nav = NULL;
+      if ((rc = w->update(w->update_ctx, w->key, cur.present ? cur.av : NULL, &nav, st)))
+        return rc;
+      if (!nav) break;
+      if (own_tree(g, nav)) {
+        trb_av_destroy(nav);
+        return TRB_ENOMEM;
+      }
+      if ((rc = trb_item_validate(nav, st))) return rc;
+      if ((rc = trb_key_check_item(&t->def.ks, nav, st))) return rc;
+      trb_buf tmp;
+      trb_buf_init(&tmp, 0);
+      if ((rc = trb_key_encode(&t->def.ks, nav, &tmp)) || tmp.len != w->priv.skey.len ||
+          memcmp(tmp.p, w->priv.skey.p, tmp.len)) {
+        trb_buf_fini(&tmp);
+        return trb_status_set(st, TRB_EINVAL,
+                              "One or more parameter values were invalid: an update may not "
+                              "change the key attributes");
+      }
+      trb_buf_reset(&tmp);
+      if ((rc = trb_av_encode(nav, &tmp))) {
+        trb_buf_fini(&tmp);
+        return rc;
+      }
+      size_t l;
+      unsigned char *enc = trb_buf_steal(&tmp, &l);
+      if (own_blob(g, enc)) {
+        free(enc);
+        return TRB_ENOMEM;
+      }
+      nw.enc = enc;
+      nw.len = l;
+      nw.av = nav;
+      nw.present = 1;
+      break;
+    }
+  }
+  int same = 0;
+  if ((rc = same_item(g, &cur, &nw, &same))) goto corrupt;
+  if (w->want_old && cur.present) {
+    if ((rc = img_tree(g, &cur))) goto corrupt;
+    w->old_item = trb_av_copy(cur.av);
+  }
+  if (w->want_new && nw.present) {
+    if ((rc = img_tree(g, &nw))) goto corrupt;
+    w->new_item = trb_av_copy(nw.av);
+  }
+  if (same) return TRB_OK; /* no record for a write that changed nothing */
+  if (grow((void **)&g->ch, &g->capch, g->nch + 1, sizeof *g->ch)) return TRB_ENOMEM;
+  change *c = &g->ch[g->nch++];
+  memset(c, 0, sizeof *c);
+  c->kind = !cur.present ? TRB_WAL_INSERT : nw.present ? TRB_WAL_MODIFY : TRB_WAL_REMOVE;
+  c->t = t;
+  c->w = w;
+  c->keys = w->priv.keys.p;
+  c->keys_len = w->priv.keys.len;
+  c->skey = w->priv.skey.p;
+  c->skey_len = w->priv.skey.len;
+  c->old = cur;
+  c->nw = nw;
+  c->txn_id = txn_id;
+  return TRB_OK;
+corrupt:
+  if (rc == TRB_ENOMEM) return trb_status_set(st, rc, "out of memory");
+  return trb_status_set(st, TRB_ECORRUPT, "stored item could not be decoded (%s)",
+                        trb_err_name(rc));
+}
+
+static void answer(trb_engine *e, trb_req *r) {
+  pthread_mutex_lock(&e->qmu);
+  r->done = 1;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&e->qmu);
+}
+
+static void set_failed(trb_engine *e, trb_err rc) {
+  pthread_mutex_lock(&e->qmu);
+  if (!e->failed) e->failed = rc;
+  pthread_mutex_unlock(&e->qmu);
+}
+
+static void add_stat(uint64_t *v, int64_t d) {
+  if (d >= 0) {
+    __atomic_add_fetch(v, (uint64_t)d, __ATOMIC_RELAXED);
+  } else {
+    uint64_t cur = __atomic_load_n(v, __ATOMIC_RELAXED);
+    uint64_t sub = (uint64_t)(-d);
+    __atomic_store_n(v, cur >= sub ? cur - sub : 0, __ATOMIC_RELAXED);
+  }
+}
+
+/* Appends, syncs, publishes and applies the staged changes. */
+static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
+  if (!g->nch) return TRB_OK;
+  if (grow((void **)&g->recs, &g->caprecs, g->nch, sizeof *g->recs))
+    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  for (size_t i = 0; i < g->nch; i++) {
+    change *c = &g->ch[i];
+    trb_wal_rec *r = &g->recs[i];
+    memset(r, 0, sizeof *r);
+    r->kind = (uint8_t)c->kind;
+    r->table_id = c->t->def.table_id;
+    r->txn_id = c->txn_id;
+    r->table = c->t->def.name;
+    r->table_len = strlen(c->t->def.name);
+    if (c->kind != TRB_WAL_TXN_COMMIT) {
+      r->keys = c->keys;
+      r->keys_len = c->keys_len;
+      if (c->old.present) {
+        r->old_img = c->old.enc;
+        r->old_len = c->old.len;
+      }
+      if (c->nw.present) {
+        r->new_img = c->nw.enc;
+        r->new_len = c->nw.len;
+      }
+    }
+  }
+  trb_err rc = trb_wal_append(e->wal, g->recs, g->nch, st);
+  if (!rc) rc = trb_wal_commit(e->wal, st);
+  if (rc) {
+    set_failed(e, rc);
+    trb_log_error("engine",
+                  "WAL write failed: %s; writes are refused until tributary is restarted "
+                  "(check the disk holding %s)",
+                  trb_status_msg(st), e->data_dir);
+    return rc;
+  }
+  uint64_t last = g->recs[g->nch - 1].lsn;
+  trb_wal_publish(e->wal, last);
+  for (size_t i = 0; i < g->nch; i++) {
+    change *c = &g->ch[i];
+    if (c->kind == TRB_WAL_TXN_COMMIT) continue;
+    c->w->lsn = g->recs[i].lsn;
+    if (c->nw.present)
+      trb_store_batch_put(g->batch, c->t->cf, c->skey, c->skey_len, c->nw.enc, c->nw.len);
+    else
+      trb_store_batch_del(g->batch, c->t->cf, c->skey, c->skey_len);
+    int64_t dsize = 0;
+    if (c->old.present && !img_tree(g, &c->old)) dsize -= (int64_t)trb_item_size(c->old.av);
+    if (c->nw.present && !img_tree(g, &c->nw)) dsize += (int64_t)trb_item_size(c->nw.av);
+    add_stat(&c->t->size_bytes, dsize);
+    if (c->kind == TRB_WAL_INSERT) add_stat(&c->t->item_count, 1);
+    if (c->kind == TRB_WAL_REMOVE) add_stat(&c->t->item_count, -1);
+    unsigned char k[10], v[16];
+    trb__stats_key(c->t->def.table_id, k);
+    trb__stats_val(c->t, v);
+    trb_store_batch_meta_put(g->batch, k, sizeof k, v, sizeof v);
+  }
+  rc = trb_store_batch_commit(e->store, g->batch, last, st);
+  if (rc) {
+    set_failed(e, rc);
+    trb_log_error("engine", "store write failed after the WAL commit: %s; restart tributary "
+                  "to replay the WAL", trb_status_msg(st));
+    return rc;
+  }
+  __atomic_add_fetch(&e->n_records, g->nch, __ATOMIC_RELAXED);
+  return TRB_OK;
+}
+
+static void process_writes(trb_engine *e, group *g, trb_req **reqs, size_t nreq) {
+  trb_status gst;
+  trb_status_init(&gst);
+  size_t nw = 0;
+  for (size_t i = 0; i < nreq; i++) nw += reqs[i]->n;
+  size_t need = 16;
+  while (need < nw * 2 + 2) need *= 2;
+  if (need > g->ovcap) {
+    ov_ent *n = realloc(g->ov, need * sizeof *n);
+    if (!n) {
+      for (size_t i = 0; i < nreq; i++) reqs[i]->rc = TRB_ENOMEM;
+      return;
+    }
+    g->ov = n;
+    g->ovcap = need;
+  }
+  memset(g->ov, 0, g->ovcap * sizeof *g->ov);
+
+  pthread_rwlock_rdlock(&e->cat_lock);
+  uint64_t next_lsn = trb_wal_last_lsn(e->wal) + 1;
+  for (size_t i = 0; i < nreq; i++) {
+    trb_req *r = reqs[i];
+    size_t start = g->nch;
+    if (!r->atomic) {
+      for (size_t j = 0; j < r->n; j++) {
+        trb_write *w = &r->w[j];
+        if (!w->priv.queued) continue;
+        size_t before = g->nch;
+        w->rc = eval_write(e, g, w, 0);
+        if (w->rc) {
+          g->nch = before;
+        } else if (g->nch > before) {
+          ov_set(g, g->ch[before].t, &w->priv.skey, &g->ch[before].nw);
+        }
+      }
+      r->rc = TRB_OK;
+    } else {
+      uint64_t txn_id = next_lsn + (start);
+      trb_err first = TRB_OK;
+      size_t first_i = 0;
+      for (size_t j = 0; j < r->n; j++) {
+        trb_write *w = &r->w[j];
+        w->rc = eval_write(e, g, w, txn_id);
+        if (w->rc && !first) {
+          first = w->rc;
+          first_i = j;
+        }
+      }
+      if (first) {
+        g->nch = start; /* none of them */
+        r->rc = first;
+        if (r->st) *r->st = r->w[first_i].st;
+      } else {
+        for (size_t k = start; k < g->nch; k++)
+          ov_set(g, g->ch[k].t, &g->ch[k].w->priv.skey, &g->ch[k].nw);
+        if (g->nch > start && !grow((void **)&g->ch, &g->capch, g->nch + 1, sizeof *g->ch)) {
+          change *c = &g->ch[g->nch++];
+          memset(c, 0, sizeof *c);
+          c->kind = TRB_WAL_TXN_COMMIT;
+          c->t = g->ch[start].t;
+          c->txn_id = txn_id;
+        }
+        r->rc = TRB_OK;
+      }
+    }
+  }
+  trb_err rc = commit_changes(e, g, &gst);
+  pthread_rwlock_unlock(&e->cat_lock);
+  if (rc) {
+    /* Nothing of this group is acknowledged: its decisions may rest on
+     * changes that did not become durable. */
+    for (size_t i = 0; i < nreq; i++) {
+      trb_req *r = reqs[i];
+      r->rc = rc;
+      if (r->st) *r->st = gst;
+      for (size_t j = 0; j < r->n; j++) {
+        if (!r->w[j].priv.queued) continue;
+        r->w[j].rc = rc;
+        r->w[j].st = gst;
+        r->w[j].lsn = 0;
+      }
+    }
+  }
+  __atomic_add_fetch(&e->n_groups, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&e->n_writes, nw, __ATOMIC_RELAXED);
+}
+
+trb_err trb__apply_table_create(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
+                                trb_status *st);
+trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
+                                trb_status *st);
+
+static trb_err process_table_op(trb_engine *e, trb_req *r) {
+  trb_status *st = r->st;
+  trb_err rc = TRB_OK;
+  trb_buf enc;
+  trb_buf_init(&enc, 0);
+  pthread_rwlock_wrlock(&e->cat_lock);
+  trb_table *t = trb__table_find(e, r->name);
+  trb_wal_rec rec;
+  memset(&rec, 0, sizeof rec);
+  rec.table = r->name;
+  rec.table_len = strlen(r->name);
+  uint64_t lsn = trb_wal_last_lsn(e->wal) + 1;
+  trb_tabledef def;
+  if (r->kind == TRB_REQ_TABLE_CREATE) {
+    if (t) {
+      rc = trb_status_set(st, TRB_EEXISTS, "Table already exists: %s", r->name);
+      goto done;
+    }
+    memset(&def, 0, sizeof def);
+    snprintf(def.name, sizeof def.name, "%s", r->name);
+    def.ks = *r->ks;
+    def.table_id = lsn;
+    def.created_us = trb_now_us();
+    if ((rc = trb_tabledef_encode(&def, &enc))) goto done;
+    rec.kind = TRB_WAL_TABLE_CREATE;
+    rec.table_id = lsn;
+    rec.new_img = enc.p;
+    rec.new_len = enc.len;
+  } else {
+    if (!t) {
+      rc = trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
+                          r->name);
+      goto done;
+    }
+    trb__table_info(t, r->info);
+    rec.kind = TRB_WAL_TABLE_DELETE;
+    rec.table_id = t->def.table_id;
+  }
+  if ((rc = trb_wal_append(e->wal, &rec, 1, st)) || (rc = trb_wal_commit(e->wal, st))) {
+    set_failed(e, rc);
+    trb_log_error("engine", "WAL write failed: %s; writes are refused until tributary is "
+                  "restarted", trb_status_msg(st));
+    goto done;
+  }
+  trb_wal_publish(e->wal, rec.lsn);
+  if (r->kind == TRB_REQ_TABLE_CREATE) {
+    def.created_us = rec.commit_us;
+    rc = trb__apply_table_create(e, &def, rec.lsn, st);
+    if (!rc && r->info) trb__table_info(trb__table_find(e, def.name), r->info);
+  } else {
+    rc = trb__apply_table_delete(e, r->name, rec.lsn, st);
+  }
+  if (rc) set_failed(e, rc);
+done:
+  pthread_rwlock_unlock(&e->cat_lock);
+  trb_buf_fini(&enc);
+  return rc;
+}
+
+void *trb__commit_main(void *arg) {
+  trb_engine *e = arg;
+  group g;
+  memset(&g, 0, sizeof g);
+  g.batch = trb_store_batch_create();
+  trb_req **reqs = NULL;
+  size_t capreqs = 0;
+  for (;;) {
+    pthread_mutex_lock(&e->qmu);
+    while (!e->qhead && !e->stopping) pthread_cond_wait(&e->qcv, &e->qmu);
+    if (!e->qhead) {
+      pthread_mutex_unlock(&e->qmu);
+      break;
+    }
+    trb_err failed = e->failed;
+    size_t nreq = 0, nw = 0;
+    if (e->qhead->kind != TRB_REQ_WRITE) {
+      if (!grow((void **)&reqs, &capreqs, 1, sizeof *reqs)) {
+        reqs[nreq++] = e->qhead;
+        e->qhead = e->qhead->next;
+      }
+    } else {
+      while (e->qhead && e->qhead->kind == TRB_REQ_WRITE &&
+             (nreq == 0 || nw + e->qhead->n <= e->opts.max_group)) {
+        if (grow((void **)&reqs, &capreqs, nreq + 1, sizeof *reqs)) break;
+        reqs[nreq++] = e->qhead;
+        nw += e->qhead->n;
+        e->qhead = e->qhead->next;
+      }
+    }
+    if (!e->qhead) e->qtail = NULL;
+    pthread_mutex_unlock(&e->qmu);
+    if (!nreq) continue;
+
+    if (failed) {
+      for (size_t i = 0; i < nreq; i++) {
+        trb_req *r = reqs[i];
+        r->rc = trb_status_set(r->st, TRB_EFAILED,
+                               "writes are refused after an earlier WAL failure (%s); restart "
+                               "tributary",
+                               trb_err_name(failed));
+        for (size_t j = 0; j < r->n; j++)
+          if (r->w[j].priv.queued) {
+            r->w[j].rc = r->rc;
+            trb_status_set(&r->w[j].st, r->rc, "%s", trb_status_msg(r->st));
+          }
+        answer(e, r);
+      }
+      continue;
+    }
+    if (reqs[0]->kind != TRB_REQ_WRITE) {
+      reqs[0]->rc = process_table_op(e, reqs[0]);
+      answer(e, reqs[0]);
+      continue;
+    }
+    process_writes(e, &g, reqs, nreq);
+    for (size_t i = 0; i < nreq; i++) answer(e, reqs[i]);
+    group_reset(&g);
+  }
+  free(reqs);
+  group_fini(&g);
+  return NULL;
+}
+
+trb_err trb__submit(trb_engine *e, trb_req *r) {
+  pthread_cond_init(&r->cv, NULL);
+  r->done = 0;
+  r->next = NULL;
+  pthread_mutex_lock(&e->qmu);
+  if (e->stopping) {
+    pthread_mutex_unlock(&e->qmu);
+    pthread_cond_destroy(&r->cv);
+    return trb_status_set(r->st, TRB_ECLOSED, "the engine is closing");
+  }
+  if (e->qtail) e->qtail->next = r;
+  else e->qhead = r;
+  e->qtail = r;
+  pthread_cond_signal(&e->qcv);
+  while (!r->done) pthread_cond_wait(&r->cv, &e->qmu);
+  pthread_mutex_unlock(&e->qmu);
+  pthread_cond_destroy(&r->cv);
+  return r->rc;
+}

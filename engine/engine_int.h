@@ -1,0 +1,85 @@
+/*
+ * engine_int.h -- internals shared by the engine's files: the engine struct,
+ * the in-memory catalog and the commit queue. Not part of the API.
+ */
+#ifndef TRB_ENGINE_INT_H
+#define TRB_ENGINE_INT_H
+
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "engine/store.h"
+
+typedef struct trb_table {
+  trb_tabledef def;
+  trb_store_cf *cf;
+  /* Written by the commit thread (and recovery) only; read under cat_lock. */
+  uint64_t item_count;
+  uint64_t size_bytes;
+} trb_table;
+
+typedef enum trb_req_kind {
+  TRB_REQ_WRITE = 1,
+  TRB_REQ_TABLE_CREATE = 2,
+  TRB_REQ_TABLE_DELETE = 3,
+} trb_req_kind;
+
+/* One caller's request, on the caller's stack while it waits. */
+typedef struct trb_req {
+  trb_req_kind kind;
+  trb_write *w;              /* TRB_REQ_WRITE */
+  size_t n;
+  int atomic;
+  const char *name;          /* table ops */
+  const trb_keyschema *ks;
+  trb_table_info *info;      /* table ops: out */
+  trb_err rc;
+  trb_status *st;
+  int done;
+  pthread_cond_t cv;
+  struct trb_req *next;
+} trb_req;
+
+struct trb_engine {
+  trb_engine_opts opts;
+  char *data_dir;
+  int lock_fd;               /* flock on <data_dir>/LOCK: one process per directory */
+  trb_wal *wal;
+  trb_store *store;
+
+  /* The catalog: readers and the commit thread hold it shared; creating or
+   * deleting a table holds it exclusively. */
+  pthread_rwlock_t cat_lock;
+  trb_table **tables;        /* sorted by name */
+  size_t ntables, captables;
+
+  /* The commit queue. */
+  pthread_mutex_t qmu;
+  pthread_cond_t qcv;
+  trb_req *qhead, *qtail;
+  int stopping;
+  int started;
+  pthread_t committer;
+  trb_err failed;            /* sticky; read without lock is a hint only */
+
+  /* Counters (commit thread writes, others read: relaxed atomics). */
+  uint64_t n_groups, n_writes, n_records;
+};
+
+/* Catalog, caller holds cat_lock (shared is enough for find). */
+trb_table *trb__table_find(trb_engine *e, const char *name);
+trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st);
+void trb__table_remove(trb_engine *e, const char *name);
+void trb__table_info(const trb_table *t, trb_table_info *info);
+
+/* Store-layout keys for catalog and stats entries (in store.h's layout). */
+void trb__catalog_key(const char *name, trb_buf *b);
+void trb__stats_key(uint64_t table_id, unsigned char out[10]);
+void trb__stats_val(const trb_table *t, unsigned char out[16]);
+
+/* Commit thread (commit.c). */
+void *trb__commit_main(void *arg);
+/* Queue a request and wait for its answer. */
+trb_err trb__submit(trb_engine *e, trb_req *r);
+
+#endif

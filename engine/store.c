@@ -1,0 +1,399 @@
+/*
+ * store.c -- RocksDB adapter (see store.h for the layout it owns).
+ *
+ * The table of column families is a small array guarded by a mutex: it
+ * changes only when tables are created or dropped (by the commit thread, or
+ * at open), and readers look up a handle per operation.
+ */
+#include "engine/store.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+#define META_APPLIED "M:applied_lsn"
+
+struct trb_store_cf {
+  uint64_t table_id;
+  rocksdb_column_family_handle_t *h;
+};
+
+struct trb_store {
+  rocksdb_t *db;
+  rocksdb_options_t *opts;
+  rocksdb_writeoptions_t *wopts;
+  rocksdb_readoptions_t *ropts;
+  rocksdb_column_family_handle_t *def;
+  pthread_mutex_t mu;
+  trb_store_cf **cfs;
+  size_t ncf, capcf;
+  uint64_t applied_lsn;
+};
+
+struct trb_store_batch {
+  rocksdb_writebatch_t *wb;
+};
+
+struct trb_store_iter {
+  rocksdb_iterator_t *it;
+  rocksdb_readoptions_t *ro;
+  const rocksdb_snapshot_t *snap;
+  rocksdb_t *db;
+  char *lo, *hi;
+};
+
+static trb_err rerr(trb_status *st, const char *what, char *err) {
+  trb_status_set(st, TRB_EIO, "store: %s: %s", what, err ? err : "unknown error");
+  free(err);
+  return TRB_EIO;
+}
+
+static void cf_name(uint64_t id, char *buf, size_t n) {
+  snprintf(buf, n, "t%016" PRIx64, id);
+}
+
+static int cf_parse(const char *name, uint64_t *id) {
+  if (name[0] != 't' || strlen(name) != 17) return 0;
+  char *end;
+  *id = strtoull(name + 1, &end, 16);
+  return *end == '\0';
+}
+
+static trb_err cf_add(trb_store *s, uint64_t id, rocksdb_column_family_handle_t *h,
+                      trb_store_cf **out) {
+  if (s->ncf == s->capcf) {
+    size_t nc = s->capcf ? s->capcf * 2 : 16;
+    trb_store_cf **n = realloc(s->cfs, nc * sizeof *n);
+    if (!n) return TRB_ENOMEM;
+    s->cfs = n;
+    s->capcf = nc;
+  }
+  trb_store_cf *c = malloc(sizeof *c);
+  if (!c) return TRB_ENOMEM;
+  c->table_id = id;
+  c->h = h;
+  s->cfs[s->ncf++] = c;
+  if (out) *out = c;
+  return TRB_OK;
+}
+
+static rocksdb_options_t *make_options(void) {
+  rocksdb_options_t *o = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(o, 1);
+  rocksdb_options_set_create_missing_column_families(o, 1);
+  rocksdb_options_set_atomic_flush(o, 1);
+  rocksdb_options_increase_parallelism(o, 2);
+  rocksdb_options_set_max_open_files(o, 512);
+  rocksdb_options_set_keep_log_file_num(o, 3);
+  rocksdb_options_set_info_log_level(o, 2); /* WARN: keep LOG small */
+  return o;
+}
+
+trb_err trb_store_open(const char *dir, trb_store **out, trb_status *st) {
+  trb_err rc = TRB_OK;
+  char *err = NULL;
+  char **names = NULL;
+  size_t nnames = 0;
+  rocksdb_column_family_handle_t **handles = NULL;
+  const rocksdb_options_t **cfopts = NULL;
+  trb_store *s = calloc(1, sizeof *s);
+  if (!s) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+  pthread_mutex_init(&s->mu, NULL);
+  s->opts = make_options();
+  s->wopts = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_disable_WAL(s->wopts, 1);
+  s->ropts = rocksdb_readoptions_create();
+
+  names = rocksdb_list_column_families(s->opts, dir, &nnames, &err);
+  if (err) { /* a new directory has no CFs yet */
+    free(err);
+    err = NULL;
+    names = NULL;
+    nnames = 0;
+  }
+  const char *defname = "default";
+  size_t n = nnames ? nnames : 1;
+  handles = calloc(n, sizeof *handles);
+  cfopts = calloc(n, sizeof *cfopts);
+  if (!handles || !cfopts) {
+    rc = trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) cfopts[i] = s->opts;
+  s->db = rocksdb_open_column_families(s->opts, dir, (int)n,
+                                       nnames ? (const char *const *)names : &defname,
+                                       cfopts, handles, &err);
+  if (err) {
+    rc = rerr(st, "open", err);
+    err = NULL;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *nm = nnames ? names[i] : defname;
+    uint64_t id;
+    if (!strcmp(nm, "default")) {
+      s->def = handles[i];
+    } else if (cf_parse(nm, &id)) {
+      if ((rc = cf_add(s, id, handles[i], NULL))) goto done;
+    } else {
+      rocksdb_column_family_handle_destroy(handles[i]);
+    }
+    handles[i] = NULL;
+  }
+  char *v = NULL;
+  size_t vl = 0;
+  if ((rc = trb_store_meta_get(s, META_APPLIED, strlen(META_APPLIED), &v, &vl, st))) goto done;
+  if (v && vl == 8) s->applied_lsn = trb_get_u64((unsigned char *)v);
+  free(v);
+done:
+  if (names) rocksdb_list_column_families_destroy(names, nnames);
+  if (handles) {
+    for (size_t i = 0; i < n; i++)
+      if (handles[i]) rocksdb_column_family_handle_destroy(handles[i]);
+    free(handles);
+  }
+  free(cfopts);
+  if (rc) {
+    trb_store_close(s);
+    return rc;
+  }
+  *out = s;
+  return TRB_OK;
+}
+
+void trb_store_close(trb_store *s) {
+  if (!s) return;
+  if (s->db) {
+    /* Flush all families together so the next open replays little. */
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    size_t n = s->ncf + 1;
+    rocksdb_column_family_handle_t **hs = malloc(n * sizeof *hs);
+    if (hs) {
+      hs[0] = s->def;
+      for (size_t i = 0; i < s->ncf; i++) hs[i + 1] = s->cfs[i]->h;
+      /* No writes run during close, so flushing the families one by one
+       * still leaves one consistent state on disk. */
+      for (size_t i = 0; i < n; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(s->db, fo, hs[i], &err);
+        free(err);
+      }
+      free(hs);
+    }
+    rocksdb_flushoptions_destroy(fo);
+  }
+  for (size_t i = 0; i < s->ncf; i++) {
+    rocksdb_column_family_handle_destroy(s->cfs[i]->h);
+    free(s->cfs[i]);
+  }
+  free(s->cfs);
+  if (s->def) rocksdb_column_family_handle_destroy(s->def);
+  if (s->db) rocksdb_close(s->db);
+  if (s->opts) rocksdb_options_destroy(s->opts);
+  if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+  if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+uint64_t trb_store_applied_lsn(const trb_store *s) { return s->applied_lsn; }
+
+trb_store_cf *trb_store_cf_get(trb_store *s, uint64_t table_id) {
+  trb_store_cf *r = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->ncf; i++)
+    if (s->cfs[i]->table_id == table_id) {
+      r = s->cfs[i];
+      break;
+    }
+  pthread_mutex_unlock(&s->mu);
+  return r;
+}
+
+trb_err trb_store_cf_create(trb_store *s, uint64_t table_id, trb_store_cf **out,
+                            trb_status *st) {
+  trb_store_cf *c = trb_store_cf_get(s, table_id);
+  if (c) {
+    if (out) *out = c;
+    return TRB_OK;
+  }
+  char name[32], *err = NULL;
+  cf_name(table_id, name, sizeof name);
+  rocksdb_column_family_handle_t *h = rocksdb_create_column_family(s->db, s->opts, name, &err);
+  if (err) return rerr(st, "create column family", err);
+  pthread_mutex_lock(&s->mu);
+  trb_err rc = cf_add(s, table_id, h, out);
+  pthread_mutex_unlock(&s->mu);
+  if (rc) {
+    rocksdb_column_family_handle_destroy(h);
+    return trb_status_set(st, rc, "store: out of memory");
+  }
+  return TRB_OK;
+}
+
+trb_err trb_store_cf_drop(trb_store *s, uint64_t table_id, trb_status *st) {
+  trb_store_cf *c = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->ncf; i++)
+    if (s->cfs[i]->table_id == table_id) {
+      c = s->cfs[i];
+      s->cfs[i] = s->cfs[--s->ncf];
+      break;
+    }
+  pthread_mutex_unlock(&s->mu);
+  if (!c) return TRB_OK;
+  char *err = NULL;
+  rocksdb_drop_column_family(s->db, c->h, &err);
+  rocksdb_column_family_handle_destroy(c->h);
+  free(c);
+  if (err) return rerr(st, "drop column family", err);
+  return TRB_OK;
+}
+
+void trb_store_cf_each(trb_store *s, void (*fn)(void *ctx, uint64_t table_id), void *ctx) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->ncf;
+  uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  if (ids)
+    for (size_t i = 0; i < n; i++) ids[i] = s->cfs[i]->table_id;
+  pthread_mutex_unlock(&s->mu);
+  if (!ids) return;
+  for (size_t i = 0; i < n; i++) fn(ctx, ids[i]);
+  free(ids);
+}
+
+static trb_err get_cf(trb_store *s, rocksdb_column_family_handle_t *h, const void *key,
+                      size_t klen, char **val, size_t *vlen, trb_status *st) {
+  char *err = NULL;
+  size_t n = 0;
+  char *v = rocksdb_get_cf(s->db, s->ropts, h, key, klen, &n, &err);
+  if (err) return rerr(st, "get", err);
+  *val = v;
+  *vlen = v ? n : 0;
+  return TRB_OK;
+}
+
+trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
+                      char **val, size_t *vlen, trb_status *st) {
+  return get_cf(s, cf->h, key, klen, val, vlen, st);
+}
+
+trb_err trb_store_meta_get(trb_store *s, const void *key, size_t klen, char **val,
+                           size_t *vlen, trb_status *st) {
+  return get_cf(s, s->def, key, klen, val, vlen, st);
+}
+
+trb_store_batch *trb_store_batch_create(void) {
+  trb_store_batch *b = malloc(sizeof *b);
+  if (!b) return NULL;
+  b->wb = rocksdb_writebatch_create();
+  return b;
+}
+
+void trb_store_batch_destroy(trb_store_batch *b) {
+  if (!b) return;
+  rocksdb_writebatch_destroy(b->wb);
+  free(b);
+}
+
+void trb_store_batch_clear(trb_store_batch *b) { rocksdb_writebatch_clear(b->wb); }
+
+void trb_store_batch_put(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl,
+                         const void *v, size_t vl) {
+  rocksdb_writebatch_put_cf(b->wb, cf->h, k, kl, v, vl);
+}
+
+void trb_store_batch_del(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl) {
+  rocksdb_writebatch_delete_cf(b->wb, cf->h, k, kl);
+}
+
+/* Meta writes go to the default family, which the commit function passes. */
+void trb_store_batch_meta_put(trb_store_batch *b, const void *k, size_t kl, const void *v,
+                              size_t vl) {
+  rocksdb_writebatch_put(b->wb, k, kl, v, vl);
+}
+
+void trb_store_batch_meta_del(trb_store_batch *b, const void *k, size_t kl) {
+  rocksdb_writebatch_delete(b->wb, k, kl);
+}
+
+trb_err trb_store_batch_commit(trb_store *s, trb_store_batch *b, uint64_t applied_lsn,
+                               trb_status *st) {
+  unsigned char v[8];
+  trb_put_u64(v, applied_lsn);
+  rocksdb_writebatch_put(b->wb, META_APPLIED, strlen(META_APPLIED), (const char *)v, 8);
+  char *err = NULL;
+  rocksdb_write(s->db, s->wopts, b->wb, &err);
+  if (err) return rerr(st, "write", err);
+  s->applied_lsn = applied_lsn;
+  return TRB_OK;
+}
+
+trb_err trb_store_iter_create(trb_store *s, trb_store_cf *cf, const void *lo, size_t lol,
+                              const void *hi, size_t hil, trb_store_iter **out,
+                              trb_status *st) {
+  trb_store_iter *it = calloc(1, sizeof *it);
+  if (!it) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+  it->db = s->db;
+  it->ro = rocksdb_readoptions_create();
+  it->snap = rocksdb_create_snapshot(s->db);
+  rocksdb_readoptions_set_snapshot(it->ro, it->snap);
+  if (lo && lol) {
+    it->lo = malloc(lol);
+    if (!it->lo) goto oom;
+    memcpy(it->lo, lo, lol);
+    rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, lol);
+  }
+  if (hi) {
+    it->hi = malloc(hil ? hil : 1);
+    if (!it->hi) goto oom;
+    memcpy(it->hi, hi, hil);
+    rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, hil);
+  }
+  it->it = rocksdb_create_iterator_cf(s->db, it->ro, cf ? cf->h : s->def);
+  *out = it;
+  return TRB_OK;
+oom:
+  trb_store_iter_destroy(it);
+  return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+}
+
+void trb_store_iter_destroy(trb_store_iter *it) {
+  if (!it) return;
+  if (it->it) rocksdb_iter_destroy(it->it);
+  if (it->snap) rocksdb_release_snapshot(it->db, it->snap);
+  rocksdb_readoptions_destroy(it->ro);
+  free(it->lo);
+  free(it->hi);
+  free(it);
+}
+
+void trb_store_iter_first(trb_store_iter *it) { rocksdb_iter_seek_to_first(it->it); }
+void trb_store_iter_last(trb_store_iter *it) { rocksdb_iter_seek_to_last(it->it); }
+void trb_store_iter_seek(trb_store_iter *it, const void *k, size_t kl) {
+  rocksdb_iter_seek(it->it, k, kl);
+}
+void trb_store_iter_seek_prev(trb_store_iter *it, const void *k, size_t kl) {
+  rocksdb_iter_seek_for_prev(it->it, k, kl);
+}
+int trb_store_iter_valid(trb_store_iter *it) { return rocksdb_iter_valid(it->it); }
+void trb_store_iter_next(trb_store_iter *it) { rocksdb_iter_next(it->it); }
+void trb_store_iter_prev(trb_store_iter *it) { rocksdb_iter_prev(it->it); }
+const char *trb_store_iter_key(trb_store_iter *it, size_t *len) {
+  return rocksdb_iter_key(it->it, len);
+}
+const char *trb_store_iter_val(trb_store_iter *it, size_t *len) {
+  return rocksdb_iter_value(it->it, len);
+}
+trb_err trb_store_iter_status(trb_store_iter *it, trb_status *st) {
+  char *err = NULL;
+  rocksdb_iter_get_error(it->it, &err);
+  if (err) return rerr(st, "iterate", err);
+  return TRB_OK;
+}
