@@ -3,6 +3,7 @@
  *
  *   tributary [--data-dir DIR] [--config FILE] COMMAND [ARGS...]
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@ static const char *usage_text =
     "usage: tributary [--data-dir DIR] [--config FILE] COMMAND [ARGS...]\n"
     "\n"
     "A DynamoDB-compatible table engine whose write-ahead log is a change stream.\n"
-    "Items and keys are DynamoDB JSON, e.g. '{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1\"}}'.\n"
+    "Items and keys are DynamoDB JSON, e.g. '{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1\"}}',\n"
+    "given inline, as file://PATH, or as - to read standard input.\n"
     "\n"
     "Commands:\n"
     "  table create NAME --partition-key NAME:TYPE [--sort-key NAME:TYPE]\n"
@@ -92,11 +94,47 @@ void cli_close(cli *c) {
   c->eng = NULL;
 }
 
-trb_av *cli_parse_item(const char *text, const char *what) {
+/* JSON arguments may be given inline, as file://PATH (as the AWS CLI
+ * accepts), or as - for standard input: items can be larger than one
+ * command-line argument may be. Returns malloc'ed text or NULL (printed). */
+static char *arg_text(const char *arg, const char *what) {
+  FILE *f = NULL;
+  if (!strcmp(arg, "-")) f = stdin;
+  else if (!strncmp(arg, "file://", 7) && !(f = fopen(arg + 7, "rb"))) {
+    fprintf(stderr, "tributary: %s: cannot read %s: %s\n", what, arg + 7, strerror(errno));
+    return NULL;
+  }
+  if (!f) return strdup(arg);
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  size_t r;
+  while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += r;
+    if (cap - n - 1 == 0) {
+      char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        fprintf(stderr, "tributary: %s: input larger than 64 MiB\n", what);
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  if (f != stdin) fclose(f);
+  if (buf) buf[n] = 0;
+  return buf;
+}
+
+trb_av *cli_parse_item(const char *arg, const char *what) {
   trb_av *v = NULL;
   trb_status st;
   trb_status_init(&st);
+  char *text = arg_text(arg, what);
+  if (!text) return NULL;
   trb_err rc = trb_item_from_json_text(text, strlen(text), &v, &st);
+  free(text);
   if (rc) {
     fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
     return NULL;
@@ -104,11 +142,14 @@ trb_av *cli_parse_item(const char *text, const char *what) {
   return v;
 }
 
-trb_av *cli_parse_value(const char *text, const char *what) {
+trb_av *cli_parse_value(const char *arg, const char *what) {
   trb_av *v = NULL;
   trb_status st;
   trb_status_init(&st);
+  char *text = arg_text(arg, what);
+  if (!text) return NULL;
   trb_err rc = trb_av_from_json_text(text, strlen(text), &v, &st);
+  free(text);
   if (rc) {
     fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
     return NULL;

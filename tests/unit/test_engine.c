@@ -181,25 +181,25 @@ static void test_tables(void **state) {
 
 static void test_crud(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t1", "id", TRB_T_S, NULL, 0);
-  put(f->e, "t1", "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1e3\"},\"l\":{\"L\":[{\"S\":\"x\"}]}}");
-  assert_true(item_eq(f->e, "t1", "{\"id\":{\"S\":\"a\"}}",
+  mk_table(f->e, "tt1", "id", TRB_T_S, NULL, 0);
+  put(f->e, "tt1", "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1e3\"},\"l\":{\"L\":[{\"S\":\"x\"}]}}");
+  assert_true(item_eq(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}",
                       "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1000\"},\"l\":{\"L\":[{\"S\":\"x\"}]}}"));
-  char *s = get(f->e, "t1", "{\"id\":{\"S\":\"a\"}}");
+  char *s = get(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}");
   assert_non_null(strstr(s, "\"1000\""));
   free(s);
-  assert_null(get(f->e, "t1", "{\"id\":{\"S\":\"zz\"}}"));
+  assert_null(get(f->e, "tt1", "{\"id\":{\"S\":\"zz\"}}"));
 
   /* ReturnValues ALL_OLD on replace. */
   trb_av *it = J("{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"2\"}}"), *old = NULL;
-  assert_int_equal(trb_put_item(f->e, "t1", it, NULL, TRB_RV_ALL_OLD, &old, NULL), TRB_OK);
+  assert_int_equal(trb_put_item(f->e, "tt1", it, NULL, TRB_RV_ALL_OLD, &old, NULL), TRB_OK);
   assert_non_null(old);
   trb_av *n = trb_av_m_get(old, "n", 1);
   assert_non_null(n);
   assert_int_equal(n->type, TRB_T_N);
   trb_av_destroy(old);
   trb_av_destroy(it);
-  assert_int_equal(trb_put_item(f->e, "t1", J("{}"), NULL, TRB_RV_UPDATED_NEW, NULL, NULL),
+  assert_int_equal(trb_put_item(f->e, "tt1", J("{}"), NULL, TRB_RV_UPDATED_NEW, NULL, NULL),
                    TRB_EINVAL);
 
   /* Update: set and remove, all return-value kinds. */
@@ -208,23 +208,23 @@ static void test_crud(void **state) {
   trb_update_action acts[] = {{0, "s", val}, {1, "n", NULL}};
   trb_update upd = {acts, 2};
   trb_av *out = NULL;
-  assert_int_equal(trb_update_item(f->e, "t1", key, &upd, NULL, TRB_RV_UPDATED_OLD, &out, NULL),
+  assert_int_equal(trb_update_item(f->e, "tt1", key, &upd, NULL, TRB_RV_UPDATED_OLD, &out, NULL),
                    TRB_OK);
   assert_non_null(out);
   assert_non_null(trb_av_m_get(out, "n", 1));
   assert_null(trb_av_m_get(out, "s", 1));
   trb_av_destroy(out);
-  assert_true(item_eq(f->e, "t1", "{\"id\":{\"S\":\"a\"}}",
+  assert_true(item_eq(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}",
                       "{\"id\":{\"S\":\"a\"},\"s\":{\"S\":\"new\"}}"));
-  assert_int_equal(trb_update_item(f->e, "t1", key, &upd, NULL, TRB_RV_ALL_NEW, &out, NULL),
+  assert_int_equal(trb_update_item(f->e, "tt1", key, &upd, NULL, TRB_RV_ALL_NEW, &out, NULL),
                    TRB_OK);
   assert_non_null(trb_av_m_get(out, "id", 2));
   trb_av_destroy(out);
   /* Upsert creates the item from the key. */
   trb_av *key2 = J("{\"id\":{\"S\":\"b\"}}");
-  assert_int_equal(trb_update_item(f->e, "t1", key2, &upd, NULL, TRB_RV_UPDATED_NEW, &out, NULL),
+  assert_int_equal(trb_update_item(f->e, "tt1", key2, &upd, NULL, TRB_RV_UPDATED_NEW, &out, NULL),
                    TRB_OK);
-  assert_true(item_eq(f->e, "t1", "{\"id\":{\"S\":\"b\"}}",
+  assert_true(item_eq(f->e, "tt1", "{\"id\":{\"S\":\"b\"}}",
                       "{\"id\":{\"S\":\"b\"},\"s\":{\"S\":\"new\"}}"));
   trb_av_destroy(out);
   /* A key attribute cannot be updated. */
@@ -232,17 +232,17 @@ static void test_crud(void **state) {
   trb_update bupd = {bad, 1};
   trb_status st;
   trb_status_init(&st);
-  assert_int_equal(trb_update_item(f->e, "t1", key2, &bupd, NULL, TRB_RV_NONE, NULL, &st),
+  assert_int_equal(trb_update_item(f->e, "tt1", key2, &bupd, NULL, TRB_RV_NONE, NULL, &st),
                    TRB_EINVAL);
   assert_non_null(strstr(st.msg, "part of the key"));
 
   /* Delete with ALL_OLD; a missing item is not an error. */
-  assert_int_equal(trb_delete_item(f->e, "t1", key, NULL, TRB_RV_ALL_OLD, &out, NULL), TRB_OK);
+  assert_int_equal(trb_delete_item(f->e, "tt1", key, NULL, TRB_RV_ALL_OLD, &out, NULL), TRB_OK);
   assert_non_null(out);
   trb_av_destroy(out);
-  assert_int_equal(trb_delete_item(f->e, "t1", key, NULL, TRB_RV_ALL_OLD, &out, NULL), TRB_OK);
+  assert_int_equal(trb_delete_item(f->e, "tt1", key, NULL, TRB_RV_ALL_OLD, &out, NULL), TRB_OK);
   assert_null(out);
-  assert_null(get(f->e, "t1", "{\"id\":{\"S\":\"a\"}}"));
+  assert_null(get(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}"));
   trb_av_destroy(key);
   trb_av_destroy(key2);
   trb_av_destroy(val);
@@ -250,7 +250,7 @@ static void test_crud(void **state) {
 
 static void test_bad_input_never_reaches_wal(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t1", "id", TRB_T_S, "r", TRB_T_N);
+  mk_table(f->e, "tt1", "id", TRB_T_S, "r", TRB_T_N);
   uint64_t before = last_lsn(f->e);
   const char *bad_items[] = {
       "{\"r\":{\"N\":\"1\"}}",                                  /* missing pk */
@@ -262,7 +262,7 @@ static void test_bad_input_never_reaches_wal(void **state) {
     trb_av *it = J(bad_items[i]);
     trb_status st;
     trb_status_init(&st);
-    assert_int_equal(trb_put_item(f->e, "t1", it, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
+    assert_int_equal(trb_put_item(f->e, "tt1", it, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
     assert_true(st.msg[0] != 0);
     trb_av_destroy(it);
   }
@@ -276,7 +276,7 @@ static void test_bad_input_never_reaches_wal(void **state) {
   free(json);
   trb_status st;
   trb_status_init(&st);
-  assert_int_equal(trb_put_item(f->e, "t1", it, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
+  assert_int_equal(trb_put_item(f->e, "tt1", it, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
   assert_non_null(strstr(st.msg, "Item size"));
   trb_av_destroy(it);
   /* Unknown table. */
@@ -285,30 +285,30 @@ static void test_bad_input_never_reaches_wal(void **state) {
   trb_av_destroy(it);
   /* Key with an extra attribute. */
   trb_av *k = J("{\"id\":{\"S\":\"a\"},\"r\":{\"N\":\"1\"},\"x\":{\"S\":\"a\"}}");
-  assert_int_equal(trb_delete_item(f->e, "t1", k, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
+  assert_int_equal(trb_delete_item(f->e, "tt1", k, NULL, TRB_RV_NONE, NULL, &st), TRB_EINVAL);
   assert_non_null(strstr(st.msg, "does not match the schema"));
   trb_av *out = NULL;
-  assert_int_equal(trb_get_item(f->e, "t1", k, &out, &st), TRB_EINVAL);
+  assert_int_equal(trb_get_item(f->e, "tt1", k, &out, &st), TRB_EINVAL);
   trb_av_destroy(k);
   assert_int_equal(last_lsn(f->e), before);
 }
 
 static void test_conditions(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t1", "id", TRB_T_S, NULL, 0);
+  mk_table(f->e, "tt1", "id", TRB_T_S, NULL, 0);
   trb_cond_clause nx[] = {{TRB_COND_NOT_EXISTS, "id", NULL}};
   trb_cond insert_only = {nx, 1};
   trb_av *it = J("{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"1\"}}");
-  assert_int_equal(trb_put_item(f->e, "t1", it, &insert_only, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_put_item(f->e, "tt1", it, &insert_only, TRB_RV_NONE, NULL, NULL), TRB_OK);
   uint64_t lsn = last_lsn(f->e);
   trb_av *it2 = J("{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"2\"}}");
   trb_status st;
   trb_status_init(&st);
-  assert_int_equal(trb_put_item(f->e, "t1", it2, &insert_only, TRB_RV_NONE, NULL, &st),
+  assert_int_equal(trb_put_item(f->e, "tt1", it2, &insert_only, TRB_RV_NONE, NULL, &st),
                    TRB_ECONDFAIL);
   assert_string_equal(st.msg, "The conditional request failed");
   assert_int_equal(last_lsn(f->e), lsn);
-  assert_true(item_eq(f->e, "t1", "{\"id\":{\"S\":\"a\"}}",
+  assert_true(item_eq(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}",
                       "{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"1\"}}"));
   /* Equality compares numbers by value. */
   trb_av *one = V("{\"N\":\"1.0\"}"), *two = V("{\"N\":\"2\"}");
@@ -317,29 +317,29 @@ static void test_conditions(void **state) {
   trb_cond_clause eq2[] = {{TRB_COND_EQ, "v", two}};
   trb_cond c2 = {eq2, 1};
   trb_av *key = J("{\"id\":{\"S\":\"a\"}}");
-  assert_int_equal(trb_delete_item(f->e, "t1", key, &c2, TRB_RV_NONE, NULL, NULL), TRB_ECONDFAIL);
+  assert_int_equal(trb_delete_item(f->e, "tt1", key, &c2, TRB_RV_NONE, NULL, NULL), TRB_ECONDFAIL);
   assert_int_equal(last_lsn(f->e), lsn);
-  assert_int_equal(trb_put_item(f->e, "t1", it2, &c1, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_put_item(f->e, "tt1", it2, &c1, TRB_RV_NONE, NULL, NULL), TRB_OK);
   /* exists / not-equal / AND */
   trb_cond_clause ex[] = {{TRB_COND_EXISTS, "v", NULL}, {TRB_COND_NE, "v", one}};
   trb_cond c3 = {ex, 2};
   trb_av *val = V("{\"S\":\"s\"}");
   trb_update_action acts[] = {{0, "w", val}};
   trb_update upd = {acts, 1};
-  assert_int_equal(trb_update_item(f->e, "t1", key, &upd, &c3, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_update_item(f->e, "tt1", key, &upd, &c3, TRB_RV_NONE, NULL, NULL), TRB_OK);
   trb_cond_clause ex2[] = {{TRB_COND_EXISTS, "nothere", NULL}};
   trb_cond c4 = {ex2, 1};
   lsn = last_lsn(f->e);
-  assert_int_equal(trb_update_item(f->e, "t1", key, &upd, &c4, TRB_RV_NONE, NULL, NULL),
+  assert_int_equal(trb_update_item(f->e, "tt1", key, &upd, &c4, TRB_RV_NONE, NULL, NULL),
                    TRB_ECONDFAIL);
   /* An update condition on a missing item sees no item. */
   trb_av *key9 = J("{\"id\":{\"S\":\"nine\"}}");
-  assert_int_equal(trb_update_item(f->e, "t1", key9, &upd, &c3, TRB_RV_NONE, NULL, NULL),
+  assert_int_equal(trb_update_item(f->e, "tt1", key9, &upd, &c3, TRB_RV_NONE, NULL, NULL),
                    TRB_ECONDFAIL);
-  assert_null(get(f->e, "t1", "{\"id\":{\"S\":\"nine\"}}"));
+  assert_null(get(f->e, "tt1", "{\"id\":{\"S\":\"nine\"}}"));
   assert_int_equal(last_lsn(f->e), lsn);
   /* ReturnValuesOnConditionCheckFailure. */
-  trb_write w = {.kind = TRB_W_DELETE, .table = "t1", .key = key, .cond = trb_cond_eval,
+  trb_write w = {.kind = TRB_W_DELETE, .table = "tt1", .key = key, .cond = trb_cond_eval,
                  .cond_ctx = &c4, .old_on_cond_fail = 1};
   assert_int_equal(trb_engine_write(f->e, &w, 1, 0, NULL), TRB_ECONDFAIL);
   assert_non_null(w.old_item);
@@ -355,35 +355,35 @@ static void test_conditions(void **state) {
 
 static void test_no_change_no_record(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t1", "id", TRB_T_S, NULL, 0);
-  put(f->e, "t1", "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"100\"},\"m\":{\"M\":{\"x\":{\"S\":\"1\"},\"y\":{\"NS\":[\"1\",\"2\"]}}}}");
+  mk_table(f->e, "tt1", "id", TRB_T_S, NULL, 0);
+  put(f->e, "tt1", "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"100\"},\"m\":{\"M\":{\"x\":{\"S\":\"1\"},\"y\":{\"NS\":[\"1\",\"2\"]}}}}");
   uint64_t lsn = last_lsn(f->e);
   /* Same item, attributes in another order, numbers spelled differently. */
-  put(f->e, "t1", "{\"m\":{\"M\":{\"y\":{\"NS\":[\"2\",\"1.0\"]},\"x\":{\"S\":\"1\"}}},\"n\":{\"N\":\"1e2\"},\"id\":{\"S\":\"a\"}}");
+  put(f->e, "tt1", "{\"m\":{\"M\":{\"y\":{\"NS\":[\"2\",\"1.0\"]},\"x\":{\"S\":\"1\"}}},\"n\":{\"N\":\"1e2\"},\"id\":{\"S\":\"a\"}}");
   assert_int_equal(last_lsn(f->e), lsn);
   /* Deleting a missing item, updating nothing. */
   trb_av *k = J("{\"id\":{\"S\":\"missing\"}}");
-  assert_int_equal(trb_delete_item(f->e, "t1", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_delete_item(f->e, "tt1", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
   trb_av_destroy(k);
   k = J("{\"id\":{\"S\":\"a\"}}");
   trb_update upd = {NULL, 0};
-  assert_int_equal(trb_update_item(f->e, "t1", k, &upd, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_update_item(f->e, "tt1", k, &upd, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
   trb_av_destroy(k);
   assert_int_equal(last_lsn(f->e), lsn);
   /* A real change appends exactly one record. */
-  put(f->e, "t1", "{\"id\":{\"S\":\"a\"}}");
+  put(f->e, "tt1", "{\"id\":{\"S\":\"a\"}}");
   assert_int_equal(last_lsn(f->e), lsn + 1);
 }
 
 /* Records in the WAL carry kind, old and new images. */
 static void test_wal_records(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t1", "id", TRB_T_S, NULL, 0);
+  mk_table(f->e, "tt1", "id", TRB_T_S, NULL, 0);
   uint64_t start = last_lsn(f->e) + 1;
-  put(f->e, "t1", "{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"1\"}}");
-  put(f->e, "t1", "{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"2\"}}");
+  put(f->e, "tt1", "{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"1\"}}");
+  put(f->e, "tt1", "{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"2\"}}");
   trb_av *k = J("{\"id\":{\"S\":\"a\"}}");
-  assert_int_equal(trb_delete_item(f->e, "t1", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_delete_item(f->e, "tt1", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
   trb_av_destroy(k);
   trb_wal_reader *r;
   assert_int_equal(trb_wal_reader_open(trb_engine_wal(f->e), start, &r, NULL), TRB_OK);
@@ -393,8 +393,8 @@ static void test_wal_records(void **state) {
     assert_int_equal(trb_wal_reader_next(r, &rec, 1000, NULL), TRB_OK);
     assert_int_equal(rec.lsn, start + (uint64_t)i);
     assert_int_equal(rec.kind, kinds[i]);
-    assert_int_equal(rec.table_len, 2);
-    assert_memory_equal(rec.table, "t1", 2);
+    assert_int_equal(rec.table_len, 3);
+    assert_memory_equal(rec.table, "tt1", 3);
     assert_int_equal(rec.old_img != NULL, i > 0);
     assert_int_equal(rec.new_img != NULL, i < 2);
     trb_av *keys;
@@ -460,7 +460,7 @@ static void free_items(trb_av **items, size_t n) {
 
 static void test_query(void **state) {
   fx *f = *state;
-  mk_table(f->e, "q", "p", TRB_T_S, "r", TRB_T_N);
+  mk_table(f->e, "qqq", "p", TRB_T_S, "r", TRB_T_N);
   /* Partition "a" has sort keys -50..49 (inserted shuffled); others are noise. */
   uint64_t seed = trb_test_seed();
   int order[100];
@@ -474,12 +474,12 @@ static void test_query(void **state) {
   char buf[256];
   for (int i = 0; i < 100; i++) {
     snprintf(buf, sizeof buf, "{\"p\":{\"S\":\"a\"},\"r\":{\"N\":\"%d\"}}", order[i]);
-    put(f->e, "q", buf);
+    put(f->e, "qqq", buf);
     snprintf(buf, sizeof buf, "{\"p\":{\"S\":\"b%d\"},\"r\":{\"N\":\"%d\"}}", i, order[i]);
-    put(f->e, "q", buf);
+    put(f->e, "qqq", buf);
   }
   trb_av *pk = V("{\"S\":\"a\"}");
-  trb_query_req q = {.table = "q", .pk = pk};
+  trb_query_req q = {.table = "qqq", .pk = pk};
   trb_av **items;
   size_t n, pages;
   query_all(f->e, &q, &items, &n, &pages);
@@ -507,7 +507,7 @@ static void test_query(void **state) {
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     for (int back = 0; back < 2; back++) {
       trb_av *a = V(cases[c].a), *b = cases[c].b ? V(cases[c].b) : NULL;
-      trb_query_req q2 = {.table = "q", .pk = pk, .sk_op = cases[c].op, .sk1 = a, .sk2 = b,
+      trb_query_req q2 = {.table = "qqq", .pk = pk, .sk_op = cases[c].op, .sk1 = a, .sk2 = b,
                           .backward = back, .limit = 3};
       query_all(f->e, &q2, &items, &n, &pages);
       long expect_n = cases[c].hi - cases[c].lo + 1;
@@ -521,21 +521,21 @@ static void test_query(void **state) {
   }
   /* begins_with on N is refused; begins_with on S works. */
   trb_av *a = V("{\"N\":\"1\"}");
-  trb_query_req q3 = {.table = "q", .pk = pk, .sk_op = TRB_SK_BEGINS_WITH, .sk1 = a};
+  trb_query_req q3 = {.table = "qqq", .pk = pk, .sk_op = TRB_SK_BEGINS_WITH, .sk1 = a};
   trb_page p;
   trb_status st;
   trb_status_init(&st);
   assert_int_equal(trb_query(f->e, &q3, &p, &st), TRB_EINVAL);
   trb_av_destroy(a);
-  mk_table(f->e, "qs", "p", TRB_T_S, "s", TRB_T_S);
+  mk_table(f->e, "qqs", "p", TRB_T_S, "s", TRB_T_S);
   const char *sks[] = {"ab", "a", "abc", "abd", "b", "aa", "ab\xc3\xa9", "ac"};
   for (size_t i = 0; i < sizeof sks / sizeof *sks; i++) {
     snprintf(buf, sizeof buf, "{\"p\":{\"S\":\"x\"},\"s\":{\"S\":\"%s\"}}", sks[i]);
-    put(f->e, "qs", buf);
+    put(f->e, "qqs", buf);
   }
   trb_av *pre = V("{\"S\":\"ab\"}");
   trb_av *px = V("{\"S\":\"x\"}");
-  trb_query_req q4 = {.table = "qs", .pk = px, .sk_op = TRB_SK_BEGINS_WITH, .sk1 = pre};
+  trb_query_req q4 = {.table = "qqs", .pk = px, .sk_op = TRB_SK_BEGINS_WITH, .sk1 = pre};
   query_all(f->e, &q4, &items, &n, &pages);
   assert_int_equal(n, 4); /* ab, abc, abd, abé */
   const char *expect[] = {"ab", "abc", "abd", "ab\xc3\xa9"};
@@ -571,12 +571,12 @@ static void test_query(void **state) {
 
 static void test_scan_segments(void **state) {
   fx *f = *state;
-  mk_table(f->e, "s", "id", TRB_T_N, NULL, 0);
+  mk_table(f->e, "sss", "id", TRB_T_N, NULL, 0);
   char buf[128];
   const int N = 500;
   for (int i = 0; i < N; i++) {
     snprintf(buf, sizeof buf, "{\"id\":{\"N\":\"%d\"}}", i);
-    put(f->e, "s", buf);
+    put(f->e, "sss", buf);
   }
   uint32_t totals[] = {1, 3, 7, 64};
   for (size_t t = 0; t < sizeof totals / sizeof *totals; t++) {
@@ -584,7 +584,7 @@ static void test_scan_segments(void **state) {
     for (uint32_t seg = 0; seg < totals[t]; seg++) {
       trb_av *start = NULL;
       for (;;) {
-        trb_scan_req s = {.table = "s", .segment = seg, .total_segments = totals[t],
+        trb_scan_req s = {.table = "sss", .segment = seg, .total_segments = totals[t],
                           .limit = 13, .exclusive_start_key = start};
         trb_page p;
         assert_int_equal(trb_scan(f->e, &s, &p, NULL), TRB_OK);
@@ -603,7 +603,7 @@ static void test_scan_segments(void **state) {
     for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
     free(seen);
   }
-  trb_scan_req bad = {.table = "s", .segment = 3, .total_segments = 3};
+  trb_scan_req bad = {.table = "sss", .segment = 3, .total_segments = 3};
   trb_page p;
   assert_int_equal(trb_scan(f->e, &bad, &p, NULL), TRB_EINVAL);
 }
@@ -622,7 +622,7 @@ static void *writer(void *p) {
     snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"w%d-%d\"},\"v\":{\"N\":\"%d\"}}", a->id, i, i);
     trb_av *it = NULL;
     trb_item_from_json_text(buf, strlen(buf), &it, NULL);
-    if (trb_put_item(a->e, "c", it, NULL, TRB_RV_NONE, NULL, NULL)) abort();
+    if (trb_put_item(a->e, "ccc", it, NULL, TRB_RV_NONE, NULL, NULL)) abort();
     trb_av_destroy(it);
   }
   return NULL;
@@ -630,7 +630,7 @@ static void *writer(void *p) {
 
 static void test_concurrent_and_recovery(void **state) {
   fx *f = *state;
-  mk_table(f->e, "c", "id", TRB_T_S, NULL, 0);
+  mk_table(f->e, "ccc", "id", TRB_T_S, NULL, 0);
   enum { T = 16, N = 100 };
   pthread_t th[T];
   wr_arg args[T];
@@ -645,13 +645,13 @@ static void test_concurrent_and_recovery(void **state) {
   assert_true(s.groups < s.writes); /* some groups held more than one write */
   reopen(f);
   trb_table_info info;
-  assert_int_equal(trb_table_describe(f->e, "c", &info, NULL), TRB_OK);
+  assert_int_equal(trb_table_describe(f->e, "ccc", &info, NULL), TRB_OK);
   assert_int_equal(info.item_count, T * N);
   char buf[128];
   for (int t = 0; t < T; t++)
     for (int i = 0; i < N; i += 17) {
       snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"w%d-%d\"}}", t, i);
-      char *g = get(f->e, "c", buf);
+      char *g = get(f->e, "ccc", buf);
       assert_non_null(g);
       free(g);
     }
@@ -661,16 +661,16 @@ static void test_concurrent_and_recovery(void **state) {
  * the store entirely and recovery rebuilds everything from the WAL. */
 static void test_replay_rebuilds_store(void **state) {
   fx *f = *state;
-  mk_table(f->e, "r", "id", TRB_T_S, NULL, 0);
+  mk_table(f->e, "rrr", "id", TRB_T_S, NULL, 0);
   mk_table(f->e, "gone", "id", TRB_T_S, NULL, 0);
   put(f->e, "gone", "{\"id\":{\"S\":\"x\"}}");
   char buf[128];
   for (int i = 0; i < 300; i++) {
     snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"k%d\"},\"v\":{\"N\":\"%d\"}}", i % 100, i);
-    put(f->e, "r", buf);
+    put(f->e, "rrr", buf);
   }
   trb_av *k = J("{\"id\":{\"S\":\"k5\"}}");
-  assert_int_equal(trb_delete_item(f->e, "r", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_delete_item(f->e, "rrr", k, NULL, TRB_RV_NONE, NULL, NULL), TRB_OK);
   trb_av_destroy(k);
   assert_int_equal(trb_table_delete(f->e, "gone", NULL, NULL), TRB_OK);
   trb_engine_close(f->e);
@@ -680,34 +680,34 @@ static void test_replay_rebuilds_store(void **state) {
   free(store);
   f->e = open_engine(f->dir);
   trb_table_info info;
-  assert_int_equal(trb_table_describe(f->e, "r", &info, NULL), TRB_OK);
+  assert_int_equal(trb_table_describe(f->e, "rrr", &info, NULL), TRB_OK);
   assert_int_equal(info.item_count, 99);
   assert_int_equal(trb_table_describe(f->e, "gone", &info, NULL), TRB_ENOTFOUND);
-  assert_true(item_eq(f->e, "r", "{\"id\":{\"S\":\"k7\"}}",
+  assert_true(item_eq(f->e, "rrr", "{\"id\":{\"S\":\"k7\"}}",
                       "{\"id\":{\"S\":\"k7\"},\"v\":{\"N\":\"207\"}}"));
-  assert_true(item_eq(f->e, "r", "{\"id\":{\"S\":\"k5\"}}", NULL));
+  assert_true(item_eq(f->e, "rrr", "{\"id\":{\"S\":\"k5\"}}", NULL));
 }
 
 static void test_transaction_atomic(void **state) {
   fx *f = *state;
-  mk_table(f->e, "t", "id", TRB_T_S, NULL, 0);
-  put(f->e, "t", "{\"id\":{\"S\":\"exists\"}}");
+  mk_table(f->e, "ttt", "id", TRB_T_S, NULL, 0);
+  put(f->e, "ttt", "{\"id\":{\"S\":\"exists\"}}");
   trb_av *a = J("{\"id\":{\"S\":\"a\"}}"), *b = J("{\"id\":{\"S\":\"b\"}}");
   trb_av *kx = J("{\"id\":{\"S\":\"exists\"}}");
   trb_cond_clause nx[] = {{TRB_COND_NOT_EXISTS, "id", NULL}};
   trb_cond c = {nx, 1};
   uint64_t lsn = last_lsn(f->e);
   trb_write w[3] = {
-      {.kind = TRB_W_PUT, .table = "t", .item = a},
-      {.kind = TRB_W_PUT, .table = "t", .item = b},
-      {.kind = TRB_W_CHECK, .table = "t", .key = kx, .cond = trb_cond_eval, .cond_ctx = &c},
+      {.kind = TRB_W_PUT, .table = "ttt", .item = a},
+      {.kind = TRB_W_PUT, .table = "ttt", .item = b},
+      {.kind = TRB_W_CHECK, .table = "ttt", .key = kx, .cond = trb_cond_eval, .cond_ctx = &c},
   };
   assert_int_equal(trb_engine_write(f->e, w, 3, 1, NULL), TRB_ECONDFAIL);
   assert_int_equal(w[0].rc, TRB_OK);
   assert_int_equal(w[2].rc, TRB_ECONDFAIL);
   for (int i = 0; i < 3; i++) trb_write_fini(&w[i]);
   assert_int_equal(last_lsn(f->e), lsn);
-  assert_null(get(f->e, "t", "{\"id\":{\"S\":\"a\"}}"));
+  assert_null(get(f->e, "ttt", "{\"id\":{\"S\":\"a\"}}"));
   /* Now without the failing check: both apply, consecutive LSNs + commit. */
   assert_int_equal(trb_engine_write(f->e, w, 2, 1, NULL), TRB_OK);
   assert_int_equal(w[0].lsn, lsn + 1);
@@ -715,12 +715,12 @@ static void test_transaction_atomic(void **state) {
   assert_int_equal(last_lsn(f->e), lsn + 3);
   for (int i = 0; i < 2; i++) trb_write_fini(&w[i]);
   reopen(f);
-  char *g = get(f->e, "t", "{\"id\":{\"S\":\"b\"}}");
+  char *g = get(f->e, "ttt", "{\"id\":{\"S\":\"b\"}}");
   assert_non_null(g);
   free(g);
   /* One item twice in a transaction is refused. */
-  trb_write w2[2] = {{.kind = TRB_W_PUT, .table = "t", .item = a},
-                     {.kind = TRB_W_PUT, .table = "t", .item = a}};
+  trb_write w2[2] = {{.kind = TRB_W_PUT, .table = "ttt", .item = a},
+                     {.kind = TRB_W_PUT, .table = "ttt", .item = a}};
   assert_int_equal(trb_engine_write(f->e, w2, 2, 1, NULL), TRB_EINVAL);
   for (int i = 0; i < 2; i++) trb_write_fini(&w2[i]);
   trb_av_destroy(a);

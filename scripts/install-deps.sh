@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tributary needs to build, run and test.
+# Idempotent: does nothing when everything is already installed.
+#   scripts/install-deps.sh          build + run
+#   scripts/install-deps.sh --test   also what the test suite uses
+set -euo pipefail
+
+# cmocka is in the base list: the build configures the tests too.
+pkgs=(build-essential cmake pkg-config
+      librocksdb-dev libjansson-dev libyaml-dev libssl-dev libxxhash-dev libcmocka-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(python3)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,169 @@
+/*
+ * test_engine_faults.c -- I/O faults at the syscall seam, seen through the
+ * engine: a write whose WAL append or fsync fails is not acknowledged, later
+ * writes are refused (sticky failure), and after reopening the state is
+ * exactly the acknowledged writes -- a prefix of what was attempted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "util/sysio.h"
+#include "testutil.h"
+
+typedef enum { F_PWRITE_EIO, F_PWRITE_ENOSPC, F_PWRITE_SHORT, F_FDATASYNC_EIO,
+               F_FALLOCATE_ENOSPC, F_COUNT } fault_kind;
+static const char *fault_names[] = {"pwrite EIO", "pwrite ENOSPC", "short pwrite",
+                                    "fdatasync EIO", "fallocate ENOSPC"};
+
+static int countdown; /* calls until the fault fires; <0 = never */
+static int fired;
+
+static int should_fire(void) {
+  if (countdown < 0) return 0;
+  if (countdown-- == 0) {
+    fired = 1;
+    return 1;
+  }
+  return 0;
+}
+static ssize_t pwrite_eio(int fd, const void *b, size_t n, off_t o) {
+  if (should_fire()) { errno = EIO; return -1; }
+  return pwrite(fd, b, n, o);
+}
+static ssize_t pwrite_enospc(int fd, const void *b, size_t n, off_t o) {
+  if (should_fire()) { errno = ENOSPC; return -1; }
+  return pwrite(fd, b, n, o);
+}
+static int short_once;
+static ssize_t pwrite_short(int fd, const void *b, size_t n, off_t o) {
+  if (short_once) { short_once = 0; errno = ENOSPC; return -1; }
+  if (should_fire() && n > 1) {
+    short_once = 1; /* half now, the retry of the rest fails */
+    return pwrite(fd, b, n / 2, o);
+  }
+  return pwrite(fd, b, n, o);
+}
+static int fdatasync_eio(int fd) {
+  if (should_fire()) { errno = EIO; return -1; }
+  return fdatasync(fd);
+}
+/* A full disk stays full: once fired, every later allocation fails too. */
+static int fallocate_enospc(int fd, int mode, off_t off, off_t len) {
+  if (fired || should_fire()) { errno = ENOSPC; return -1; }
+  return fallocate(fd, mode, off, len);
+}
+
+static void arm(fault_kind k, int after) {
+  trb_sysio_reset();
+  countdown = after;
+  fired = 0;
+  short_once = 0;
+  switch (k) {
+    case F_PWRITE_EIO: trb_sys.pwrite = pwrite_eio; break;
+    case F_PWRITE_ENOSPC: trb_sys.pwrite = pwrite_enospc; break;
+    case F_PWRITE_SHORT: trb_sys.pwrite = pwrite_short; break;
+    case F_FDATASYNC_EIO: trb_sys.fdatasync = fdatasync_eio; break;
+    case F_FALLOCATE_ENOSPC: trb_sys.fallocate = fallocate_enospc; break;
+    default: break;
+  }
+}
+
+static trb_engine *open_engine(const char *dir) {
+  trb_engine_opts o;
+  trb_engine_opts_default(&o);
+  o.data_dir = dir;
+  o.segment_size = 1 << 20;
+  trb_engine *e = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_open(&o, &e, &st);
+  if (rc) fprintf(stderr, "open: %s\n", trb_status_msg(&st));
+  assert_int_equal(rc, TRB_OK);
+  return e;
+}
+
+static trb_err put_n(trb_engine *e, int i) {
+  char buf[4096];
+  /* ~3 KB items so a few hundred writes roll over 1 MiB segments */
+  int off = snprintf(buf, sizeof buf, "{\"id\":{\"N\":\"%d\"},\"pad\":{\"S\":\"", i);
+  memset(buf + off, 'p', 3000);
+  strcpy(buf + off + 3000, "\"}}");
+  trb_av *it = NULL;
+  assert_int_equal(trb_item_from_json_text(buf, strlen(buf), &it, NULL), TRB_OK);
+  trb_err rc = trb_put_item(e, "fff", it, NULL, TRB_RV_NONE, NULL, NULL);
+  trb_av_destroy(it);
+  return rc;
+}
+
+static void run_case(fault_kind k, int after, uint64_t *seed) {
+  char *dir = trb_test_mkdtemp("faults");
+  trb_sysio_reset();
+  trb_engine *e = open_engine(dir);
+  trb_keyschema ks;
+  memset(&ks, 0, sizeof ks);
+  strcpy(ks.pk_name, "id");
+  ks.pk_type = TRB_T_N;
+  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL), TRB_OK);
+  arm(k, after);
+  int attempted = 400 + (int)(trb_test_rand(seed) % 100);
+  int acked = 0, failed_at = -1;
+  for (int i = 0; i < attempted; i++) {
+    trb_err rc = put_n(e, i);
+    if (rc == TRB_OK) {
+      assert_int_equal(failed_at, -1); /* nothing succeeds after a failure */
+      acked++;
+    } else if (failed_at < 0) {
+      failed_at = i;
+      assert_true(trb_engine_failed(e) != TRB_OK);
+    } else {
+      assert_int_equal(rc, TRB_EFAILED); /* sticky */
+    }
+  }
+  trb_engine_close(e);
+  trb_sysio_reset();
+  if (fired) assert_true(failed_at >= 0);
+  e = open_engine(dir);
+  trb_table_info info;
+  assert_int_equal(trb_table_describe(e, "fff", &info, NULL), TRB_OK);
+  if ((int)info.item_count != acked)
+    fprintf(stderr, "%s after %d: %llu items, %d acknowledged\n", fault_names[k], after,
+            (unsigned long long)info.item_count, acked);
+  assert_int_equal((int)info.item_count, acked);
+  for (int i = 0; i < acked + 2 && i < attempted; i++) {
+    char kb[64];
+    snprintf(kb, sizeof kb, "{\"id\":{\"N\":\"%d\"}}", i);
+    trb_av *key = NULL, *it = NULL;
+    assert_int_equal(trb_item_from_json_text(kb, strlen(kb), &key, NULL), TRB_OK);
+    assert_int_equal(trb_get_item(e, "fff", key, &it, NULL), TRB_OK);
+    assert_int_equal(it != NULL, i < acked);
+    trb_av_destroy(it);
+    trb_av_destroy(key);
+  }
+  /* The reopened engine takes writes again. */
+  assert_int_equal(put_n(e, 100000), TRB_OK);
+  trb_engine_close(e);
+  trb_test_rmrf(dir);
+  free(dir);
+}
+
+static void test_faults(void **state) {
+  (void)state;
+  uint64_t seed = trb_test_seed();
+  int cases = 0;
+  for (int k = 0; k < F_COUNT; k++) {
+    for (int rep = 0; rep < 6; rep++) {
+      int after = (int)(trb_test_rand(&seed) % (k == F_FALLOCATE_ENOSPC ? 3 : 300));
+      run_case((fault_kind)k, after, &seed);
+      cases++;
+    }
+  }
+  fprintf(stderr, "# %d fault cases\n", cases);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_faults)};
+  return cmocka_run_group_tests_name("engine_faults", tests, NULL, NULL);
+}
