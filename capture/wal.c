@@ -453,7 +453,7 @@ static trb_err list_segs(const char *dir, int remove_tmp, uint64_t **out, size_t
     }
     v[cnt++] = first;
   }
-  qsort(v, cnt, sizeof *v, u64_cmp);
+  if (cnt) qsort(v, cnt, sizeof *v, u64_cmp);
 done:
   closedir(d);
   if (rc) {

@@ -313,11 +313,23 @@ corrupt:
                         trb_err_name(rc));
 }
 
+/* A semaphore per request: the answer touches no lock the writers
+ * queueing the next group need. Waking dozens of threads costs a few
+ * microseconds each, so the commit thread wakes only the first writer of a
+ * group and each woken writer wakes two more (a binary tree, see
+ * trb__submit): the commit thread goes back to work after one wake-up. */
 static void answer(trb_engine *e, trb_req *r) {
-  pthread_mutex_lock(&e->qmu);
-  r->done = 1;
-  pthread_cond_signal(&r->cv);
-  pthread_mutex_unlock(&e->qmu);
+  (void)e;
+  r->wake[0] = r->wake[1] = NULL;
+  sem_post(&r->done);
+}
+
+static void answer_group(trb_req **reqs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    reqs[i]->wake[0] = 2 * i + 1 < n ? reqs[2 * i + 1] : NULL;
+    reqs[i]->wake[1] = 2 * i + 2 < n ? reqs[2 * i + 2] : NULL;
+  }
+  if (n) sem_post(&reqs[0]->done);
 }
 
 static void set_failed(trb_engine *e, trb_err rc) {
@@ -389,9 +401,17 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
     add_stat(&c->t->size_bytes, dsize);
     if (c->kind == TRB_WAL_INSERT) add_stat(&c->t->item_count, 1);
     if (c->kind == TRB_WAL_REMOVE) add_stat(&c->t->item_count, -1);
+  }
+  /* Each touched table's counters once per group (tables in a group are
+   * few; a short scan beats a set). */
+  for (size_t i = 0; i < g->nch; i++) {
+    trb_table *t = g->ch[i].t;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++) seen = g->ch[j].t == t;
+    if (seen) continue;
     unsigned char k[10], v[16];
-    trb__stats_key(c->t->def.table_id, k);
-    trb__stats_val(c->t, v);
+    trb__stats_key(t->def.table_id, k);
+    trb__stats_val(t, v);
     trb_store_batch_meta_put(g->batch, k, sizeof k, v, sizeof v);
   }
   rc = trb_store_batch_commit(e->store, g->batch, last, st);
@@ -558,6 +578,7 @@ done:
 
 void *trb__commit_main(void *arg) {
   trb_engine *e = arg;
+  pthread_setname_np(pthread_self(), "trb-commit");
   group g;
   memset(&g, 0, sizeof g);
   g.batch = trb_store_batch_create();
@@ -612,7 +633,7 @@ void *trb__commit_main(void *arg) {
       continue;
     }
     process_writes(e, &g, reqs, nreq);
-    for (size_t i = 0; i < nreq; i++) answer(e, reqs[i]);
+    answer_group(reqs, nreq);
     group_reset(&g);
   }
   free(reqs);
@@ -621,21 +642,28 @@ void *trb__commit_main(void *arg) {
 }
 
 trb_err trb__submit(trb_engine *e, trb_req *r) {
-  pthread_cond_init(&r->cv, NULL);
-  r->done = 0;
+  sem_init(&r->done, 0, 0);
   r->next = NULL;
   pthread_mutex_lock(&e->qmu);
   if (e->stopping) {
     pthread_mutex_unlock(&e->qmu);
-    pthread_cond_destroy(&r->cv);
+    sem_destroy(&r->done);
     return trb_status_set(r->st, TRB_ECLOSED, "the engine is closing");
   }
+  int was_empty = e->qhead == NULL;
   if (e->qtail) e->qtail->next = r;
   else e->qhead = r;
   e->qtail = r;
-  pthread_cond_signal(&e->qcv);
-  while (!r->done) pthread_cond_wait(&r->cv, &e->qmu);
+  /* The commit thread only sleeps on an empty queue. */
+  if (was_empty) pthread_cond_signal(&e->qcv);
   pthread_mutex_unlock(&e->qmu);
-  pthread_cond_destroy(&r->cv);
+  while (sem_wait(&r->done) < 0) {
+  }
+  /* Pass the answer on (see answer_group); those requests are still
+   * waiting, so their memory is alive. */
+  trb_req *w0 = r->wake[0], *w1 = r->wake[1];
+  if (w0) sem_post(&w0->done);
+  if (w1) sem_post(&w1->done);
+  sem_destroy(&r->done);
   return r->rc;
 }

@@ -6,6 +6,7 @@
 #define TRB_ENGINE_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "engine/engine.h"
 #include "engine/store.h"
@@ -35,8 +36,8 @@ typedef struct trb_req {
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;
-  int done;
-  pthread_cond_t cv;
+  sem_t done;                /* posted when answered */
+  struct trb_req *wake[2];   /* requests this one wakes once it is woken */
   struct trb_req *next;
 } trb_req;
 
