@@ -1,8 +1,9 @@
 /*
  * wal.c -- the write-ahead log: its on-disk format, the segment files, the
- * writer (append, group commit, sticky failure), recovery at open and the
- * offline verify. Readers are in wal_reader.c; what both share is in
- * wal_int.h. The contract is capture/wal.h.
+ * writer (append, group commit, sticky failure) and open/recovery. The
+ * read-only scan that recovery and trb_wal_verify share is in wal_scan.c,
+ * readers are in wal_reader.c, and what they share is in wal_int.h. The
+ * contract is capture/wal.h.
  *
  * DIRECTORY
  *
@@ -73,7 +74,11 @@
  * CRC) has durable_lsn >= X, then X had been made durable, and a durable
  * record that does not check is corruption. Otherwise nothing after P was
  * ever known durable and the log is cut at P (ftruncate, preallocate again,
- * fsync, remove later segments, fsync the directory).
+ * fsync, remove later segments, fsync the directory). A bad record in a
+ * segment that is followed by a segment with a valid header is corruption
+ * too: a segment is named only after the one before it was synced. A last
+ * segment whose header is bad and which holds no valid record is an
+ * unfinished rollover and is removed.
  *
  * WRITER AND SYNC
  *
@@ -90,7 +95,6 @@
  */
 #include "capture/wal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -110,7 +114,6 @@
 #include "util/sysio.h"
 
 static const unsigned char seg_magic[8] = {'T', 'R', 'B', 'W', 'A', 'L', 'S', 'G'};
-#define SCAN_CHUNK ((size_t)1 << 20)
 
 #define ALOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ASTORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -128,7 +131,7 @@ const char *trb_wal_kind_name(int kind) {
   return "?";
 }
 
-static int kind_known(int kind) {
+int trb__wal_kind_known(int kind) {
   switch (kind) {
 #define TRB__WAL_KIND_KNOWN(name, id, str) case id: return 1;
     TRB_WAL_KIND_LIST(TRB__WAL_KIND_KNOWN)
@@ -174,7 +177,7 @@ static size_t rec_encode(unsigned char *p, const trb_wal_rec *r, uint64_t durabl
   return padded;
 }
 
-static void rhdr_decode(const unsigned char *p, trb__wal_rhdr *h) {
+void trb__wal_rhdr_decode(const unsigned char *p, trb__wal_rhdr *h) {
   h->crc = trb_get_u32(p);
   h->len = trb_get_u32(p + 4);
   h->lsn = trb_get_u64(p + 8);
@@ -190,7 +193,7 @@ static void rhdr_decode(const unsigned char *p, trb__wal_rhdr *h) {
   h->new_len = trb_get_u32(p + 60);
 }
 
-static int all_zero(const unsigned char *p, size_t n) {
+int trb__wal_all_zero(const unsigned char *p, size_t n) {
   while (n >= 8) {
     uint64_t v;
     memcpy(&v, p, 8);
@@ -203,7 +206,7 @@ static int all_zero(const unsigned char *p, size_t n) {
   return 1;
 }
 
-static uint64_t rhdr_sum(const trb__wal_rhdr *h) {
+uint64_t trb__wal_rhdr_sum(const trb__wal_rhdr *h) {
   return (uint64_t)h->table_len + h->keys_len +
          (h->old_len == TRB__WAL_ABSENT ? 0 : h->old_len) +
          (h->new_len == TRB__WAL_ABSENT ? 0 : h->new_len);
@@ -217,7 +220,7 @@ int trb__wal_rec_check(const unsigned char *p, size_t avail, uint64_t room,
       *need = (size_t)room;
       return TRB__WAL_REC_NEED;
     }
-    if (all_zero(p, (size_t)room)) return TRB__WAL_REC_END;
+    if (trb__wal_all_zero(p, (size_t)room)) return TRB__WAL_REC_END;
     *why = "bytes after the last record that cannot be a record";
     return TRB__WAL_REC_BAD;
   }
@@ -225,13 +228,13 @@ int trb__wal_rec_check(const unsigned char *p, size_t avail, uint64_t room,
     *need = TRB__WAL_REC_HDR;
     return TRB__WAL_REC_NEED;
   }
-  if (all_zero(p, TRB__WAL_REC_HDR)) return TRB__WAL_REC_END;
-  rhdr_decode(p, h);
+  if (trb__wal_all_zero(p, TRB__WAL_REC_HDR)) return TRB__WAL_REC_END;
+  trb__wal_rhdr_decode(p, h);
   if (h->len > TRB__WAL_MAX_PAYLOAD || TRB__WAL_REC_HDR + (uint64_t)h->len > room) {
     *why = "bad length";
     return TRB__WAL_REC_BAD;
   }
-  if (rhdr_sum(h) != h->len) {
+  if (trb__wal_rhdr_sum(h) != h->len) {
     *why = "bad length (field lengths disagree)";
     return TRB__WAL_REC_BAD;
   }
@@ -244,7 +247,7 @@ int trb__wal_rec_check(const unsigned char *p, size_t avail, uint64_t room,
     *why = "CRC mismatch";
     return TRB__WAL_REC_BAD;
   }
-  if (!kind_known(h->kind)) {
+  if (!trb__wal_kind_known(h->kind)) {
     *why = "unknown record kind";
     return TRB__WAL_REC_BAD;
   }
@@ -298,7 +301,7 @@ char *trb__wal_seg_path(const char *dir, uint64_t first_lsn) {
   return path;
 }
 
-static char *dir_path(const char *dir, const char *name) {
+char *trb__wal_dir_path(const char *dir, const char *name) {
   char *path = NULL;
   if (asprintf(&path, "%s/%s", dir, name) < 0) return NULL;
   return path;
@@ -395,77 +398,6 @@ ssize_t trb__wal_win_get(trb__wal_win *wn, uint64_t off, size_t n, size_t chunk,
   return r;
 }
 
-/* ------------------------------------------------------------------ */
-/* Directory                                                            */
-
-static int u64_cmp(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static int parse_seg_name(const char *name, uint64_t *first) {
-  if (strlen(name) != 24 || strncmp(name, "wal-", 4) != 0 || strcmp(name + 20, ".seg") != 0)
-    return 0;
-  uint64_t v = 0;
-  for (int i = 4; i < 20; i++) {
-    char c = name[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return 0;
-    v = v << 4 | (uint64_t)d;
-  }
-  *first = v;
-  return v != 0;
-}
-
-/* Lists the segment files of dir, ascending. With remove_tmp, stale
- * wal-*.tmp files are removed. *out caller-owned (free). */
-static trb_err list_segs(const char *dir, int remove_tmp, uint64_t **out, size_t *n,
-                         trb_status *st) {
-  trb_err rc = TRB_OK;
-  uint64_t *v = NULL;
-  size_t cnt = 0, cap = 0;
-  DIR *d = opendir(dir);
-  if (!d)
-    return trb_status_set(st, errno == ENOENT ? TRB_ENOTFOUND : TRB_EIO,
-                          "cannot open WAL directory %s: %s", dir, strerror(errno));
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    uint64_t first;
-    size_t nl = strlen(de->d_name);
-    if (remove_tmp && nl > 8 && strncmp(de->d_name, "wal-", 4) == 0 &&
-        strcmp(de->d_name + nl - 4, ".tmp") == 0) {
-      char *p = dir_path(dir, de->d_name);
-      if (p && trb_sys.unlink(p) != 0)
-        trb_log_warn("wal", "cannot remove stale %s: %s", p, strerror(errno));
-      free(p);
-      continue;
-    }
-    if (!parse_seg_name(de->d_name, &first)) continue;
-    if (cnt == cap) {
-      size_t nc = cap ? cap * 2 : 16;
-      uint64_t *nv = realloc(v, nc * sizeof *nv);
-      if (!nv) {
-        rc = trb_status_set(st, TRB_ENOMEM, "out of memory listing %s", dir);
-        goto done;
-      }
-      v = nv;
-      cap = nc;
-    }
-    v[cnt++] = first;
-  }
-  if (cnt) qsort(v, cnt, sizeof *v, u64_cmp);
-done:
-  closedir(d);
-  if (rc) {
-    free(v);
-    return rc;
-  }
-  *out = v;
-  *n = cnt;
-  return TRB_OK;
-}
-
-/* Reserves [off, off+len): fallocate, or zeros where it is unsupported. */
 static int prealloc(int fd, uint64_t off, uint64_t len) {
   static const unsigned char zeros[65536];
   if (len == 0) return 0;
@@ -478,330 +410,6 @@ static int prealloc(int fd, uint64_t off, uint64_t len) {
     len -= n;
   }
   return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Scanning: recovery and verify share this                             */
-
-enum { SCAN_CLEAN = 0, SCAN_TORN = 1, SCAN_CORRUPT = 2 };
-
-typedef struct wal_scan {
-  uint64_t records, first_lsn, last_lsn, next_lsn;
-  int64_t last_commit_us;
-  int have_end;           /* end_seg/end_off are set */
-  size_t end_seg;         /* the log continues at end_off of segs[end_seg] */
-  uint64_t end_off;
-  int state;              /* SCAN_* */
-  int torn_rollover;      /* the last segment is a torn rollover: drop it */
-  size_t bad_seg;
-  uint64_t bad_off, bad_lsn;
-  char reason[160];
-  char evidence[200];     /* for corruption: the later durable record */
-} wal_scan;
-
-/* Quick filter before a CRC in the search: the cheap header checks. */
-static int plausible(const unsigned char *p, uint64_t room) {
-  if (room < TRB__WAL_REC_HDR || p[48] == 0 || !kind_known(p[48])) return 0;
-  trb__wal_rhdr h;
-  rhdr_decode(p, &h);
-  if (h.len > TRB__WAL_MAX_PAYLOAD || TRB__WAL_REC_HDR + (uint64_t)h.len > room) return 0;
-  return rhdr_sum(&h) == h.len;
-}
-
-/*
- * Looks in segs[i0..] (from offset pos0 in segs[i0]) at every 8-byte-aligned
- * offset for a valid record with durable_lsn >= min_durable (0: any valid
- * record). 1 found (*f_* set), 0 none, -1 read error (errno).
- */
-static int search_durable(const char *dir, const uint64_t *segs, size_t nsegs,
-                          size_t i0, uint64_t pos0, uint64_t min_durable,
-                          uint64_t *f_lsn, size_t *f_seg, uint64_t *f_off) {
-  int res = 0;
-  for (size_t j = i0; j < nsegs && res == 0; j++) {
-    char *path = trb__wal_seg_path(dir, segs[j]);
-    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    free(path);
-    if (fd < 0) return -1;
-    trb__wal_shdr sh;
-    trb_status hst;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-      close(fd);
-      return -1;
-    }
-    uint64_t end = (uint64_t)sb.st_size;
-    if (trb__wal_shdr_read(fd, &sh, &hst) == TRB_OK && sh.seg_size < end) end = sh.seg_size;
-    end &= ~(uint64_t)7;
-    uint64_t q = j == i0 ? trb__wal_pad8(pos0) : TRB__WAL_SEG_HDR;
-    trb__wal_win wn;
-    trb__wal_win_init(&wn, fd);
-    while (res == 0 && q + TRB__WAL_REC_HDR <= end) {
-      const unsigned char *p;
-      ssize_t avail = trb__wal_win_get(&wn, q, TRB__WAL_REC_HDR, SCAN_CHUNK, &p);
-      if (avail < 0) {
-        res = -1;
-        break;
-      }
-      if ((size_t)avail < TRB__WAL_REC_HDR) break; /* file ended */
-      size_t span = (size_t)avail;
-      while (q + TRB__WAL_REC_HDR <= end && span >= TRB__WAL_REC_HDR) {
-        if (plausible(p, end - q)) {
-          trb__wal_rhdr h;
-          size_t need = 0;
-          const char *why;
-          int c = trb__wal_rec_check(p, span, end - q, &h, &need, &why);
-          if (c == TRB__WAL_REC_NEED) {
-            ssize_t a2 = trb__wal_win_get(&wn, q, need, SCAN_CHUNK, &p);
-            if (a2 < 0) {
-              res = -1;
-              break;
-            }
-            span = (size_t)a2;
-            if (span < TRB__WAL_REC_HDR) break;
-            c = trb__wal_rec_check(p, span, end - q, &h, &need, &why);
-          }
-          if (c == TRB__WAL_REC_OK && h.durable_lsn >= min_durable) {
-            *f_lsn = h.lsn;
-            *f_seg = j;
-            *f_off = q;
-            res = 1;
-            break;
-          }
-        }
-        q += 8;
-        p += 8;
-        span -= 8;
-      }
-    }
-    trb__wal_win_fini(&wn);
-    close(fd);
-  }
-  return res;
-}
-
-/* 1 when [pos, end) of the window's file is all zero, 0 if not, -1 error. */
-static int rest_zero(trb__wal_win *wn, uint64_t pos, uint64_t end) {
-  while (pos < end) {
-    const unsigned char *p;
-    size_t n = end - pos > SCAN_CHUNK ? SCAN_CHUNK : (size_t)(end - pos);
-    ssize_t a = trb__wal_win_get(wn, pos, n, SCAN_CHUNK, &p);
-    if (a < 0) return -1;
-    if ((size_t)a < n) n = (size_t)a;
-    if (n == 0) return 1;
-    if (!all_zero(p, n)) return 0;
-    pos += n;
-  }
-  return 1;
-}
-
-/*
- * Scans every segment (names in segs, ascending) and every record. Fills
- * *sc. Returns TRB_OK (the verdict is in sc->state), TRB_EVERSION, or
- * TRB_EIO / TRB_ENOMEM when the files cannot be read. Changes nothing.
- */
-static trb_err scan_log(const char *dir, const uint64_t *segs, size_t nsegs,
-                        wal_scan *sc, trb_status *st) {
-  trb_err rc = TRB_OK;
-  int fd = -1;
-  char name[TRB__WAL_NAME_MAX];
-  trb__wal_win wn;
-  trb__wal_win_init(&wn, -1);
-  memset(sc, 0, sizeof *sc);
-  uint64_t expected = nsegs ? segs[0] : 1;
-  sc->next_lsn = expected;
-  for (size_t i = 0; i < nsegs; i++) {
-    trb__wal_seg_name(name, segs[i]);
-    char *path = trb__wal_seg_path(dir, segs[i]);
-    fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    free(path);
-    if (fd < 0) {
-      rc = trb_status_set(st, TRB_EIO, "cannot open segment %s in %s: %s", name, dir,
-                          strerror(errno));
-      goto done;
-    }
-    trb__wal_shdr sh;
-    trb_status hst;
-    trb_status_init(&hst);
-    trb_err hrc = trb__wal_shdr_read(fd, &sh, &hst);
-    if (hrc == TRB_EVERSION || hrc == TRB_EIO) {
-      rc = trb_status_set(st, hrc, "segment %s: %s", name, hst.msg);
-      goto done;
-    }
-    sc->bad_seg = i;
-    sc->bad_off = 0;
-    sc->bad_lsn = expected;
-    if (hrc != TRB_OK) {
-      uint64_t fl = 0, fo = 0;
-      size_t fs = 0;
-      int found = i + 1 == nsegs
-                      ? search_durable(dir, segs, nsegs, i, TRB__WAL_SEG_HDR, 0, &fl, &fs, &fo)
-                      : 1;
-      if (found < 0) {
-        rc = trb_status_set(st, TRB_EIO, "segment %s: read failed: %s", name, strerror(errno));
-        goto done;
-      }
-      if (!found) {
-        sc->state = SCAN_TORN;
-        sc->torn_rollover = 1;
-        snprintf(sc->reason, sizeof sc->reason,
-                 "%.100s and no records (unfinished rollover)", hst.msg);
-      } else {
-        sc->state = SCAN_CORRUPT;
-        snprintf(sc->reason, sizeof sc->reason, "%.150s", hst.msg);
-      }
-      goto done;
-    }
-    if (sh.first_lsn != segs[i]) {
-      sc->state = SCAN_CORRUPT;
-      snprintf(sc->reason, sizeof sc->reason,
-               "header says first LSN %llu, the file name says %llu",
-               (unsigned long long)sh.first_lsn, (unsigned long long)segs[i]);
-      goto done;
-    }
-    if (sh.first_lsn != expected) {
-      sc->state = SCAN_CORRUPT;
-      snprintf(sc->reason, sizeof sc->reason, "segment starts at LSN %llu (missing or extra segment)",
-               (unsigned long long)sh.first_lsn);
-      goto done;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-      rc = trb_status_set(st, TRB_EIO, "segment %s: fstat: %s", name, strerror(errno));
-      goto done;
-    }
-    uint64_t end = (uint64_t)sb.st_size < sh.seg_size ? (uint64_t)sb.st_size : sh.seg_size;
-    end &= ~(uint64_t)7;
-    uint64_t pos = TRB__WAL_SEG_HDR;
-    const char *why = NULL;
-    char whybuf[96];
-    wn.fd = fd;
-    wn.len = 0;
-    while (pos < end) {
-      const unsigned char *p;
-      trb__wal_rhdr h;
-      size_t need = TRB__WAL_REC_HDR;
-      ssize_t a = trb__wal_win_get(&wn, pos, need, SCAN_CHUNK, &p);
-      int c;
-      for (;;) {
-        if (a < 0) {
-          rc = trb_status_set(st, TRB_EIO, "segment %s offset %llu: read failed: %s", name,
-                              (unsigned long long)pos, strerror(errno));
-          goto done;
-        }
-        c = trb__wal_rec_check(p, (size_t)a, end - pos, &h, &need, &why);
-        if (c != TRB__WAL_REC_NEED) break;
-        if ((size_t)a >= need) { /* cannot happen: check asked for what it had */
-          c = TRB__WAL_REC_BAD;
-          why = "internal scan error";
-          break;
-        }
-        size_t before = (size_t)a;
-        a = trb__wal_win_get(&wn, pos, need, SCAN_CHUNK, &p);
-        if (a >= 0 && (size_t)a <= before) {
-          c = TRB__WAL_REC_BAD;
-          why = "record runs past the end of the file";
-          break;
-        }
-      }
-      if (c == TRB__WAL_REC_OK && h.lsn != expected) {
-        snprintf(whybuf, sizeof whybuf, "LSN %llu out of sequence",
-                 (unsigned long long)h.lsn);
-        why = whybuf;
-        c = TRB__WAL_REC_BAD;
-      }
-      if (c == TRB__WAL_REC_OK) {
-        if (!sc->records) sc->first_lsn = h.lsn;
-        sc->records++;
-        sc->last_lsn = h.lsn;
-        sc->last_commit_us = h.commit_us;
-        expected = h.lsn + 1;
-        sc->next_lsn = expected;
-        pos += need;
-        continue;
-      }
-      if (c == TRB__WAL_REC_END) {
-        int z = rest_zero(&wn, pos, end);
-        if (z < 0) {
-          rc = trb_status_set(st, TRB_EIO, "segment %s: read failed: %s", name, strerror(errno));
-          goto done;
-        }
-        if (z) break;
-        why = "zero record header followed by non-zero bytes";
-      }
-      /* A bad record at pos: torn tail or corruption? */
-      sc->bad_off = pos;
-      sc->bad_lsn = expected;
-      sc->have_end = 1;
-      sc->end_seg = i;
-      sc->end_off = pos;
-      snprintf(sc->reason, sizeof sc->reason, "%s", why ? why : "bad record");
-      uint64_t fl = 0, fo = 0;
-      size_t fs = 0;
-      int found = search_durable(dir, segs, nsegs, i, pos, expected, &fl, &fs, &fo);
-      if (found < 0) {
-        rc = trb_status_set(st, TRB_EIO, "segment %s: read failed: %s", name, strerror(errno));
-        goto done;
-      }
-      if (found) {
-        char fname[TRB__WAL_NAME_MAX];
-        trb__wal_seg_name(fname, segs[fs]);
-        sc->state = SCAN_CORRUPT;
-        snprintf(sc->evidence, sizeof sc->evidence,
-                 "LSN %llu at segment %s offset %llu was written after LSN %llu was durable",
-                 (unsigned long long)fl, fname, (unsigned long long)fo,
-                 (unsigned long long)expected);
-      } else {
-        sc->state = SCAN_TORN;
-      }
-      goto done;
-    }
-    sc->have_end = 1;
-    sc->end_seg = i;
-    sc->end_off = pos;
-    close(fd);
-    fd = -1;
-  }
-done:
-  trb__wal_win_fini(&wn);
-  if (fd >= 0) close(fd);
-  return rc;
-}
-
-static trb_err corrupt_status(trb_status *st, const uint64_t *segs, const wal_scan *sc) {
-  char name[TRB__WAL_NAME_MAX];
-  trb__wal_seg_name(name, segs[sc->bad_seg]);
-  return trb_status_set(st, TRB_ECORRUPT, "segment %s offset %llu: %s (expected LSN %llu)%s%s",
-                        name, (unsigned long long)sc->bad_off, sc->reason,
-                        (unsigned long long)sc->bad_lsn, sc->evidence[0] ? "; " : "",
-                        sc->evidence);
-}
-
-trb_err trb_wal_verify(const char *dir, trb_wal_verify_result *res, trb_status *st) {
-  uint64_t *segs = NULL;
-  size_t nsegs = 0;
-  wal_scan sc;
-  trb_err rc;
-  if (!dir || !res) return trb_status_set(st, TRB_EINVAL, "trb_wal_verify: NULL argument");
-  memset(res, 0, sizeof *res);
-  rc = list_segs(dir, 0, &segs, &nsegs, st);
-  if (rc) goto done;
-  res->segments = nsegs;
-  rc = scan_log(dir, segs, nsegs, &sc, st);
-  if (rc) goto done;
-  res->records = sc.records;
-  res->first_lsn = sc.first_lsn;
-  res->last_lsn = sc.last_lsn;
-  res->ok = sc.state == SCAN_CLEAN;
-  res->torn_tail = sc.state == SCAN_TORN;
-  if (sc.state != SCAN_CLEAN) {
-    trb__wal_seg_name(res->bad_segment, segs[sc.bad_seg]);
-    res->bad_offset = sc.bad_off;
-    res->bad_lsn = sc.bad_lsn;
-    snprintf(res->reason, sizeof res->reason, "%s", sc.reason);
-  }
-done:
-  free(segs);
-  return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -941,7 +549,7 @@ static void segs_add(trb_wal *w, uint64_t first) {
 /* Creates wal-prep.tmp, full size and fsync'ed. *fd_out owned by caller. */
 static trb_err seg_prepare(trb_wal *w, int *fd_out, trb_status *st) {
   trb_err rc = TRB_OK;
-  char *path = dir_path(w->dir, TRB__WAL_PREP_NAME);
+  char *path = trb__wal_dir_path(w->dir, TRB__WAL_PREP_NAME);
   int fd = -1;
   if (!path) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   fd = trb_sys.open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -975,7 +583,7 @@ static trb_err seg_install(trb_wal *w, int fd, uint64_t first, int *renamed, trb
   trb_err rc = TRB_OK;
   unsigned char hdr[TRB__WAL_SEG_HDR];
   char name[TRB__WAL_NAME_MAX];
-  char *from = dir_path(w->dir, TRB__WAL_PREP_NAME);
+  char *from = trb__wal_dir_path(w->dir, TRB__WAL_PREP_NAME);
   char *to = trb__wal_seg_path(w->dir, first);
   *renamed = 0;
   trb__wal_seg_name(name, first);
@@ -1074,7 +682,7 @@ done:
   if (fd >= 0) {
     close(fd);
     if (!renamed) {
-      char *p = dir_path(w->dir, TRB__WAL_PREP_NAME);
+      char *p = trb__wal_dir_path(w->dir, TRB__WAL_PREP_NAME);
       if (p) trb_sys.unlink(p);
       free(p);
     }
@@ -1185,7 +793,7 @@ static void *aux_main(void *arg) {
 /* Append, commit, publish                                              */
 
 static trb_err check_rec(const trb_wal_rec *r, uint64_t cap, size_t i, trb_status *st) {
-  if (!kind_known(r->kind))
+  if (!trb__wal_kind_known(r->kind))
     return trb_status_set(st, TRB_EINVAL, "record %zu: unknown kind %u", i, r->kind);
   if (r->table_len > 0xFFFF || (r->table_len && !r->table) || (r->keys_len && !r->keys) ||
       (!r->old_img && r->old_len) || (!r->new_img && r->new_len))
@@ -1367,7 +975,7 @@ static void wal_free(trb_wal *w) {
   if (w->fd >= 0) close(w->fd);
   if (w->prep_fd >= 0) {
     close(w->prep_fd);
-    char *p = dir_path(w->dir, TRB__WAL_PREP_NAME);
+    char *p = trb__wal_dir_path(w->dir, TRB__WAL_PREP_NAME);
     if (p) trb_sys.unlink(p);
     free(p);
   }
@@ -1398,7 +1006,7 @@ static trb_err make_dir(const char *dir, trb_status *st) {
 /* Makes the log end at sc's end: removes later segments (newest first, so
  * a crash in between leaves a prefix), cuts the end segment and
  * preallocates it again. */
-static trb_err repair_tail(trb_wal *w, uint64_t *segs, size_t *nsegs, const wal_scan *sc,
+static trb_err repair_tail(trb_wal *w, uint64_t *segs, size_t *nsegs, const trb__wal_scan *sc,
                            trb_status *st) {
   trb_err rc = TRB_OK;
   char name[TRB__WAL_NAME_MAX];
@@ -1478,7 +1086,7 @@ trb_err trb_wal_open(const trb_wal_opts *opts, trb_wal **out, trb_status *st) {
   trb_wal *w = NULL;
   uint64_t *segs = NULL;
   size_t nsegs = 0;
-  wal_scan sc;
+  trb__wal_scan sc;
   memset(&sc, 0, sizeof sc);
   if (!opts || !opts->dir || !opts->dir[0] || !out)
     return trb_status_set(st, TRB_EINVAL, "trb_wal_open: missing options or directory");
@@ -1515,17 +1123,17 @@ trb_err trb_wal_open(const trb_wal_opts *opts, trb_wal **out, trb_status *st) {
       goto done;
     }
   }
-  rc = list_segs(w->dir, !w->readonly, &segs, &nsegs, st);
+  rc = trb__wal_list_segs(w->dir, !w->readonly, &segs, &nsegs, st);
   if (rc) goto done;
 
   if (nsegs) {
-    rc = scan_log(w->dir, segs, nsegs, &sc, st);
+    rc = trb__wal_scan_log(w->dir, segs, nsegs, &sc, st);
     if (rc) goto done;
-    if (sc.state == SCAN_CORRUPT) {
-      rc = corrupt_status(st, segs, &sc);
+    if (sc.state == TRB__WAL_SCAN_CORRUPT) {
+      rc = trb__wal_corrupt_status(st, segs, &sc);
       goto done;
     }
-    if (sc.state == SCAN_TORN) {
+    if (sc.state == TRB__WAL_SCAN_TORN) {
       char name[TRB__WAL_NAME_MAX];
       trb__wal_seg_name(name, segs[sc.bad_seg]);
       if (!w->readonly) {

@@ -1,7 +1,8 @@
 /*
  * wal_int.h -- internals shared by capture/wal.c (format, segments, writer,
- * recovery, verify) and capture/wal_reader.c (readers). Not a public API:
- * the byte layouts themselves are documented at the top of capture/wal.c.
+ * recovery), capture/wal_scan.c (the read-only scan behind recovery and
+ * verify) and capture/wal_reader.c (readers). Not a public API: the byte
+ * layouts are documented at the top of capture/wal.c.
  */
 #ifndef TRB_WAL_INT_H
 #define TRB_WAL_INT_H
@@ -157,5 +158,51 @@ struct trb_wal {
 
 /* Full path of a segment file; caller frees. NULL on out of memory. */
 char *trb__wal_seg_path(const char *dir, uint64_t first_lsn);
+
+/* ---- format helpers (wal.c) ---- */
+int trb__wal_kind_known(int kind);
+void trb__wal_rhdr_decode(const unsigned char *p, trb__wal_rhdr *h); /* 64 bytes */
+uint64_t trb__wal_rhdr_sum(const trb__wal_rhdr *h); /* what len must be */
+int trb__wal_all_zero(const unsigned char *p, size_t n);
+/* "<dir>/<name>"; caller frees. NULL on out of memory. */
+char *trb__wal_dir_path(const char *dir, const char *name);
+
+/* ---- scanning (wal_scan.c): read-only, shared by open and verify ---- */
+
+/* Lists the segment files of dir, ascending by first LSN. With remove_tmp,
+ * stale wal-*.tmp files are removed (through the seam). *out caller-owned
+ * (free). TRB_ENOTFOUND when dir does not exist. */
+trb_err trb__wal_list_segs(const char *dir, int remove_tmp, uint64_t **out, size_t *n,
+                           trb_status *st);
+
+/* The verdict of a scan over the whole log. */
+enum { TRB__WAL_SCAN_CLEAN = 0, TRB__WAL_SCAN_TORN = 1, TRB__WAL_SCAN_CORRUPT = 2 };
+
+typedef struct trb__wal_scan {
+  uint64_t records, first_lsn, last_lsn, next_lsn;
+  int64_t last_commit_us;
+  int have_end;           /* end_seg/end_off are set */
+  size_t end_seg;         /* the log continues at end_off of segs[end_seg] */
+  uint64_t end_off;
+  int state;              /* TRB__WAL_SCAN_* */
+  int torn_rollover;      /* the last segment is a torn rollover: drop it */
+  size_t bad_seg;
+  uint64_t bad_off, bad_lsn;
+  char reason[160];
+  char evidence[200];     /* for corruption: the later durable record */
+} trb__wal_scan;
+
+/*
+ * Scans every segment (segs: first LSNs, ascending) and every record, and
+ * classifies the first bad one as a torn tail or corruption (the
+ * durable_lsn rule, see wal.c). Returns TRB_OK with the verdict in *sc,
+ * TRB_EVERSION for a segment of an unknown version, TRB_EIO when the files
+ * cannot be read. Changes nothing on disk.
+ */
+trb_err trb__wal_scan_log(const char *dir, const uint64_t *segs, size_t nsegs,
+                          trb__wal_scan *sc, trb_status *st);
+/* Sets st to TRB_ECORRUPT: "segment <file> offset <n>: <reason> (expected
+ * LSN <x>)" and the evidence, if any. Returns TRB_ECORRUPT. */
+trb_err trb__wal_corrupt_status(trb_status *st, const uint64_t *segs, const trb__wal_scan *sc);
 
 #endif

@@ -120,6 +120,7 @@ trb_err trb_store_open(const char *dir, trb_store **out, trb_status *st) {
   if (err) { /* a new directory has no CFs yet */
     free(err);
     err = NULL;
+    free(names); /* RocksDB allocates the (empty) array even on error */
     names = NULL;
     nnames = 0;
   }

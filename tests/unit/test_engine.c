@@ -199,8 +199,10 @@ static void test_crud(void **state) {
   assert_int_equal(n->type, TRB_T_N);
   trb_av_destroy(old);
   trb_av_destroy(it);
-  assert_int_equal(trb_put_item(f->e, "tt1", J("{}"), NULL, TRB_RV_UPDATED_NEW, NULL, NULL),
+  trb_av *empty = J("{}");
+  assert_int_equal(trb_put_item(f->e, "tt1", empty, NULL, TRB_RV_UPDATED_NEW, NULL, NULL),
                    TRB_EINVAL);
+  trb_av_destroy(empty);
 
   /* Update: set and remove, all return-value kinds. */
   trb_av *key = J("{\"id\":{\"S\":\"a\"}}");

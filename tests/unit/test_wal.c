@@ -574,6 +574,49 @@ static void test_torn_rollover(void **state) {
   free(fake);
 }
 
+/* A bad last record in a segment that another named segment follows is
+ * corruption even when the next segment has no records yet: a segment is
+ * named only after the one before it was synced. */
+static void test_bad_record_before_named_segment(void **state) {
+  const char *dir = *state;
+  trb_status st;
+  trb_wal *w = open_ok(dir, MIB);
+  while (1) {
+    trb_wal_stats s;
+    trb_wal_get_stats(w, &s);
+    if (s.segments >= 2) break;
+    put_batch(w, 64, 1, NULL);
+  }
+  trb_wal_close(w);
+  uint64_t f2 = 0;
+  for (uint64_t l = 2; l < 100000 && !f2; l++) {
+    char *p = seg_file(dir, l);
+    if (file_exists(p)) f2 = l;
+    free(p);
+  }
+  assert_true(f2 > 1);
+  /* segment 2 keeps its header, loses its records */
+  char *p2 = seg_file(dir, f2), *p1 = seg_file(dir, 1);
+  unsigned char *z = calloc(1, MIB - 64);
+  assert_non_null(z);
+  patch_file(p2, 64, z, MIB - 64);
+  free(z);
+  flip_byte(p1, rec_off(1, f2 - 1) + 70);
+  assert_int_equal(open_rc(dir, MIB, TRB_WAL_SYNC_ALWAYS, 0, 0, &w, &st), TRB_ECORRUPT);
+  char want[96];
+  snprintf(want, sizeof want, "segment %s offset %llu: ", SEG1,
+           (unsigned long long)rec_off(1, f2 - 1));
+  if (!strstr(st.msg, want)) print_error("message: %s\n", st.msg);
+  assert_non_null(strstr(st.msg, want));
+  trb_wal_verify_result vr;
+  assert_int_equal(trb_wal_verify(dir, &vr, &st), TRB_OK);
+  assert_false(vr.ok);
+  assert_false(vr.torn_tail);
+  assert_int_equal(vr.bad_lsn, f2 - 1);
+  free(p1);
+  free(p2);
+}
+
 /* Two bad-header segments: the first one is not the last -> corruption. */
 static void test_bad_header_not_last(void **state) {
   const char *dir = *state;
@@ -1062,6 +1105,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_rollover, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_torn_rollover, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_bad_header_not_last, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_bad_record_before_named_segment, setup_dir,
+                                      teardown_dir),
       cmocka_unit_test_setup_teardown(test_torn_truncate, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_torn_garbage, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_torn_flip_last, setup_dir, teardown_dir),
