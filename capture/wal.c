@@ -504,8 +504,8 @@ static void wal_cut(trb_wal *w) {
   w->off = off;
   pthread_mutex_unlock(&w->io_mu);
   if (ok)
-    trb_log_warn("wal", "%s: cut back to segment %s offset %llu (LSN %llu) after the failure",
-                 w->dir, name, (unsigned long long)off, (unsigned long long)ALOAD(&w->durable_lsn));
+    trb_log_warn("wal", "%s: cut back to segment %s offset %llu (the log ends at LSN %llu)",
+                 w->dir, name, (unsigned long long)off, (unsigned long long)w->cut_lsn);
   else
     trb_log_error("wal", "%s: could not cut back to segment %s offset %llu; records after "
                   "the last durable one may reappear after reopen", w->dir, name,
@@ -647,6 +647,12 @@ static trb_err wal_rollover(trb_wal *w, uint64_t new_first, trb_status *st) {
   }
   /* Every LSN before new_first is in this segment or an earlier one. */
   if (ALOAD(&w->durable_lsn) < new_first - 1) ASTORE(&w->durable_lsn, new_first - 1);
+  /* The last complete batch is durable now: a failure later cuts back to
+   * it, not further (the batch in progress is not, and is cut). wr_* is
+   * written only by this thread. */
+  w->cut_first = w->wr_first;
+  w->cut_off = w->wr_off;
+  w->cut_lsn = w->wr_lsn;
   pthread_mutex_unlock(&w->io_mu);
 
   pthread_mutex_lock(&w->mu);
@@ -713,6 +719,7 @@ static trb_err wal_sync(trb_wal *w, trb_status *st) {
   ASTORE(&w->durable_lsn, tgt);
   w->cut_first = w->cur_first;
   w->cut_off = w->off;
+  w->cut_lsn = tgt;
   ASTORE(&w->last_sync_ns, trb_mono_ns());
   AADD(&w->st_syncs, 1);
   pthread_mutex_unlock(&w->io_mu);
@@ -738,6 +745,7 @@ static void aux_flush(trb_wal *w) {
   ASTORE(&w->durable_lsn, lsn);
   w->cut_first = first;
   w->cut_off = off;
+  w->cut_lsn = lsn;
   ASTORE(&w->last_sync_ns, trb_mono_ns());
   AADD(&w->st_syncs, 1);
 done:
@@ -992,15 +1000,30 @@ static void wal_free(trb_wal *w) {
   free(w);
 }
 
+/* Creates dir and any missing parents; each new name is made durable by an
+ * fsync of its parent. */
 static trb_err make_dir(const char *dir, trb_status *st) {
-  if (mkdir(dir, 0755) == 0) { /* make the new name durable too */
-    char *copy = strdup(dir);
-    if (copy) trb_sys_fsync_dir(dirname(copy));
-    free(copy);
-    return TRB_OK;
+  struct stat sb;
+  trb_err rc = TRB_OK;
+  if (stat(dir, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode)) return TRB_OK;
+    return trb_status_set(st, TRB_EINVAL, "WAL directory %s is not a directory", dir);
   }
-  if (errno == EEXIST) return TRB_OK;
-  return trb_status_set(st, TRB_EIO, "cannot create WAL directory %s: %s", dir, strerror(errno));
+  char *copy = strdup(dir);
+  if (!copy) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  char *parent = dirname(copy);
+  if (strcmp(parent, dir) != 0 && strcmp(parent, ".") != 0 && strcmp(parent, "/") != 0) {
+    rc = make_dir(parent, st);
+    if (rc) goto done;
+  }
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    rc = trb_status_set(st, TRB_EIO, "cannot create WAL directory %s: %s", dir, strerror(errno));
+    goto done;
+  }
+  trb_sys_fsync_dir(parent);
+done:
+  free(copy);
+  return rc;
 }
 
 /* Makes the log end at sc's end: removes later segments (newest first, so
@@ -1178,7 +1201,7 @@ trb_err trb_wal_open(const trb_wal_opts *opts, trb_wal **out, trb_status *st) {
     w->cur_last_lsn = next - 1;
     w->cut_first = w->wr_first = w->cur_first;
     w->cut_off = w->wr_off = w->off;
-    w->wr_lsn = next - 1;
+    w->wr_lsn = w->cut_lsn = next - 1;
     if (pthread_create(&w->aux, NULL, aux_main, w) != 0) {
       rc = trb_status_set(st, TRB_ENOMEM, "cannot start the WAL aux thread");
       goto done;

@@ -136,6 +136,7 @@ struct trb_wal {
   uint64_t cur_first;     /* its first LSN */
   uint64_t cur_size;      /* its segment size (from its header) */
   uint64_t cut_first, cut_off; /* last position known durable at a batch end */
+  uint64_t cut_lsn;       /* the LSN that ends there */
 
   /* ---- writer-only ---- */
   uint64_t off;           /* next write offset in the current segment */

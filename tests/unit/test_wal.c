@@ -428,12 +428,21 @@ static void test_single_writer(void **state) {
   assert_int_equal(trb_wal_append(ro, &rec, 1, &st), TRB_EINVAL);
   trb_wal_close(ro);
   trb_wal_close(w);
-  /* a missing directory read-only is not created */
-  char *missing = NULL;
+  /* a missing directory read-only is not created; for writing it is,
+   * parents included */
+  char *missing = NULL, *nested = NULL;
   assert_true(asprintf(&missing, "%s/nope", dir) > 0);
   assert_int_equal(open_rc(missing, MIB, TRB_WAL_SYNC_ALWAYS, 0, 1, &ro, &st), TRB_ENOTFOUND);
   assert_false(file_exists(missing));
+  assert_true(asprintf(&nested, "%s/a/b/wal", dir) > 0);
+  w = open_ok(nested, MIB);
+  put_batch(w, 2, 1, gens);
+  trb_wal_close(w);
+  w = open_ok(nested, MIB);
+  assert_int_equal(trb_wal_last_lsn(w), 2);
+  trb_wal_close(w);
   free(missing);
+  free(nested);
 }
 
 /* ---- segments ---- */
