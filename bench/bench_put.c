@@ -119,7 +119,7 @@ static void run(const char *base, int writers, double ceiling, double ceiling_p5
   memset(&ks, 0, sizeof ks);
   strcpy(ks.pk_name, "id");
   ks.pk_type = TRB_T_S;
-  if (trb_table_create(e, "bench", &ks, NULL, &st)) { fprintf(stderr, "%s\n", trb_status_msg(&st)); exit(1); }
+  if (trb_table_create(e, "bench", &ks, NULL, NULL, &st)) { fprintf(stderr, "%s\n", trb_status_msg(&st)); exit(1); }
   trb_engine_stats s0, s1;
   trb_engine_get_stats(e, &s0);
   pthread_t *th = calloc((size_t)writers, sizeof *th);

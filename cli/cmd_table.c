@@ -98,8 +98,9 @@ int cmd_table(cli *c, int argc, char **argv) {
     trb_engine *e = cli_engine(c);
     if (!e) return CLI_FAIL;
     trb_table_info info;
-    if ((rc = trb_table_create(e, name, &ks, &info, &st))) return cli_fail(rc, &st);
+    if ((rc = trb_table_create(e, name, &ks, NULL, &info, &st))) return cli_fail(rc, &st);
     print_info(&info);
+    trb_table_info_fini(&info);
     return CLI_OK;
   }
   if (!strcmp(sub, "list")) {
@@ -123,6 +124,7 @@ int cmd_table(cli *c, int argc, char **argv) {
     else rc = trb_table_delete(e, argv[2], &info, &st);
     if (rc) return cli_fail(rc, &st);
     print_info(&info);
+    trb_table_info_fini(&info);
     return CLI_OK;
   }
   return cli_usage_err("table", "unknown table command '%s'", sub);

@@ -512,11 +512,6 @@ static void process_writes(trb_engine *e, group *g, trb_req **reqs, size_t nreq)
   __atomic_add_fetch(&e->n_writes, nw, __ATOMIC_RELAXED);
 }
 
-trb_err trb__apply_table_create(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
-                                trb_status *st);
-trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
-                                trb_status *st);
-
 static trb_err process_table_op(trb_engine *e, trb_req *r) {
   trb_status *st = r->st;
   trb_err rc = TRB_OK;
@@ -530,30 +525,40 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
   rec.table_len = strlen(r->name);
   uint64_t lsn = trb_wal_last_lsn(e->wal) + 1;
   trb_tabledef def;
+  memset(&def, 0, sizeof def);
   if (r->kind == TRB_REQ_TABLE_CREATE) {
     if (t) {
       rc = trb_status_set(st, TRB_EEXISTS, "Table already exists: %s", r->name);
       goto done;
     }
-    memset(&def, 0, sizeof def);
     snprintf(def.name, sizeof def.name, "%s", r->name);
     def.ks = *r->ks;
     def.table_id = lsn;
     def.created_us = trb_now_us();
-    if ((rc = trb_tabledef_encode(&def, &enc))) goto done;
+    def.ext = r->ext ? json_incref(r->ext) : NULL;
     rec.kind = TRB_WAL_TABLE_CREATE;
     rec.table_id = lsn;
-    rec.new_img = enc.p;
-    rec.new_len = enc.len;
   } else {
     if (!t) {
       rc = trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
                           r->name);
       goto done;
     }
-    trb__table_info(t, r->info);
-    rec.kind = TRB_WAL_TABLE_DELETE;
     rec.table_id = t->def.table_id;
+    if (r->kind == TRB_REQ_TABLE_DELETE) {
+      trb__table_info(t, r->info);
+      rec.kind = TRB_WAL_TABLE_DELETE;
+    } else {
+      trb_tabledef_copy(&def, &t->def);
+      json_decref(def.ext);
+      def.ext = r->ext ? json_incref(r->ext) : NULL;
+      rec.kind = TRB_WAL_TABLE_UPDATE;
+    }
+  }
+  if (rec.kind != TRB_WAL_TABLE_DELETE) {
+    if ((rc = trb_tabledef_encode(&def, &enc))) goto done;
+    rec.new_img = enc.p;
+    rec.new_len = enc.len;
   }
   if ((rc = trb_wal_append(e->wal, &rec, 1, st)) || (rc = trb_wal_commit(e->wal, st))) {
     set_failed(e, rc);
@@ -562,16 +567,21 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     goto done;
   }
   trb_wal_publish(e->wal, rec.lsn);
-  if (r->kind == TRB_REQ_TABLE_CREATE) {
-    def.created_us = rec.commit_us;
+  if (rec.kind == TRB_WAL_TABLE_CREATE) {
+    /* The record's commit time, so a replay builds the same definition. */
+    if (def.created_us != rec.commit_us) def.created_us = rec.commit_us;
     rc = trb__apply_table_create(e, &def, rec.lsn, st);
-    if (!rc && r->info) trb__table_info(trb__table_find(e, def.name), r->info);
+  } else if (rec.kind == TRB_WAL_TABLE_UPDATE) {
+    rc = trb__apply_table_update(e, &def, rec.lsn, st);
   } else {
     rc = trb__apply_table_delete(e, r->name, rec.lsn, st);
   }
   if (rc) set_failed(e, rc);
+  if (!rc && rec.kind != TRB_WAL_TABLE_DELETE && r->info)
+    trb__table_info(trb__table_find(e, def.name), r->info);
 done:
   pthread_rwlock_unlock(&e->cat_lock);
+  trb_tabledef_fini(&def);
   trb_buf_fini(&enc);
   return rc;
 }

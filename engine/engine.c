@@ -73,12 +73,12 @@ trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st) {
   }
   trb_table *t = calloc(1, sizeof *t);
   if (!t) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-  t->def = *def;
   trb_err rc = trb_store_cf_create(e->store, def->table_id, &t->cf, st);
   if (rc) {
     free(t);
     return rc;
   }
+  trb_tabledef_copy(&t->def, def);
   memmove(e->tables + i + 1, e->tables + i, (e->ntables - i) * sizeof *e->tables);
   e->tables[i] = t;
   e->ntables++;
@@ -89,6 +89,7 @@ void trb__table_remove(trb_engine *e, const char *name) {
   int found;
   size_t i = table_pos(e, name, &found);
   if (!found) return;
+  trb_tabledef_fini(&e->tables[i]->def);
   free(e->tables[i]);
   memmove(e->tables + i, e->tables + i + 1, (e->ntables - i - 1) * sizeof *e->tables);
   e->ntables--;
@@ -96,7 +97,7 @@ void trb__table_remove(trb_engine *e, const char *name) {
 
 void trb__table_info(const trb_table *t, trb_table_info *info) {
   if (!info) return;
-  info->def = t->def;
+  trb_tabledef_copy(&info->def, &t->def);
   info->item_count = t->item_count;
   info->size_bytes = t->size_bytes;
 }
@@ -127,7 +128,9 @@ static trb_err load_catalog(trb_engine *e, trb_status *st) {
     const char *v = trb_store_iter_val(it, &vl);
     trb_tabledef def;
     if ((rc = trb_tabledef_decode(v, vl, &def, st))) goto done;
-    if ((rc = trb__table_add(e, &def, st))) goto done;
+    rc = trb__table_add(e, &def, st);
+    trb_tabledef_fini(&def);
+    if (rc) goto done;
     trb_table *t = trb__table_find(e, def.name);
     unsigned char sk[10];
     trb__stats_key(def.table_id, sk);
@@ -233,11 +236,6 @@ static trb_err replay_flush(trb_engine *e, trb_store_batch *b, uint64_t lsn, int
 }
 
 trb_err trb__apply_table_create(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
-                                trb_status *st);
-trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
-                                trb_status *st);
-
-trb_err trb__apply_table_create(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
                                 trb_status *st) {
   trb_err rc = trb__table_add(e, def, st);
   if (rc) return rc;
@@ -283,6 +281,30 @@ trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
   if (rc) return rc;
   trb__table_remove(e, name);
   return trb_store_cf_drop(e->store, id, st);
+}
+
+trb_err trb__apply_table_update(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
+                                trb_status *st) {
+  trb_table *t = trb__table_find(e, def->name);
+  if (!t || t->def.table_id != def->table_id) return TRB_OK; /* gone since */
+  trb_buf k, v;
+  trb_buf_init(&k, 0);
+  trb_buf_init(&v, 0);
+  trb__catalog_key(def->name, &k);
+  trb_err rc = trb_tabledef_encode(def, &v);
+  trb_store_batch *b = trb_store_batch_create();
+  if (!rc && !b) rc = TRB_ENOMEM;
+  if (!rc) {
+    trb_store_batch_meta_put(b, k.p, k.len, v.p, v.len);
+    rc = trb_store_batch_commit(e->store, b, lsn, st);
+  }
+  trb_store_batch_destroy(b);
+  trb_buf_fini(&k);
+  trb_buf_fini(&v);
+  if (rc) return rc;
+  trb_tabledef_fini(&t->def);
+  trb_tabledef_copy(&t->def, def);
+  return TRB_OK;
 }
 
 static trb_err replay(trb_engine *e, trb_status *st) {
@@ -372,6 +394,16 @@ static trb_err replay(trb_engine *e, trb_status *st) {
             rc = TRB_OK;
           else
             rc = trb__apply_table_create(e, &def, r.lsn, st);
+          trb_tabledef_fini(&def);
+        }
+        break;
+      }
+      case TRB_WAL_TABLE_UPDATE: {
+        trb_tabledef def;
+        if (!(rc = replay_flush(e, b, applied, &pending, st)) &&
+            !(rc = trb_tabledef_decode(r.new_img, r.new_len, &def, st))) {
+          rc = trb__apply_table_update(e, &def, r.lsn, st);
+          trb_tabledef_fini(&def);
         }
         break;
       }
@@ -385,7 +417,8 @@ static trb_err replay(trb_engine *e, trb_status *st) {
         break;
       }
       default:
-        break; /* kinds this version does not apply (e.g. TABLE_UPDATE later) */
+        break; /* kinds this version does not know: newer records are refused by the
+                  WAL's version check, so nothing to apply */
     }
     if (rc) break;
     applied = r.lsn;
@@ -511,7 +544,10 @@ void trb_engine_close(trb_engine *e) {
   }
   trb_wal_close(e->wal);
   trb_store_close(e->store);
-  for (size_t i = 0; i < e->ntables; i++) free(e->tables[i]);
+  for (size_t i = 0; i < e->ntables; i++) {
+    trb_tabledef_fini(&e->tables[i]->def);
+    free(e->tables[i]);
+  }
   free(e->tables);
   pthread_rwlock_destroy(&e->cat_lock);
   pthread_mutex_destroy(&e->qmu);
@@ -539,23 +575,42 @@ void trb_engine_get_stats(trb_engine *e, trb_engine_stats *out) {
 
 /* ---- table operations ---- */
 
+void trb_table_info_fini(trb_table_info *info) {
+  if (info) trb_tabledef_fini(&info->def);
+}
+
 trb_err trb_table_create(trb_engine *e, const char *name, const trb_keyschema *ks,
-                         trb_table_info *info, trb_status *st) {
+                         json_t *ext, trb_table_info *info, trb_status *st) {
   trb_err rc;
   if ((rc = trb_tabledef_check_name(name, st))) return rc;
   if ((rc = trb_tabledef_check_keyschema(ks, st))) return rc;
-  trb_req r = {.kind = TRB_REQ_TABLE_CREATE, .name = name, .ks = ks, .info = info, .st = st};
+  if (ext && !json_is_object(ext))
+    return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
+  if (info) memset(info, 0, sizeof *info);
+  trb_req r = {.kind = TRB_REQ_TABLE_CREATE, .name = name, .ks = ks, .ext = ext,
+               .info = info, .st = st};
+  return trb__submit(e, &r);
+}
+
+trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table_info *info,
+                         trb_status *st) {
+  if (ext && !json_is_object(ext))
+    return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
+  if (info) memset(info, 0, sizeof *info);
+  trb_req r = {.kind = TRB_REQ_TABLE_UPDATE, .name = name, .ext = ext, .info = info, .st = st};
   return trb__submit(e, &r);
 }
 
 trb_err trb_table_delete(trb_engine *e, const char *name, trb_table_info *info,
                          trb_status *st) {
+  if (info) memset(info, 0, sizeof *info);
   trb_req r = {.kind = TRB_REQ_TABLE_DELETE, .name = name, .info = info, .st = st};
   return trb__submit(e, &r);
 }
 
 trb_err trb_table_describe(trb_engine *e, const char *name, trb_table_info *info,
                            trb_status *st) {
+  if (info) memset(info, 0, sizeof *info);
   pthread_rwlock_rdlock(&e->cat_lock);
   trb_table *t = trb__table_find(e, name);
   if (t) trb__table_info(t, info);

@@ -54,11 +54,20 @@ typedef struct trb_table_info {
   uint64_t size_bytes;   /* sum of DynamoDB item sizes */
 } trb_table_info;
 
+/* Releases what an info holds (its definition's ext). */
+void trb_table_info_fini(trb_table_info *info);
+
 /* TRB_EEXISTS ("Table already exists: NAME"), TRB_EINVAL for a bad name or
- * key schema. info may be NULL. */
+ * key schema. ext (may be NULL) is stored with the definition (a new
+ * reference is taken). info (may be NULL) must be released with
+ * trb_table_info_fini. */
 trb_err trb_table_create(trb_engine *e, const char *name, const trb_keyschema *ks,
-                         trb_table_info *info, trb_status *st);
-/* TRB_ENOTFOUND ("Requested resource not found: Table: NAME not found"). */
+                         json_t *ext, trb_table_info *info, trb_status *st);
+/* Replaces the table's ext (a TABLE_UPDATE record in the WAL). */
+trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table_info *info,
+                         trb_status *st);
+/* TRB_ENOTFOUND ("Requested resource not found: Table: NAME not found").
+ * info must be released with trb_table_info_fini. */
 trb_err trb_table_describe(trb_engine *e, const char *name, trb_table_info *info,
                            trb_status *st);
 /* Deletes the table and all its items. info (may be NULL) gets the table as

@@ -23,6 +23,7 @@ typedef enum trb_req_kind {
   TRB_REQ_WRITE = 1,
   TRB_REQ_TABLE_CREATE = 2,
   TRB_REQ_TABLE_DELETE = 3,
+  TRB_REQ_TABLE_UPDATE = 4,
 } trb_req_kind;
 
 /* One caller's request, on the caller's stack while it waits. */
@@ -33,6 +34,7 @@ typedef struct trb_req {
   int atomic;
   const char *name;          /* table ops */
   const trb_keyschema *ks;
+  json_t *ext;               /* table create/update: borrowed */
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;
@@ -72,6 +74,13 @@ trb_table *trb__table_find(trb_engine *e, const char *name);
 trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st);
 void trb__table_remove(trb_engine *e, const char *name);
 void trb__table_info(const trb_table *t, trb_table_info *info);
+/* Apply catalog records to the store and the in-memory catalog (caller
+ * holds cat_lock exclusively, or is recovery). */
+trb_err trb__apply_table_create(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
+                                trb_status *st);
+trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn, trb_status *st);
+trb_err trb__apply_table_update(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
+                                trb_status *st);
 
 /* Store-layout keys for catalog and stats entries (in store.h's layout). */
 void trb__catalog_key(const char *name, trb_buf *b);

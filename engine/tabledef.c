@@ -10,7 +10,8 @@
  *   bytes 2..   UTF-8 JSON object, no NUL:
  *     {"name": "...", "id": <u64 as decimal string>, "created_us": <int>,
  *      "pk": {"name": "...", "type": "S"|"N"|"B"},
- *      "sk": {"name": "...", "type": "S"|"N"|"B"}      (absent: no sort key)}
+ *      "sk": {"name": "...", "type": "S"|"N"|"B"},     (absent: no sort key)
+ *      "ext": {...}}                                    (absent: none; see tabledef.h)
  *
  * Unknown members are ignored so later versions can add fields; a different
  * version byte is refused.
@@ -78,6 +79,17 @@ trb_err trb_tabledef_check_keyschema(const trb_keyschema *ks, trb_status *st) {
   return TRB_OK;
 }
 
+void trb_tabledef_copy(trb_tabledef *dst, const trb_tabledef *src) {
+  *dst = *src;
+  if (dst->ext) json_incref(dst->ext);
+}
+
+void trb_tabledef_fini(trb_tabledef *d) {
+  if (!d) return;
+  json_decref(d->ext);
+  d->ext = NULL;
+}
+
 static json_t *key_json(const char *name, trb_type t) {
   return json_pack("{s:s,s:s}", "name", name, "type", trb_type_name(t));
 }
@@ -90,6 +102,7 @@ trb_err trb_tabledef_encode(const trb_tabledef *d, trb_buf *b) {
                         key_json(d->ks.pk_name, d->ks.pk_type));
   if (!o) return TRB_ENOMEM;
   if (d->ks.has_sk) json_object_set_new(o, "sk", key_json(d->ks.sk_name, d->ks.sk_type));
+  if (d->ext) json_object_set(o, "ext", d->ext);
   char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (!txt) return TRB_ENOMEM;
@@ -142,6 +155,11 @@ trb_err trb_tabledef_decode(const void *p, size_t len, trb_tabledef *d, trb_stat
   if (sk) {
     if (!parse_key(sk, d->ks.sk_name, &d->ks.sk_type)) goto done;
     d->ks.has_sk = 1;
+  }
+  json_t *ext = json_object_get(o, "ext");
+  if (ext) {
+    if (!json_is_object(ext)) goto done;
+    d->ext = json_incref(ext);
   }
   rc = TRB_OK;
 done:

@@ -168,7 +168,7 @@ static void test_kill9(void **state) {
     memset(&ks, 0, sizeof ks);
     strcpy(ks.pk_name, "id");
     ks.pk_type = TRB_T_S;
-    assert_int_equal(trb_table_create(e, "crash", &ks, NULL, NULL), TRB_OK);
+    assert_int_equal(trb_table_create(e, "crash", &ks, NULL, NULL, NULL), TRB_OK);
     trb_engine_close(e);
   }
   uint64_t total_acks = 0;

@@ -80,7 +80,7 @@ static void mk_table(trb_engine *e, const char *name, const char *pk, trb_type p
   }
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_table_create(e, name, &ks, NULL, &st);
+  trb_err rc = trb_table_create(e, name, &ks, NULL, NULL, &st);
   if (rc) fprintf(stderr, "create: %s\n", trb_status_msg(&st));
   assert_int_equal(rc, TRB_OK);
 }
@@ -133,9 +133,9 @@ static void test_tables(void **state) {
   ks.pk_type = TRB_T_S;
   trb_status st;
   trb_status_init(&st);
-  assert_int_equal(trb_table_create(f->e, "beta", &ks, NULL, &st), TRB_EEXISTS);
-  assert_int_equal(trb_table_create(f->e, "ab", &ks, NULL, &st), TRB_EINVAL);
-  assert_int_equal(trb_table_create(f->e, "bad name!", &ks, NULL, &st), TRB_EINVAL);
+  assert_int_equal(trb_table_create(f->e, "beta", &ks, NULL, NULL, &st), TRB_EEXISTS);
+  assert_int_equal(trb_table_create(f->e, "ab", &ks, NULL, NULL, &st), TRB_EINVAL);
+  assert_int_equal(trb_table_create(f->e, "bad name!", &ks, NULL, NULL, &st), TRB_EINVAL);
   char **names;
   size_t n;
   char *last;
@@ -730,6 +730,46 @@ static void test_transaction_atomic(void **state) {
   trb_av_destroy(kx);
 }
 
+/* Table settings (ext) are stored, updated through the WAL, and survive a
+ * restart and a full replay. */
+static void test_table_ext(void **state) {
+  fx *f = *state;
+  trb_keyschema ks;
+  memset(&ks, 0, sizeof ks);
+  strcpy(ks.pk_name, "id");
+  ks.pk_type = TRB_T_S;
+  json_t *ext = json_pack("{s:s,s:i}", "BillingMode", "PROVISIONED", "rcu", 5);
+  trb_table_info info;
+  assert_int_equal(trb_table_create(f->e, "ext", &ks, ext, &info, NULL), TRB_OK);
+  json_decref(ext);
+  assert_string_equal(json_string_value(json_object_get(info.def.ext, "BillingMode")),
+                      "PROVISIONED");
+  trb_table_info_fini(&info);
+  uint64_t lsn = last_lsn(f->e);
+  json_t *ext2 = json_pack("{s:s}", "BillingMode", "PAY_PER_REQUEST");
+  assert_int_equal(trb_table_update(f->e, "ext", ext2, NULL, NULL), TRB_OK);
+  json_decref(ext2);
+  assert_int_equal(last_lsn(f->e), lsn + 1);
+  assert_int_equal(trb_table_update(f->e, "nope", NULL, NULL, NULL), TRB_ENOTFOUND);
+  reopen(f);
+  assert_int_equal(trb_table_describe(f->e, "ext", &info, NULL), TRB_OK);
+  assert_string_equal(json_string_value(json_object_get(info.def.ext, "BillingMode")),
+                      "PAY_PER_REQUEST");
+  assert_null(json_object_get(info.def.ext, "rcu"));
+  trb_table_info_fini(&info);
+  /* Rebuild the store from the WAL alone: same settings. */
+  trb_engine_close(f->e);
+  char *store = NULL;
+  assert_true(asprintf(&store, "%s/store", f->dir) > 0);
+  trb_test_rmrf(store);
+  free(store);
+  f->e = open_engine(f->dir);
+  assert_int_equal(trb_table_describe(f->e, "ext", &info, NULL), TRB_OK);
+  assert_string_equal(json_string_value(json_object_get(info.def.ext, "BillingMode")),
+                      "PAY_PER_REQUEST");
+  trb_table_info_fini(&info);
+}
+
 static void test_data_dir_locked(void **state) {
   fx *f = *state;
   trb_engine_opts o;
@@ -755,6 +795,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_concurrent_and_recovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_rebuilds_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_transaction_atomic, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_table_ext, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_dir_locked, setup, teardown),
   };
   return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

@@ -109,7 +109,7 @@ static int run_case(fault_kind k, int after, uint64_t *seed) {
   memset(&ks, 0, sizeof ks);
   strcpy(ks.pk_name, "id");
   ks.pk_type = TRB_T_N;
-  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL), TRB_OK);
+  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL, NULL), TRB_OK);
   arm(k, after);
   /* ~3 KB per write: 400+ writes roll over one 1 MiB segment; a full disk
    * needs two rollovers to show (the next segment may be prepared before
