@@ -43,6 +43,7 @@ int cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--
 const char *cli_exception_name(trb_err rc) {
   switch (rc) {
     case TRB_EINVAL: return "ValidationException";
+    case TRB_ESERIAL: return "SerializationException";
     case TRB_ENOTFOUND: return "ResourceNotFoundException";
     case TRB_EEXISTS: return "ResourceInUseException";
     case TRB_ECONDFAIL: return "ConditionalCheckFailedException";
@@ -136,7 +137,7 @@ trb_av *cli_parse_item(const char *arg, const char *what) {
   trb_err rc = trb_item_from_json_text(text, strlen(text), &v, &st);
   free(text);
   if (rc) {
-    fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
+    fprintf(stderr, "tributary: %s: %s: %s\n", cli_exception_name(rc), what, trb_status_msg(&st));
     return NULL;
   }
   return v;
@@ -151,7 +152,7 @@ trb_av *cli_parse_value(const char *arg, const char *what) {
   trb_err rc = trb_av_from_json_text(text, strlen(text), &v, &st);
   free(text);
   if (rc) {
-    fprintf(stderr, "tributary: ValidationException: %s: %s\n", what, trb_status_msg(&st));
+    fprintf(stderr, "tributary: %s: %s: %s\n", cli_exception_name(rc), what, trb_status_msg(&st));
     return NULL;
   }
   return v;

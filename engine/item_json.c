@@ -72,7 +72,7 @@ static size_t utf8_cut(const char *s, size_t len, size_t max) {
 
 static trb_err b64_error(const char *s, size_t len, trb_status *st, const char *tail) {
   int shown = (int)utf8_cut(s, len, 100);
-  return trb_status_set(st, TRB_EINVAL, "'%.*s%s' can not be converted to a Blob: %s", shown, s,
+  return trb_status_set(st, TRB_ESERIAL, "'%.*s%s' can not be converted to a Blob: %s", shown, s,
                         len > 100 ? "..." : "", tail);
 }
 
@@ -158,10 +158,10 @@ static const char *json_token_name(const json_t *j) {
 /* `want` is "String", "Blob" or "Boolean". */
 static trb_err scalar_type_err(const json_t *j, const char *want, trb_status *st) {
   if (json_is_object(j))
-    return trb_status_set(st, TRB_EINVAL, "Start of structure or map found where not expected.");
+    return trb_status_set(st, TRB_ESERIAL, "Start of structure or map found where not expected.");
   if (json_is_array(j))
-    return trb_status_set(st, TRB_EINVAL, "Start of list found where not expected");
-  return trb_status_set(st, TRB_EINVAL, "%s cannot be converted to %s", json_token_name(j), want);
+    return trb_status_set(st, TRB_ESERIAL, "Start of list found where not expected");
+  return trb_status_set(st, TRB_ESERIAL, "%s cannot be converted to %s", json_token_name(j), want);
 }
 
 static trb_err check_string(const json_t *j, const char *want, trb_status *st) {
@@ -171,14 +171,14 @@ static trb_err check_string(const json_t *j, const char *want, trb_status *st) {
 static trb_err check_list(const json_t *j, trb_status *st) {
   if (json_is_array(j)) return TRB_OK;
   if (json_is_object(j))
-    return trb_status_set(st, TRB_EINVAL, "Start of structure or map found where not expected.");
-  return trb_status_set(st, TRB_EINVAL, "Expected list or null");
+    return trb_status_set(st, TRB_ESERIAL, "Start of structure or map found where not expected.");
+  return trb_status_set(st, TRB_ESERIAL, "Expected list or null");
 }
 
 static trb_err check_map(const json_t *j, trb_status *st) {
   if (json_is_object(j)) return TRB_OK;
-  if (json_is_array(j)) return trb_status_set(st, TRB_EINVAL, "Start of list found where not expected");
-  return trb_status_set(st, TRB_EINVAL, "Expected map or null");
+  if (json_is_array(j)) return trb_status_set(st, TRB_ESERIAL, "Start of list found where not expected");
+  return trb_status_set(st, TRB_ESERIAL, "Expected map or null");
 }
 
 static const struct {
@@ -302,9 +302,9 @@ static trb_err av_from_json(const json_t *j, int level, trb_av **out, trb_status
 
   if (!json_is_object(j)) {
     if (json_is_array(j))
-      return trb_status_set(st, TRB_EINVAL, "Start of list found where not expected");
+      return trb_status_set(st, TRB_ESERIAL, "Start of list found where not expected");
     if (!j || json_is_null(j)) goto empty;
-    return trb_status_set(st, TRB_EINVAL, "Expected null");
+    return trb_status_set(st, TRB_ESERIAL, "Expected null");
   }
   json_object_keylen_foreach((json_t *)j, key, klen, jv) {
     trb_type kt = key_type(key, klen);
@@ -375,14 +375,14 @@ static json_t *parse_text(const char *text, size_t len, trb_status *st) {
   json_error_t err;
   json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (!j)
-    trb_status_set(st, TRB_EINVAL, "Malformed JSON at line %d, column %d: %s", err.line,
+    trb_status_set(st, TRB_ESERIAL, "Malformed JSON at line %d, column %d: %s", err.line,
                    err.column, err.text);
   return j;
 }
 
 trb_err trb_item_from_json_text(const char *text, size_t len, trb_av **out, trb_status *st) {
   json_t *j = parse_text(text, len, st);
-  if (!j) return TRB_EINVAL;
+  if (!j) return TRB_ESERIAL;
   trb_err rc = trb_item_from_json(j, out, st);
   json_decref(j);
   return rc;
@@ -390,7 +390,7 @@ trb_err trb_item_from_json_text(const char *text, size_t len, trb_av **out, trb_
 
 trb_err trb_av_from_json_text(const char *text, size_t len, trb_av **out, trb_status *st) {
   json_t *j = parse_text(text, len, st);
-  if (!j) return TRB_EINVAL;
+  if (!j) return TRB_ESERIAL;
   trb_err rc = trb_av_from_json(j, out, st);
   json_decref(j);
   return rc;

@@ -49,7 +49,7 @@ out_is orders
 
 # bad input: one-line error, exit 1 (or 2 for usage), data untouched
 before=$(t wal dump | wc -l)
-expect 1 t put orders '{"customer":{"S":"ann"}'                       ; one_line_err; err_has ValidationException
+expect 1 t put orders '{"customer":{"S":"ann"}'                       ; one_line_err; err_has SerializationException
 expect 1 t put orders '{"customer":{"N":"1"},"order":{"N":"1"}}'       ; err_has 'Type mismatch for key customer'
 expect 1 t put orders '{"order":{"N":"1"}}'                            ; err_has 'Missing the key customer'
 expect 1 t put orders '{"customer":{"S":"a"},"order":{"N":"1e999"}}'   ; err_has 'Number overflow'
