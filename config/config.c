@@ -53,6 +53,8 @@ typedef struct cfg_setting {
 #define FSIZE(f) sizeof(((trb_config *)0)->f)
 #define STR(n, f, def, help) \
   {n, CFG_STRING, offsetof(trb_config, f), FSIZE(f), def, 1, 0, NULL, help}
+#define STR_OPT(n, f, def, help) \
+  {n, CFG_STRING, offsetof(trb_config, f), FSIZE(f), def, 0, 0, NULL, help}
 #define ENUM_INT(n, f, def, names, help) \
   {n, CFG_ENUM, offsetof(trb_config, f), 0, def, 0, 0, names, help}
 #define ENUM_STR(n, f, def, names, help) \
@@ -79,6 +81,13 @@ static const cfg_setting cfg_settings[] = {
        "Size at which the WAL starts a new segment file."),
   HOSTPORT("api.listen", api.listen, "127.0.0.1:8000",
            "Address of the DynamoDB-compatible HTTP API (HOST:PORT, IPv6 as [::1]:8000)."),
+  U32("api.threads", api.threads, "0", 0, 256,
+      "HTTP worker threads; 0 means one per CPU (at least 2)."),
+  STR_OPT("api.access_key_id", api.access_key_id, "",
+          "Access key that clients must sign requests with (SigV4). Empty: any signature "
+          "is accepted and the server listens on loopback only."),
+  STR_OPT("api.secret_access_key", api.secret_access_key, "",
+          "Secret key paired with api.access_key_id."),
   STR("region", region, "us-east-1", "Region name reported in ARNs and responses."),
   ENUM_STR("log_level", log_level, "info", NAMES("debug", "info", "warn", "error"),
            "Least severe log message written."),

@@ -32,6 +32,9 @@ typedef struct trb_config {
   } wal;
   struct {
     char listen[256];                   /* "api.listen": HOST:PORT, default 127.0.0.1:8000 */
+    uint32_t threads;                   /* "api.threads": 0 = one per CPU */
+    char access_key_id[128];            /* "api.access_key_id": "" = no authentication */
+    char secret_access_key[128];        /* "api.secret_access_key" */
   } api;
   char region[64];                      /* "region": default us-east-1 */
   char log_level[16];                   /* "log_level": debug|info|warn|error, default info */

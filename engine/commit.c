@@ -49,6 +49,7 @@ typedef struct change {
   size_t skey_len;
   img old, nw;
   uint64_t txn_id;
+  int64_t dsize, dcount;    /* counter changes, applied after the store commit */
 } change;
 
 typedef struct group {
@@ -214,6 +215,7 @@ static trb_table *resolve(trb_engine *e, trb_write *w) {
  * any) in g->ch. Returns the write's rc. */
 static trb_err eval_write(trb_engine *e, group *g, trb_write *w, uint64_t txn_id) {
   trb_status *st = &w->st;
+  w->evaluated = 1;
   trb_table *t = resolve(e, w);
   if (!t)
     return trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
@@ -387,6 +389,8 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
   }
   uint64_t last = g->recs[g->nch - 1].lsn;
   trb_wal_publish(e->wal, last);
+  /* Counters as they will be once this batch is in the store: written in
+   * the same batch, and published in memory only after it committed. */
   for (size_t i = 0; i < g->nch; i++) {
     change *c = &g->ch[i];
     if (c->kind == TRB_WAL_TXN_COMMIT) continue;
@@ -398,28 +402,43 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
     int64_t dsize = 0;
     if (c->old.present && !img_tree(g, &c->old)) dsize -= (int64_t)trb_item_size(c->old.av);
     if (c->nw.present && !img_tree(g, &c->nw)) dsize += (int64_t)trb_item_size(c->nw.av);
-    add_stat(&c->t->size_bytes, dsize);
-    if (c->kind == TRB_WAL_INSERT) add_stat(&c->t->item_count, 1);
-    if (c->kind == TRB_WAL_REMOVE) add_stat(&c->t->item_count, -1);
+    c->dsize = dsize;
+    c->dcount = c->kind == TRB_WAL_INSERT ? 1 : c->kind == TRB_WAL_REMOVE ? -1 : 0;
   }
-  /* Each touched table's counters once per group (tables in a group are
-   * few; a short scan beats a set). */
   for (size_t i = 0; i < g->nch; i++) {
     trb_table *t = g->ch[i].t;
     int seen = 0;
     for (size_t j = 0; j < i && !seen; j++) seen = g->ch[j].t == t;
     if (seen) continue;
+    int64_t dc = 0, ds = 0;
+    for (size_t j = i; j < g->nch; j++)
+      if (g->ch[j].t == t) {
+        dc += g->ch[j].dcount;
+        ds += g->ch[j].dsize;
+      }
+    trb_table next = *t;
+    next.item_count = (int64_t)t->item_count + dc > 0 ? (uint64_t)((int64_t)t->item_count + dc) : 0;
+    next.size_bytes = (int64_t)t->size_bytes + ds > 0 ? (uint64_t)((int64_t)t->size_bytes + ds) : 0;
     unsigned char k[10], v[16];
     trb__stats_key(t->def.table_id, k);
-    trb__stats_val(t, v);
+    trb__stats_val(&next, v);
     trb_store_batch_meta_put(g->batch, k, sizeof k, v, sizeof v);
   }
   rc = trb_store_batch_commit(e->store, g->batch, last, st);
   if (rc) {
     set_failed(e, rc);
-    trb_log_error("engine", "store write failed after the WAL commit: %s; restart tributary "
-                  "to replay the WAL", trb_status_msg(st));
+    trb_log_error("engine", "store write failed after the WAL commit: %s; the writes are in "
+                  "the WAL and their outcome is reported as unknown; restart tributary to "
+                  "replay the WAL into the store", trb_status_msg(st));
+    trb_status_set(st, rc, "the write reached the WAL but not the store (%s); its outcome is "
+                   "unknown until tributary is restarted", trb_err_name(rc));
     return rc;
+  }
+  for (size_t i = 0; i < g->nch; i++) {
+    change *c = &g->ch[i];
+    if (c->kind == TRB_WAL_TXN_COMMIT) continue;
+    add_stat(&c->t->size_bytes, c->dsize);
+    add_stat(&c->t->item_count, c->dcount);
   }
   __atomic_add_fetch(&e->n_records, g->nch, __ATOMIC_RELAXED);
   return TRB_OK;
@@ -435,7 +454,12 @@ static void process_writes(trb_engine *e, group *g, trb_req **reqs, size_t nreq)
   if (need > g->ovcap) {
     ov_ent *n = realloc(g->ov, need * sizeof *n);
     if (!n) {
-      for (size_t i = 0; i < nreq; i++) reqs[i]->rc = TRB_ENOMEM;
+      for (size_t i = 0; i < nreq; i++) {
+        reqs[i]->rc = trb_status_set(reqs[i]->st, TRB_ENOMEM, "out of memory");
+        for (size_t j = 0; j < reqs[i]->n; j++)
+          if (reqs[i]->w[j].priv.queued)
+            reqs[i]->w[j].rc = trb_status_set(&reqs[i]->w[j].st, TRB_ENOMEM, "out of memory");
+      }
       return;
     }
     g->ov = n;
@@ -478,9 +502,17 @@ static void process_writes(trb_engine *e, group *g, trb_req **reqs, size_t nreq)
         r->rc = first;
         if (r->st) *r->st = r->w[first_i].st;
       } else {
+        if (g->nch > start && grow((void **)&g->ch, &g->capch, g->nch + 1, sizeof *g->ch)) {
+          /* No room for the commit mark: the transaction cannot be logged. */
+          g->nch = start;
+          r->rc = trb_status_set(r->st, TRB_ENOMEM, "out of memory");
+          for (size_t j = 0; j < r->n; j++)
+            r->w[j].rc = trb_status_set(&r->w[j].st, TRB_ENOMEM, "out of memory");
+          continue;
+        }
         for (size_t k = start; k < g->nch; k++)
           ov_set(g, g->ch[k].t, &g->ch[k].w->priv.skey, &g->ch[k].nw);
-        if (g->nch > start && !grow((void **)&g->ch, &g->capch, g->nch + 1, sizeof *g->ch)) {
+        if (g->nch > start) {
           change *c = &g->ch[g->nch++];
           memset(c, 0, sizeof *c);
           c->kind = TRB_WAL_TXN_COMMIT;
@@ -535,7 +567,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     def.ks = *r->ks;
     def.table_id = lsn;
     def.created_us = trb_now_us();
-    def.ext = r->ext ? json_incref(r->ext) : NULL;
+    def.ext = r->ext ? json_deep_copy(r->ext) : NULL; /* ours: immutable from here */
     rec.kind = TRB_WAL_TABLE_CREATE;
     rec.table_id = lsn;
   } else {
@@ -551,7 +583,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     } else {
       trb_tabledef_copy(&def, &t->def);
       json_decref(def.ext);
-      def.ext = r->ext ? json_incref(r->ext) : NULL;
+      def.ext = r->ext ? json_deep_copy(r->ext) : NULL;
       rec.kind = TRB_WAL_TABLE_UPDATE;
     }
   }
@@ -568,8 +600,6 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
   }
   trb_wal_publish(e->wal, rec.lsn);
   if (rec.kind == TRB_WAL_TABLE_CREATE) {
-    /* The record's commit time, so a replay builds the same definition. */
-    if (def.created_us != rec.commit_us) def.created_us = rec.commit_us;
     rc = trb__apply_table_create(e, &def, rec.lsn, st);
   } else if (rec.kind == TRB_WAL_TABLE_UPDATE) {
     rc = trb__apply_table_update(e, &def, rec.lsn, st);

@@ -98,8 +98,9 @@ void trb__table_remove(trb_engine *e, const char *name) {
 void trb__table_info(const trb_table *t, trb_table_info *info) {
   if (!info) return;
   trb_tabledef_copy(&info->def, &t->def);
-  info->item_count = t->item_count;
-  info->size_bytes = t->size_bytes;
+  /* The commit thread updates these while readers hold the catalog shared. */
+  info->item_count = __atomic_load_n(&t->item_count, __ATOMIC_RELAXED);
+  info->size_bytes = __atomic_load_n(&t->size_bytes, __ATOMIC_RELAXED);
 }
 
 void trb__catalog_key(const char *name, trb_buf *b) {

@@ -126,6 +126,7 @@ typedef struct trb_write {
   trb_av *old_item;              /* caller-owned when set */
   trb_av *new_item;              /* caller-owned when set */
   uint64_t lsn;                  /* LSN of its change record; 0 when nothing changed */
+  int evaluated;                 /* 1 when the commit thread evaluated it */
   /* private to the engine */
   struct {
     trb_buf skey;                /* store key */
@@ -137,17 +138,25 @@ typedef struct trb_write {
   } priv;
 } trb_write;
 
+/* Flags of trb_engine_write. */
+#define TRB_WRITE_ATOMIC 1u   /* all or none (a transaction) */
+#define TRB_WRITE_ALL_VALID 2u /* if any write fails validation (or two writes
+                                  address one item), queue none: BatchWriteItem */
+
 /*
- * Commits n writes. With atomic = 0 each write succeeds or fails on its own
- * (w[i].rc); the return value is TRB_OK unless the whole call failed (the
- * engine is failed or closing). With atomic = 1 all or none are applied:
- * their records get consecutive LSNs and one transaction id, a TXN_COMMIT
- * record ends them, and if any write fails none is applied (the call returns
- * that write's rc; every w[i].rc says TRB_OK or why it failed).
+ * Commits n writes. Without TRB_WRITE_ATOMIC each write succeeds or fails on
+ * its own (w[i].rc); the return value is TRB_OK unless the whole call failed
+ * (the engine is failed or closing, or TRB_WRITE_ALL_VALID rejected it). With
+ * TRB_WRITE_ATOMIC all or none are applied: their records get consecutive
+ * LSNs and one transaction id, a TXN_COMMIT record ends them, and if any
+ * write fails none is applied (the call returns that write's rc; every
+ * w[i].rc says TRB_OK or why it failed, and w[i].evaluated says whether the
+ * commit thread got to evaluate it or it was refused by validation first).
  * Validation of keys and items happens before anything is queued; a write
  * rejected there never reaches the WAL.
  */
-trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, int atomic, trb_status *st);
+trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, unsigned flags,
+                         trb_status *st);
 /* Frees the outputs of a write (old_item, new_item) and its private buffers. */
 void trb_write_fini(trb_write *w);
 

@@ -20,9 +20,6 @@ static trb_err prepare(trb_engine *e, trb_write *w) {
   w->priv.table_id = t->def.table_id;
   w->priv.ks = t->def.ks;
   const trb_keyschema *ks = &w->priv.ks;
-  trb_buf_init(&w->priv.skey, 0);
-  trb_buf_init(&w->priv.keys, 0);
-  trb_buf_init(&w->priv.enc, 0);
   switch (w->kind) {
     case TRB_W_PUT: {
       if (!w->item || w->item->type != TRB_T_M)
@@ -60,7 +57,10 @@ static trb_err prepare(trb_engine *e, trb_write *w) {
   return TRB_OK;
 }
 
-trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, int atomic, trb_status *st) {
+trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, unsigned flags,
+                         trb_status *st) {
+  int atomic = (flags & TRB_WRITE_ATOMIC) != 0;
+  int all_valid = atomic || (flags & TRB_WRITE_ALL_VALID);
   size_t nq = 0;
   trb_err first = TRB_OK;
   size_t first_i = 0;
@@ -69,7 +69,13 @@ trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, int atomic, trb_
     trb_status_init(&w[i].st);
     w[i].old_item = w[i].new_item = NULL;
     w[i].lsn = 0;
+    w[i].evaluated = 0;
     w[i].priv.queued = 0;
+    /* Fresh buffers for every call: the struct may be reused (after
+     * trb_write_fini) or hold garbage from the caller. */
+    trb_buf_init(&w[i].priv.skey, 0);
+    trb_buf_init(&w[i].priv.keys, 0);
+    trb_buf_init(&w[i].priv.enc, 0);
     w[i].rc = prepare(e, &w[i]);
     if (w[i].rc) {
       if (!first) {
@@ -82,22 +88,23 @@ trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, int atomic, trb_
     }
   }
   pthread_rwlock_unlock(&e->cat_lock);
-  if (atomic && !first) {
-    /* One item at most once per transaction, as DynamoDB requires. */
+  if (all_valid && !first) {
+    /* One item at most once per transaction or batch, as DynamoDB requires. */
     for (size_t i = 0; i < n && !first; i++)
       for (size_t j = i + 1; j < n; j++)
         if (w[i].priv.table_id == w[j].priv.table_id &&
             w[i].priv.skey.len == w[j].priv.skey.len &&
             !memcmp(w[i].priv.skey.p, w[j].priv.skey.p, w[i].priv.skey.len)) {
-          first = trb_status_set(&w[j].st, TRB_EINVAL,
-                                 "Transaction request cannot include multiple operations on "
-                                 "one item");
+          first = trb_status_set(&w[j].st, TRB_EINVAL, "%s",
+                                 atomic ? "Transaction request cannot include multiple "
+                                          "operations on one item"
+                                        : "Provided list of item keys contains duplicates");
           w[j].rc = first;
           first_i = j;
           break;
         }
   }
-  if (atomic && first) {
+  if (all_valid && first) {
     if (st) *st = w[first_i].st;
     for (size_t i = 0; i < n; i++) w[i].priv.queued = 0;
     return first;
@@ -454,6 +461,18 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
     rc = trb_status_set(st, TRB_EINVAL,
                         "One or more parameter values were invalid: Condition parameter type "
                         "does not match schema type");
+    goto done;
+  }
+  if ((q->pk->type == TRB_T_S || q->pk->type == TRB_T_B) &&
+      (q->pk->u.s.len == 0 || q->pk->u.s.len > TRB_MAX_PK_SIZE)) {
+    rc = q->pk->u.s.len == 0
+             ? trb_status_set(st, TRB_EINVAL,
+                              "One or more parameter values are not valid. The AttributeValue "
+                              "for a key attribute cannot contain an empty string value. Key: %s",
+                              ks->pk_name)
+             : trb_status_set(st, TRB_EINVAL,
+                              "One or more parameter values were invalid: Size of hashkey has "
+                              "exceeded the maximum size limit of2048 bytes");
     goto done;
   }
   if (q->sk_op != TRB_SK_NONE) {

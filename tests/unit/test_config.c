@@ -477,7 +477,9 @@ static void test_print_doc(void **state) {
 
   /* Every setting in the header is documented with its default. */
   static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms",
-                                "wal.segment_size", "api.listen", "region", "log_level"};
+                                "wal.segment_size", "api.listen", "api.threads",
+                                "api.access_key_id", "api.secret_access_key", "region",
+                                "log_level"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char line[100];
     snprintf(line, sizeof line, "\n%s\n", names[i]);

@@ -231,8 +231,83 @@ static void test_kill9(void **state) {
   free(dir);
 }
 
+/* kill -9 while the engine is closing (flushing the store) must lose
+ * nothing. Closing used to flush the store's column families one by one, so
+ * a kill between the flushes left the applied LSN ahead of the tables' data
+ * (reproduced by a review program with 40 tables x 200 items killed 5-70 ms
+ * into close; this test's timing does not hit that window reliably under
+ * ASan, so it guards the property rather than that exact interleaving). */
+static void test_kill9_during_close(void **state) {
+  (void)state;
+  uint64_t seed = trb_test_seed();
+  enum { TABLES = 20, PER = 100, ROUNDS = 6 };
+  for (int round = 0; round < ROUNDS; round++) {
+    char *dir = trb_test_mkdtemp("closekill");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      close(fds[0]);
+      trb_engine_opts o;
+      trb_engine_opts_default(&o);
+      o.data_dir = dir;
+      trb_engine *e = NULL;
+      if (trb_engine_open(&o, &e, NULL)) _exit(2);
+      char name[32], buf[256];
+      for (int t = 0; t < TABLES; t++) {
+        trb_keyschema ks;
+        memset(&ks, 0, sizeof ks);
+        strcpy(ks.pk_name, "id");
+        ks.pk_type = TRB_T_S;
+        snprintf(name, sizeof name, "tab%02d", t);
+        if (trb_table_create(e, name, &ks, NULL, NULL, NULL)) _exit(3);
+        for (int i = 0; i < PER; i++) {
+          snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"k%d\"},\"v\":{\"N\":\"%d\"}}", i, i);
+          trb_av *it = NULL;
+          trb_item_from_json_text(buf, strlen(buf), &it, NULL);
+          if (trb_put_item(e, name, it, NULL, TRB_RV_NONE, NULL, NULL)) _exit(4);
+          trb_av_destroy(it);
+        }
+      }
+      char go = 'c';
+      if (write(fds[1], &go, 1) != 1) _exit(5);
+      trb_engine_close(e);
+      _exit(0);
+    }
+    close(fds[1]);
+    char go;
+    assert_int_equal(read(fds[0], &go, 1), 1);
+    close(fds[0]);
+    long us = (long)(trb_test_rand(&seed) % 30000);
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    trb_engine *e = open_engine(dir);
+    for (int t = 0; t < TABLES; t++) {
+      char name[32];
+      snprintf(name, sizeof name, "tab%02d", t);
+      trb_table_info info;
+      assert_int_equal(trb_table_describe(e, name, &info, NULL), TRB_OK);
+      assert_int_equal(info.item_count, PER);
+      trb_table_info_fini(&info);
+      trb_scan_req s = {.table = name};
+      trb_page p;
+      assert_int_equal(trb_scan(e, &s, &p, NULL), TRB_OK);
+      assert_int_equal(p.n, PER);
+      trb_page_fini(&p);
+    }
+    trb_engine_close(e);
+    trb_test_rmrf(dir);
+    free(dir);
+  }
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill9)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill9),
+                                     cmocka_unit_test(test_kill9_during_close)};
   return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
 }

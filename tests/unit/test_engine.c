@@ -704,14 +704,14 @@ static void test_transaction_atomic(void **state) {
       {.kind = TRB_W_PUT, .table = "ttt", .item = b},
       {.kind = TRB_W_CHECK, .table = "ttt", .key = kx, .cond = trb_cond_eval, .cond_ctx = &c},
   };
-  assert_int_equal(trb_engine_write(f->e, w, 3, 1, NULL), TRB_ECONDFAIL);
+  assert_int_equal(trb_engine_write(f->e, w, 3, TRB_WRITE_ATOMIC, NULL), TRB_ECONDFAIL);
   assert_int_equal(w[0].rc, TRB_OK);
   assert_int_equal(w[2].rc, TRB_ECONDFAIL);
   for (int i = 0; i < 3; i++) trb_write_fini(&w[i]);
   assert_int_equal(last_lsn(f->e), lsn);
   assert_null(get(f->e, "ttt", "{\"id\":{\"S\":\"a\"}}"));
   /* Now without the failing check: both apply, consecutive LSNs + commit. */
-  assert_int_equal(trb_engine_write(f->e, w, 2, 1, NULL), TRB_OK);
+  assert_int_equal(trb_engine_write(f->e, w, 2, TRB_WRITE_ATOMIC, NULL), TRB_OK);
   assert_int_equal(w[0].lsn, lsn + 1);
   assert_int_equal(w[1].lsn, lsn + 2);
   assert_int_equal(last_lsn(f->e), lsn + 3);
@@ -723,7 +723,7 @@ static void test_transaction_atomic(void **state) {
   /* One item twice in a transaction is refused. */
   trb_write w2[2] = {{.kind = TRB_W_PUT, .table = "ttt", .item = a},
                      {.kind = TRB_W_PUT, .table = "ttt", .item = a}};
-  assert_int_equal(trb_engine_write(f->e, w2, 2, 1, NULL), TRB_EINVAL);
+  assert_int_equal(trb_engine_write(f->e, w2, 2, TRB_WRITE_ATOMIC, NULL), TRB_EINVAL);
   for (int i = 0; i < 2; i++) trb_write_fini(&w2[i]);
   trb_av_destroy(a);
   trb_av_destroy(b);
