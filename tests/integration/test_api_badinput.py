@@ -1,0 +1,132 @@
+"""Malformed and hostile requests against `tributary serve`: each gets
+DynamoDB's error shape with the right type and status, x-amz-crc32 on every
+answer, nothing reaches the data, and the server keeps answering."""
+import http.client
+import json
+import os
+import sys
+import zlib
+
+sys.path.insert(0, os.path.dirname(__file__))
+from trbserver import Harness, Server  # noqa: E402
+
+h = Harness("api_badinput")
+srv = Server().start()
+
+
+def call(target, body, ctype="application/x-amz-json-1.0", method="POST", raw=False):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    headers = {"Content-Type": ctype}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    data = body if isinstance(body, (bytes, bytearray)) else body.encode()
+    conn.request(method, "/", body=data, headers=headers)
+    r = conn.getresponse()
+    payload = r.read()
+    crc = r.getheader("x-amz-crc32")
+    h.check(crc is not None and int(crc) == zlib.crc32(payload),
+            "x-amz-crc32 on %s %s" % (target, r.status))
+    h.check(bool(r.getheader("x-amzn-RequestId")), "request id on %s" % target)
+    conn.close()
+    if raw:
+        return r.status, payload
+    try:
+        return r.status, json.loads(payload)
+    except ValueError:
+        return r.status, {"__raw": payload.decode(errors="replace")}
+
+
+def err(resp):
+    status, body = resp
+    t = body.get("__type", "")
+    return status, t.split("#")[-1]
+
+
+DDB = "DynamoDB_20120810."
+
+try:
+    ok = call(DDB + "CreateTable", json.dumps({
+        "TableName": "t1", "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}))
+    h.eq(ok[0], 200, "create table")
+    h.eq(call(DDB + "PutItem", json.dumps({"TableName": "t1", "Item": {"id": {"S": "keep"}}}))[0], 200,
+         "put a row")
+
+    cases = [
+        ("broken JSON", DDB + "PutItem", '{"TableName": "t1", "Item": {', 400, "SerializationException"),
+        ("empty body", DDB + "PutItem", "", 400, "SerializationException"),
+        ("JSON array body", DDB + "PutItem", "[1,2]", 400, "SerializationException"),
+        ("TableName a number", DDB + "PutItem", '{"TableName": 5, "Item": {"id": {"S": "a"}}}', 400,
+         "SerializationException"),
+        ("N as a JSON number", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a"}, "n": {"N": 5}}}',
+         400, "SerializationException"),
+        ("bad base64", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a"}, "b": {"B": "!!!"}}}',
+         400, "SerializationException"),
+        ("huge number", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a"}, "n": {"N": "1e999"}}}',
+         400, "ValidationException"),
+        ("39 digits", DDB + "PutItem",
+         '{"TableName": "t1", "Item": {"id": {"S": "a"}, "n": {"N": "123456789012345678901234567890123456789"}}}',
+         400, "ValidationException"),
+        ("NaN", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a"}, "n": {"N": "NaN"}}}', 400,
+         "ValidationException"),
+        ("empty set", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a"}, "s": {"SS": []}}}', 400,
+         "ValidationException"),
+        ("two types", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": "a", "N": "1"}}}', 400,
+         "ValidationException"),
+        ("missing key", DDB + "PutItem", '{"TableName": "t1", "Item": {"x": {"S": "a"}}}', 400,
+         "ValidationException"),
+        ("empty key", DDB + "PutItem", '{"TableName": "t1", "Item": {"id": {"S": ""}}}', 400,
+         "ValidationException"),
+        ("unknown table", DDB + "PutItem", '{"TableName": "nosuch", "Item": {"id": {"S": "a"}}}', 400,
+         "ResourceNotFoundException"),
+        ("no TableName", DDB + "PutItem", '{"Item": {"id": {"S": "a"}}}', 400, "ValidationException"),
+        ("unknown operation", DDB + "DropEverything", "{}", 400, "UnknownOperationException"),
+        ("no target", None, "{}", 400, "UnknownOperationException"),
+        ("wrong prefix", "Kinesis_20131202.PutRecord", "{}", 400, "UnknownOperationException"),
+        ("bad condition syntax", DDB + "PutItem",
+         '{"TableName": "t1", "Item": {"id": {"S": "a"}}, "ConditionExpression": "a = = b"}', 400,
+         "ValidationException"),
+        ("undefined placeholder", DDB + "PutItem",
+         '{"TableName": "t1", "Item": {"id": {"S": "a"}}, "ConditionExpression": "a = :nope"}', 400,
+         "ValidationException"),
+        ("bad ReturnValues", DDB + "PutItem",
+         '{"TableName": "t1", "Item": {"id": {"S": "a"}}, "ReturnValues": "EVERYTHING"}', 400,
+         "ValidationException"),
+        ("bad table name", DDB + "DescribeTable", '{"TableName": "x"}', 400, "ValidationException"),
+        ("Limit 0", DDB + "Scan", '{"TableName": "t1", "Limit": 0}', 400, "ValidationException"),
+    ]
+    nest = '{"L": [' * 40 + '{"S": "x"}' + ']}' * 40
+    cases.append(("nesting 40 deep", DDB + "PutItem",
+                  '{"TableName": "t1", "Item": {"id": {"S": "a"}, "d": %s}}' % nest, 400, "ValidationException"))
+    big = "x" * 410000
+    cases.append(("item over 400 KB", DDB + "PutItem",
+                  '{"TableName": "t1", "Item": {"id": {"S": "a"}, "d": {"S": "%s"}}}' % big, 400,
+                  "ValidationException"))
+    for name, target, body, status, etype in cases:
+        got = err(call(target, body))
+        h.eq(got, (status, etype), name)
+
+    # over the 16 MB body cap
+    status, body = call(DDB + "PutItem", b'{"TableName": "t1", "Item": {"id": {"S": "' + b"x" * (17 << 20) + b'"}}}',
+                        raw=True)
+    h.eq(status, 413, "17 MB body refused")
+    # wrong content type (dynalite/AWS: 404 UnknownOperationException)
+    status, _ = call(DDB + "ListTables", "{}", ctype="text/plain", raw=True)
+    h.eq(status, 404, "wrong content type")
+    # health check
+    status, body = call(None, "", method="GET", raw=True)
+    h.eq(status, 200, "GET / health")
+
+    # Nothing was written by any rejected request; the server still answers.
+    st, body = call(DDB + "Scan", '{"TableName": "t1"}')
+    h.eq(st, 200, "server still answers")
+    h.eq(body.get("Items"), [{"id": {"S": "keep"}}], "data unchanged")
+    h.eq(srv.stop(), 0, "clean stop")
+except Exception as ex:
+    import traceback
+    traceback.print_exc()
+    h.check(False, "exception: %r" % ex)
+finally:
+    srv.stop()
+sys.exit(h.done())
