@@ -293,6 +293,7 @@ static trb_err key_walk(const xnode *n, kcond *out, size_t *nout, trb_status *st
   if (*nout >= 2)
     return trb_status_set(st, TRB_EINVAL, "Conditions can be of length 1 or 2 only");
   kcond *k = &out[(*nout)++];
+  memset(k, 0, sizeof *k);
   k->n = n;
   k->attr = attr;
   if (n->kind == XN_CMP) {
@@ -357,10 +358,9 @@ trb_err trb_expr_keycond(const trb_expr *e, const trb_keyschema *ks, const trb_a
     return trb_status_set(st, TRB_EINVAL, "Query key condition not supported");
   if ((rc = key_type(pkc, ks->pk_type, st))) return rc;
   if (skc) {
-    if (skc->op == TRB_SK_BEGINS_WITH && skc->v1 && skc->v1->type == TRB_T_N)
-      return trb_status_set(st, TRB_EINVAL,
-                            "One or more parameter values were invalid: ComparisonOperator "
-                            "BEGINS_WITH is not valid for N AttributeValue type");
+    /* begins_with with an N operand never gets here: the parser rejects it
+     * ("Incorrect operand type ... begins_with, operand type: N"), so on an
+     * N sort key any begins_with is a type mismatch. */
     if ((rc = key_type(skc, ks->sk_type, st))) return rc;
     *op = (trb_sk_op)skc->op;
     *sk1 = skc->v1;

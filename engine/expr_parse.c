@@ -995,8 +995,9 @@ static trb_err syntax_error(const xp *p, trb_status *st) {
   else
     end = bad->off + bad->len;
   trb__expr_quote(p->text + start, end - start, near, sizeof near);
-  return trb_status_set(st, TRB_EINVAL, "Invalid %sExpression: Syntax error; token: \"%s\", near: \"%s\"",
-                        trb__expr_kind_name(p->kind), tok, near);
+  trb_status_set(st, TRB_EINVAL, "Invalid %sExpression: Syntax error; token: \"%s\", near: \"%s\"",
+                 trb__expr_kind_name(p->kind), tok, near);
+  return TRB_EINVAL;
 }
 
 trb_err trb_expr_parse(trb_expr_kind kind, const char *text, trb_expr_env *env, trb_expr **out,
@@ -1078,6 +1079,7 @@ trb_err trb_expr_parse(trb_expr_kind kind, const char *text, trb_expr_env *env, 
 nomem:
   rc = trb_status_set(st, TRB_ENOMEM, NULL);
 done:
+  if (rc == TRB_EINVAL && st) trb__expr_utf8_fix(st->msg);
   if (p) {
     for (int s = 0; s < S_NSLOTS; s++) free(p->slot[s]);
     free(p->tk);
