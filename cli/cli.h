@@ -54,5 +54,6 @@ int cmd_query(cli *c, int argc, char **argv);
 int cmd_scan(cli *c, int argc, char **argv);
 int cmd_wal(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
+int cmd_serve(cli *c, int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const char *usage_text =
     "given inline, as file://PATH, or as - to read standard input.\n"
     "\n"
     "Commands:\n"
+    "  serve [--listen HOST:PORT]   the DynamoDB-compatible HTTP API (default 127.0.0.1:8000)\n"
     "  table create NAME --partition-key NAME:TYPE [--sort-key NAME:TYPE]\n"
     "  table list | table describe NAME | table delete NAME\n"
     "  put TABLE ITEM_JSON          write an item (replaces any item with its key)\n"
@@ -228,6 +229,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "scan")) rc = cmd_scan(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "wal")) rc = cmd_wal(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "config")) rc = cmd_config(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "serve")) rc = cmd_serve(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "help")) {
     fputs(usage_text, stdout);
     rc = CLI_OK;

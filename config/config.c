@@ -185,8 +185,8 @@ static const char *check_hostport(const char *s) {
       return "bad character in host name";
   }
   uint64_t port;
-  if (parse_u64(colon + 1, strlen(colon + 1), &port) != 0 || port < 1 || port > 65535)
-    return "port must be between 1 and 65535";
+  if (parse_u64(colon + 1, strlen(colon + 1), &port) != 0 || port > 65535)
+    return "port must be between 0 and 65535";
   return NULL;
 }
 
@@ -526,7 +526,7 @@ void trb_config_print_doc(FILE *out) {
       fprintf(out, "  range:   %llu to %llu\n", (unsigned long long)s->min,
               (unsigned long long)s->max);
     else if (s->type == CFG_SIZE) fprintf(out, "  range:   %s to %s\n", lo, hi);
-    else fprintf(out, "  range:   port 1 to 65535; IPv6 hosts in brackets\n");
+    else fprintf(out, "  range:   port 0 (a free port) to 65535; IPv6 hosts in brackets\n");
     fprintf(out, "  %s\n", s->help);
   }
 }

@@ -114,7 +114,8 @@ try:
     h.raises(lambda: ddb.put_item(TableName="orders", Item=item, ReturnValues="ALL_NEW"),
              "ValidationException", "put ALL_NEW invalid")
     key = {"customer": {"S": "ann"}, "order": {"N": "1"}}
-    r = ddb.update_item(TableName="orders", Key=key, UpdateExpression="SET total = total + :d, st = :s",
+    r = ddb.update_item(TableName="orders", Key=key, UpdateExpression="SET #t = #t + :d, st = :s",
+                        ExpressionAttributeNames={"#t": "total"},
                         ExpressionAttributeValues={":d": {"N": "2.5"}, ":s": {"S": "paid"}},
                         ReturnValues="UPDATED_NEW")
     h.eq(r["Attributes"], {"total": {"N": "7.5"}, "st": {"S": "paid"}}, "update UPDATED_NEW")
@@ -243,6 +244,24 @@ try:
     h.eq(r["Responses"][0]["Item"]["v"], {"N": "1"}, "transaction was not applied")
     h.eq(r["Responses"][1], {}, "missing item in TransactGetItems")
 
+    # ---- throttling in provisioned mode: 1 WCU with 300 s of burst ----
+    ddb.create_table(
+        TableName="slow", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})
+    throttled_at = None
+    for i in range(400):
+        try:
+            ddb.put_item(TableName="slow", Item={"id": {"S": str(i)}})
+        except E.ProvisionedThroughputExceededException:
+            throttled_at = i
+            break
+    h.check(throttled_at is not None and 290 <= throttled_at <= 310,
+            "1 WCU throttles after the ~300 s burst allowance (at %r)" % throttled_at)
+    ddb.update_table(TableName="slow", BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName="slow", Item={"id": {"S": "after"}})
+    h.check(True, "on-demand after the switch is not throttled")
+
     # ---- the resource layer and Decimal numbers ----
     res = boto3.resource("dynamodb", endpoint_url=srv.url, region_name="us-east-1",
                          aws_access_key_id="local", aws_secret_access_key="local")
@@ -252,13 +271,16 @@ try:
     h.eq(got["price"], decimal.Decimal("12345678901234567890.123456789"), "exact decimal through boto3")
 
     # ---- restart: everything acknowledged is still there ----
+    count_before = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName="orders"))
+    h.eq(count_before, count_all + 3, "two transaction puts and one resource put added")
     h.eq(srv.stop(), 0, "clean stop on SIGTERM")
     srv.start()
     ddb = client()
     got = ddb.get_item(TableName="orders", Key={"customer": {"S": "t"}, "order": {"N": "2"}}).get("Item")
     h.eq(got and got["v"], {"N": "2"}, "item after restart")
-    h.eq(ddb.describe_table(TableName="orders")["Table"]["ItemCount"], count_all + 1,
+    h.eq(ddb.describe_table(TableName="orders")["Table"]["ItemCount"], count_before,
          "item count after restart")
+    h.eq(ddb.list_tables()["TableNames"], ["orders", "slow"], "tables after restart")
 except Exception as ex:  # a crash of the test itself is a failure, with its trace
     import traceback
     traceback.print_exc()

@@ -27,12 +27,15 @@ class Server:
             args += ["--config", self.config]
         args += ["serve", "--listen", listen] + self.extra
         self.log = open(self.log_path, "ab")
+        start_at = self.log.tell()  # a restart appends: read only this run's lines
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited: " + open(self.log_path).read())
-            m = re.search(r"listening on http://[^ ]*:(\d+)", open(self.log_path).read())
+            with open(self.log_path) as f:
+                f.seek(start_at)
+                m = re.search(r"listening on http://[^ ]*:(\d+)", f.read())
             if m:
                 self.port = int(m.group(1))
                 return self

@@ -318,7 +318,7 @@ static void test_enums(void **state) {
 
 static void test_hostport(void **state) {
   tcfg *t = *state;
-  static const char *ok[] = {"127.0.0.1:8000", "localhost:1",     "0.0.0.0:65535",
+  static const char *ok[] = {"127.0.0.1:8000", "localhost:1",     "0.0.0.0:65535", "127.0.0.1:0",
                              "[::1]:8000",     "[2001:db8::1]:443", "my-host.example.com:80",
                              "[::]:8000"};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -332,10 +332,9 @@ static void test_hostport(void **state) {
   static const struct { const char *text, *problem; } bad[] = {
       {"127.0.0.1", "expected HOST:PORT"},
       {":8000", "host must not be empty"},
-      {"host:0", "port must be between 1 and 65535"},
-      {"host:65536", "port must be between 1 and 65535"},
-      {"host:", "port must be between 1 and 65535"},
-      {"host:80x", "port must be between 1 and 65535"},
+      {"host:65536", "port must be between 0 and 65535"},
+      {"host:", "port must be between 0 and 65535"},
+      {"host:80x", "port must be between 0 and 65535"},
       {"::1:8000", "IPv6 addresses need brackets, like [::1]:8000"},
       {"[::1]8000", "expected HOST:PORT"},
       {"[::1]", "expected HOST:PORT"},

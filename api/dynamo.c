@@ -1,0 +1,561 @@
+/*
+ * dynamo.c -- the DynamoDB JSON 1.0 protocol: dispatch on X-Amz-Target,
+ * SigV4, request parsing, errors in DynamoDB's shape (spec 1.2-1.6), and the
+ * shared member readers. The operations live in dynamo_table.c,
+ * dynamo_item.c, dynamo_query.c and dynamo_batch.c.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/dynamo_int.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define TARGET_DDB "DynamoDB_20120810."
+#define TARGET_DDB_OLD "DynamoDB_20111205."
+#define TARGET_STREAMS "DynamoDBStreams_20120810."
+
+typedef int (*op_fn)(api_call *c);
+static const struct {
+  const char *name;
+  op_fn fn;
+} ops[] = {
+    {"BatchGetItem", op_batch_get},
+    {"BatchWriteItem", op_batch_write},
+    {"CreateTable", op_create_table},
+    {"DeleteItem", op_delete_item},
+    {"DeleteTable", op_delete_table},
+    {"DescribeEndpoints", op_describe_endpoints},
+    {"DescribeLimits", op_describe_limits},
+    {"DescribeTable", op_describe_table},
+    {"DescribeTimeToLive", op_describe_ttl},
+    {"GetItem", op_get_item},
+    {"ListTables", op_list_tables},
+    {"ListTagsOfResource", op_list_tags},
+    {"PutItem", op_put_item},
+    {"Query", op_query},
+    {"Scan", op_scan},
+    {"TagResource", op_tag_resource},
+    {"TransactGetItems", op_transact_get},
+    {"TransactWriteItems", op_transact_write},
+    {"UntagResource", op_untag_resource},
+    {"UpdateItem", op_update_item},
+    {"UpdateTable", op_update_table},
+    {"UpdateTimeToLive", op_update_ttl},
+};
+
+trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
+  trb_api *a = calloc(1, sizeof *a);
+  if (!a) return NULL;
+  a->eng = e;
+  a->thr = trb_throttle_create();
+  if (!a->thr) {
+    free(a);
+    return NULL;
+  }
+  snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
+  snprintf(a->account, sizeof a->account, "%s",
+           o && o->account_id ? o->account_id : "000000000000");
+  if (o && o->nkeys) {
+    a->keys = calloc(o->nkeys, sizeof *a->keys);
+    if (!a->keys) {
+      free(a);
+      return NULL;
+    }
+    for (size_t i = 0; i < o->nkeys; i++) {
+      a->keys[i].access_key_id = strdup(o->keys[i].access_key_id);
+      a->keys[i].secret_access_key = strdup(o->keys[i].secret_access_key);
+    }
+    a->nkeys = o->nkeys;
+  }
+  return a;
+}
+
+void trb_api_destroy(trb_api *a) {
+  if (!a) return;
+  for (size_t i = 0; i < a->nkeys; i++) {
+    free((char *)a->keys[i].access_key_id);
+    free((char *)a->keys[i].secret_access_key);
+  }
+  free(a->keys);
+  trb_throttle_destroy(a->thr);
+  free(a);
+}
+
+int api_admit(api_call *c, const char *table, int write, api_thr *t) {
+  memset(t, 0, sizeof *t);
+  t->write = write;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, table, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  t->table_id = info.def.table_id;
+  json_t *ext = info.def.ext;
+  const char *bm = ext ? json_string_value(json_object_get(ext, "BillingMode")) : NULL;
+  json_t *pt = ext ? json_object_get(ext, "ProvisionedThroughput") : NULL;
+  if (bm && !strcmp(bm, "PROVISIONED") && pt)
+    t->rate = (double)json_integer_value(
+        json_object_get(pt, write ? "WriteCapacityUnits" : "ReadCapacityUnits"));
+  trb_table_info_fini(&info);
+  if (!trb_throttle_admit(c->api->thr, t->table_id, t->rate, write, trb_now_us())) {
+    c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
+                             write ? "TableWriteProvisionedThroughputExceeded"
+                                   : "TableReadProvisionedThroughputExceeded",
+                             "resource", table);
+    return api_fail(c, "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for the table was exceeded. "
+                    "Consider increasing your provisioning level with the UpdateTable API.");
+  }
+  return 0;
+}
+
+void api_charge(api_call *c, const api_thr *t, double units) {
+  trb_throttle_charge(c->api->thr, t->table_id, t->rate, t->write, units, trb_now_us());
+}
+
+/* ---- errors ---- */
+
+static const char *err_namespace(const char *type) {
+  static const char *coral_service[] = {
+      "SerializationException", "UnknownOperationException",
+      "MissingAuthenticationTokenException", "IncompleteSignatureException",
+      "InvalidSignatureException", "UnrecognizedClientException", "AccessDeniedException", NULL};
+  if (!strcmp(type, "ValidationException")) return "com.amazon.coral.validate#";
+  if (!strcmp(type, "ThrottlingException")) return "com.amazon.coral.availability#";
+  for (int i = 0; coral_service[i]; i++)
+    if (!strcmp(type, coral_service[i])) return "com.amazon.coral.service#";
+  return "com.amazonaws.dynamodb.v20120810#";
+}
+
+int api_fail(api_call *c, const char *type, const char *fmt, ...) {
+  c->err_type = type;
+  c->status = !strcmp(type, "InternalServerError") ? 500 : 400;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err_msg, sizeof c->err_msg, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int api_fail_st(api_call *c, trb_err rc, const trb_status *st) {
+  const char *msg = trb_status_msg(st);
+  switch (rc) {
+    case TRB_EINVAL:
+    case TRB_ELIMIT: return api_fail(c, "ValidationException", "%s", msg);
+    case TRB_ESERIAL: return api_fail(c, "SerializationException", "%s", msg);
+    case TRB_ENOTFOUND: return api_fail(c, "ResourceNotFoundException", "%s", msg);
+    case TRB_EEXISTS:
+    case TRB_EINUSE: return api_fail(c, "ResourceInUseException", "%s", msg);
+    case TRB_ECONDFAIL: return api_fail(c, "ConditionalCheckFailedException", "%s", msg);
+    default:
+      trb_log_error("api", "%s failed: %s (%s)", c->op, msg, trb_err_name(rc));
+      return api_fail(c, "InternalServerError", "%s", msg);
+  }
+}
+
+static char *error_body(api_call *c, size_t *len) {
+  char type[160];
+  snprintf(type, sizeof type, "%s%s", err_namespace(c->err_type), c->err_type);
+  json_t *o = json_object();
+  json_object_set_new(o, "__type", json_string(type));
+  int capital = !strcmp(c->err_type, "SerializationException");
+  int both = !strcmp(c->err_type, "TransactionCanceledException");
+  if (strcmp(c->err_type, "UnknownOperationException")) {
+    json_t *m = json_stringn_nocheck(c->err_msg, strlen(c->err_msg));
+    if (!json_string_value(m)) { /* not UTF-8: should not happen, be safe */
+      json_decref(m);
+      m = json_string("invalid request");
+    }
+    json_object_set(o, capital || both ? "Message" : "message", m);
+    if (both) json_object_set(o, "message", m);
+    json_decref(m);
+  }
+  if (c->err_extra) json_object_update(o, c->err_extra);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  *len = s ? strlen(s) : 0;
+  return s;
+}
+
+/* ---- member readers ---- */
+
+static const char *json_kind(json_t *j) {
+  switch (json_typeof(j)) {
+    case JSON_INTEGER:
+    case JSON_REAL: return "NUMBER_VALUE";
+    case JSON_TRUE: return "TRUE_VALUE";
+    case JSON_FALSE: return "FALSE_VALUE";
+    case JSON_STRING: return "STRING_VALUE";
+    default: return "NULL_VALUE";
+  }
+}
+
+static int type_err(api_call *c, json_t *v, const char *want) {
+  if (json_is_object(v))
+    return api_fail(c, "SerializationException",
+                    "Start of structure or map found where not expected.");
+  if (json_is_array(v))
+    return api_fail(c, "SerializationException", "Start of list found where not expected");
+  return api_fail(c, "SerializationException", "%s cannot be converted to %s", json_kind(v),
+                  want);
+}
+
+static int missing(api_call *c, const char *name) {
+  return api_fail(c, "ValidationException",
+                  "The parameter '%s' is required but was not present in the request", name);
+}
+
+int api_get_str(api_call *c, json_t *obj, const char *name, int required, const char **out) {
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return required ? missing(c, name) : 0;
+  if (!json_is_string(v)) return type_err(c, v, "String");
+  *out = json_string_value(v);
+  return 1;
+}
+
+int api_get_bool(api_call *c, json_t *obj, const char *name, int *out) {
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_boolean(v)) return type_err(c, v, "Boolean");
+  *out = json_is_true(v);
+  return 1;
+}
+
+int api_get_int(api_call *c, json_t *obj, const char *name, int64_t *out) {
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return 0;
+  if (json_is_integer(v)) {
+    *out = json_integer_value(v);
+    return 1;
+  }
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (d == floor(d) && fabs(d) < 9e18) {
+      *out = (int64_t)d;
+      return 1;
+    }
+  }
+  return type_err(c, v, "Long");
+}
+
+int api_get_obj(api_call *c, json_t *obj, const char *name, int required, json_t **out) {
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return required ? missing(c, name) : 0;
+  if (!json_is_object(v)) {
+    if (json_is_array(v))
+      return api_fail(c, "SerializationException", "Start of list found where not expected");
+    return api_fail(c, "SerializationException", "Expected map or null");
+  }
+  *out = v;
+  return 1;
+}
+
+int api_get_arr(api_call *c, json_t *obj, const char *name, int required, json_t **out) {
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return required ? missing(c, name) : 0;
+  if (!json_is_array(v)) {
+    if (json_is_object(v))
+      return api_fail(c, "SerializationException",
+                      "Start of structure or map found where not expected.");
+    return api_fail(c, "SerializationException", "Expected list or null");
+  }
+  *out = v;
+  return 1;
+}
+
+static void lower_camel(const char *member, char *out, size_t n) {
+  snprintf(out, n, "%s", member);
+  if (out[0]) out[0] = (char)tolower((unsigned char)out[0]);
+}
+
+int api_check_enum(api_call *c, const char *member, const char *value,
+                   const char *const *allowed) {
+  char set[512] = "";
+  for (int i = 0; allowed[i]; i++) {
+    if (!strcmp(value, allowed[i])) return 0;
+    size_t l = strlen(set);
+    snprintf(set + l, sizeof set - l, "%s%s", i ? ", " : "", allowed[i]);
+  }
+  char lc[128];
+  lower_camel(member, lc, sizeof lc);
+  return api_fail(c, "ValidationException",
+                  "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
+                  "Member must satisfy enum value set: [%s]",
+                  value, lc, set);
+}
+
+int api_table_name(api_call *c, json_t *obj, const char *member, const char **name) {
+  const char *s = NULL;
+  int r = api_get_str(c, obj, member, 1, &s);
+  if (r <= 0) return r < 0 ? r : -1;
+  /* A table ARN: arn:aws:dynamodb:<region>:<account>:table/<name>[/...] */
+  if (!strncmp(s, "arn:", 4)) {
+    const char *t = strstr(s, ":table/");
+    if (!t)
+      return api_fail(c, "ValidationException", "Invalid TableArn: %s", s);
+    t += 7;
+    static __thread char buf[256];
+    size_t l = strcspn(t, "/");
+    if (l >= sizeof buf) l = sizeof buf - 1;
+    memcpy(buf, t, l);
+    buf[l] = 0;
+    s = buf;
+  }
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_tabledef_check_name(s, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  *name = s;
+  return 1;
+}
+
+int api_get_item(api_call *c, json_t *obj, const char *name, int required, trb_av **out) {
+  json_t *v;
+  int r = api_get_obj(c, obj, name, required, &v);
+  if (r <= 0) return r;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_item_from_json(v, out, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  return 1;
+}
+
+int api_expr_env(api_call *c, json_t *obj, trb_expr_env **env, trb_av **vals) {
+  json_t *names = NULL, *values = NULL;
+  *env = NULL;
+  *vals = NULL;
+  if (api_get_obj(c, obj, "ExpressionAttributeNames", 0, &names) < 0) return -1;
+  if (api_get_obj(c, obj, "ExpressionAttributeValues", 0, &values) < 0) return -1;
+  size_t nn = names ? json_object_size(names) : 0;
+  const char **keys = calloc(nn + 1, sizeof *keys), **nv = calloc(nn + 1, sizeof *nv);
+  int ret = -1;
+  if (!keys || !nv) {
+    api_fail(c, "InternalServerError", "out of memory");
+    goto done;
+  }
+  size_t i = 0;
+  const char *k;
+  json_t *v;
+  if (names) json_object_foreach(names, k, v) {
+      if (!json_is_string(v)) {
+        type_err(c, v, "String");
+        goto done;
+      }
+      keys[i] = k;
+      nv[i] = json_string_value(v);
+      i++;
+    }
+  trb_status st;
+  trb_status_init(&st);
+  if (values) {
+    trb_err rc = trb_item_from_json(values, vals, &st);
+    if (rc) {
+      api_fail_st(c, rc, &st);
+      goto done;
+    }
+  }
+  trb_err rc = trb_expr_env_create(keys, nv, nn, names != NULL, *vals, values != NULL, env, &st);
+  if (rc) {
+    api_fail_st(c, rc, &st);
+    goto done;
+  }
+  ret = 1;
+done:
+  free(keys);
+  free(nv);
+  if (ret < 0) {
+    trb_av_destroy(*vals);
+    *vals = NULL;
+  }
+  return ret;
+}
+
+int api_expr(api_call *c, json_t *obj, const char *member, trb_expr_kind kind,
+             trb_expr_env *env, trb_expr **out) {
+  const char *text = NULL;
+  *out = NULL;
+  int r = api_get_str(c, obj, member, 0, &text);
+  if (r <= 0) return r;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_expr_parse(kind, text, env, out, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  return 1;
+}
+
+/* ---- capacity ---- */
+
+int api_want_capacity(api_call *c, json_t *obj, int *mode) {
+  const char *s = NULL;
+  *mode = 0;
+  int r = api_get_str(c, obj, "ReturnConsumedCapacity", 0, &s);
+  if (r <= 0) return r;
+  static const char *const allowed[] = {"INDEXES", "TOTAL", "NONE", NULL};
+  if (api_check_enum(c, "ReturnConsumedCapacity", s, allowed)) return -1;
+  *mode = !strcmp(s, "TOTAL") ? 1 : !strcmp(s, "INDEXES") ? 2 : 0;
+  return 1;
+}
+
+double api_rcu(size_t bytes, int consistent) {
+  double u = (double)((bytes + 4095) / 4096);
+  if (u < 1) u = 1;
+  return consistent ? u : u / 2;
+}
+
+double api_wcu(size_t bytes) {
+  double u = (double)((bytes + 1023) / 1024);
+  return u < 1 ? 1 : u;
+}
+
+json_t *api_capacity(const char *table, double units, int mode, int read) {
+  if (!mode) return NULL;
+  json_t *o = json_pack("{s:s,s:f}", "TableName", table, "CapacityUnits", units);
+  json_object_set_new(o, read ? "ReadCapacityUnits" : "WriteCapacityUnits", json_real(units));
+  if (mode == 2) {
+    json_t *t = json_pack("{s:f}", "CapacityUnits", units);
+    json_object_set_new(t, read ? "ReadCapacityUnits" : "WriteCapacityUnits", json_real(units));
+    json_object_set_new(o, "Table", t);
+  }
+  return o;
+}
+
+/* ---- dispatch ---- */
+
+static void respond(trb_http_resp *resp, int status, char *body, size_t len) {
+  resp->status = status;
+  resp->body = body;
+  resp->body_len = len;
+}
+
+static int run(trb_api *a, const char *opname, op_fn fn, const char *body, size_t len,
+               char **out, size_t *outlen) {
+  api_call c;
+  memset(&c, 0, sizeof c);
+  c.api = a;
+  c.op = opname;
+  int status = 200;
+  json_error_t je;
+  json_t *in = len ? json_loadb(body, len, 0, &je) : NULL;
+  if (!in) {
+    api_fail(&c, "SerializationException", len ? "Malformed JSON: %s" : "Empty request body",
+             len ? je.text : "");
+  } else if (!json_is_object(in)) {
+    type_err(&c, in, "structure");
+    c.err_type = "SerializationException";
+  } else {
+    c.in = in;
+    if (fn(&c) == 0 && !c.err_type) {
+      *out = json_dumps(c.out ? c.out : json_object(), JSON_COMPACT);
+      *outlen = *out ? strlen(*out) : 0;
+    }
+  }
+  if (c.err_type) {
+    status = c.status;
+    *out = error_body(&c, outlen);
+  }
+  json_decref(c.out);
+  json_decref(c.err_extra);
+  json_decref(in);
+  return status;
+}
+
+static op_fn find_op(const char *name) {
+  size_t lo = 0, hi = sizeof ops / sizeof ops[0];
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int cmp = strcmp(ops[mid].name, name);
+    if (!cmp) return ops[mid].fn;
+    if (cmp < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+int trb_api_call(trb_api *a, const char *operation, const char *body, size_t len, char **out) {
+  size_t outlen = 0;
+  op_fn fn = find_op(operation);
+  if (!fn) {
+    api_call c;
+    memset(&c, 0, sizeof c);
+    api_fail(&c, "UnknownOperationException", "%s", "");
+    *out = error_body(&c, &outlen);
+    return 400;
+  }
+  return run(a, operation, fn, body, len, out, &outlen);
+}
+
+static void fail_resp(trb_http_resp *resp, const char *type, const char *msg) {
+  api_call c;
+  memset(&c, 0, sizeof c);
+  api_fail(&c, type, "%s", msg);
+  size_t len;
+  char *b = error_body(&c, &len);
+  respond(resp, c.status, b, len);
+}
+
+void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
+  trb_api *a = ctx;
+  if (!strcmp(req->method, "GET")) {
+    char *b = NULL;
+    if (asprintf(&b, "healthy: dynamodb.%s.amazonaws.com ", a->region) < 0) b = NULL;
+    resp->content_type = "text/plain";
+    respond(resp, 200, b, b ? strlen(b) : 0);
+    return;
+  }
+  const char *ct = trb_http_header(req, "Content-Type");
+  if (ct && strncasecmp(ct, "application/x-amz-json-1.0", 26) &&
+      strncasecmp(ct, "application/json", 16)) {
+    char *b = strdup("<UnknownOperationException/>\n");
+    resp->content_type = "text/xml";
+    respond(resp, 404, b, b ? strlen(b) : 0);
+    return;
+  }
+  if (a->nkeys) {
+    trb_status st;
+    trb_status_init(&st);
+    trb_sigv4_fail f = trb_sigv4_verify(a->keys, a->nkeys, req, time(NULL), 900, &st);
+    if (f != TRB_SIGV4_OK) {
+      fail_resp(resp, trb_sigv4_fail_type(f), trb_status_msg(&st));
+      return;
+    }
+  }
+  const char *target = trb_http_header(req, "X-Amz-Target");
+  const char *opname = NULL;
+  if (target && !strncmp(target, TARGET_DDB, strlen(TARGET_DDB)))
+    opname = target + strlen(TARGET_DDB);
+  else if (target && !strncmp(target, TARGET_DDB_OLD, strlen(TARGET_DDB_OLD)))
+    opname = target + strlen(TARGET_DDB_OLD);
+  op_fn fn = opname ? find_op(opname) : NULL;
+  if (!fn) {
+    fail_resp(resp, "UnknownOperationException", "");
+    return;
+  }
+  size_t len = 0;
+  char *out = NULL;
+  int status = run(a, opname, fn, req->body, req->body_len, &out, &len);
+  respond(resp, status, out, len);
+}
+
+void trb_api_reject(void *ctx, const char *kind, const trb_http_req *req, trb_http_resp *resp) {
+  (void)ctx;
+  (void)req;
+  if (!strcmp(kind, "TooLarge")) {
+    api_call c;
+    memset(&c, 0, sizeof c);
+    api_fail(&c, "ValidationException", "Request size exceeded the maximum of 16 MB");
+    size_t len;
+    char *b = error_body(&c, &len);
+    respond(resp, 413, b, len);
+    return;
+  }
+  char *b = strdup("<UnknownOperationException/>\n");
+  resp->content_type = "text/xml";
+  respond(resp, 404, b, b ? strlen(b) : 0);
+}

@@ -1,0 +1,456 @@
+/*
+ * dynamo_batch.c -- BatchGetItem, BatchWriteItem, TransactWriteItems,
+ * TransactGetItems (spec 4.7-4.11).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/dynamo_item.h"
+
+static trb_err always(void *ctx, const trb_av *item, int *pass, trb_status *st) {
+  (void)ctx;
+  (void)item;
+  (void)st;
+  *pass = 1;
+  return TRB_OK;
+}
+
+/* Adds units to the per-table ConsumedCapacity list. */
+static void cap_add(json_t *list, const char *table, double units, int mode, int read) {
+  if (!mode) return;
+  for (size_t i = 0; i < json_array_size(list); i++) {
+    json_t *o = json_array_get(list, i);
+    if (!strcmp(json_string_value(json_object_get(o, "TableName")), table)) {
+      double u = json_number_value(json_object_get(o, "CapacityUnits")) + units;
+      json_array_set_new(list, i, api_capacity(table, u, mode, read));
+      return;
+    }
+  }
+  json_array_append_new(list, api_capacity(table, units, mode, read));
+}
+
+/* A table name from a RequestItems key (a name or an ARN). */
+static int map_table(api_call *c, const char *key, char out[256]) {
+  json_t *tmp = json_pack("{s:s}", "TableName", key);
+  const char *name;
+  int r = api_table_name(c, tmp, "TableName", &name);
+  if (r > 0) snprintf(out, 256, "%s", name);
+  json_decref(tmp);
+  return r;
+}
+
+/* ---- BatchWriteItem ---- */
+
+int op_batch_write(api_call *c) {
+  json_t *ri;
+  int ret = -1, cap = 0;
+  if (api_get_obj(c, c->in, "RequestItems", 1, &ri) <= 0) return -1;
+  if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  size_t total = 0;
+  const char *tk;
+  json_t *list;
+  json_object_foreach(ri, tk, list) {
+    if (!json_is_array(list)) return api_fail(c, "SerializationException", "Expected list or null");
+    total += json_array_size(list);
+  }
+  if (total < 1 || total > 25)
+    return api_fail(c, "ValidationException",
+                    total ? "Too many items requested for the BatchWriteItem call"
+                          : "1 validation error detected: Value '{}' at 'requestItems' failed to "
+                            "satisfy constraint: Member must have length greater than or equal to 1");
+  trb_write *w = calloc(total, sizeof *w);
+  trb_av **owned = calloc(total, sizeof *owned);
+  char (*tables)[256] = calloc(total, 256);
+  const char **sent = calloc(total, sizeof *sent);
+  size_t n = 0;
+  if (!w || !owned || !tables || !sent) {
+    api_fail(c, "InternalServerError", "out of memory");
+    goto done;
+  }
+  json_object_foreach(ri, tk, list) {
+    char tname[256];
+    if (map_table(c, tk, tname) < 0) goto done;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+      json_t *e = json_array_get(list, i), *pr = NULL, *dr = NULL;
+      if (!json_is_object(e)) {
+        api_fail(c, "SerializationException", "Expected map or null");
+        goto done;
+      }
+      if (api_get_obj(c, e, "PutRequest", 0, &pr) < 0 || api_get_obj(c, e, "DeleteRequest", 0, &dr) < 0)
+        goto done;
+      if (!pr == !dr) {
+        api_fail(c, "ValidationException",
+                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one "
+                 "of the supported datatypes: each request must hold exactly one of PutRequest and "
+                 "DeleteRequest");
+        goto done;
+      }
+      snprintf(tables[n], 256, "%s", tname);
+      sent[n] = tk;
+      w[n].table = tables[n];
+      if (pr) {
+        w[n].kind = TRB_W_PUT;
+        if (api_get_item(c, pr, "Item", 1, &owned[n]) <= 0) goto done;
+        w[n].item = owned[n];
+      } else {
+        w[n].kind = TRB_W_DELETE;
+        if (api_get_item(c, dr, "Key", 1, &owned[n]) <= 0) goto done;
+        w[n].key = owned[n];
+      }
+      if (cap) w[n].want_old = 1;
+      n++;
+    }
+  }
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ALL_VALID, &st);
+  if (rc) {
+    api_fail_st(c, rc, &st);
+    goto done;
+  }
+  /* Each write's own failure (a store error) would leave it unprocessed. */
+  json_t *unprocessed = json_object(), *caps = json_array();
+  for (size_t i = 0; i < n; i++) {
+    if (w[i].rc) {
+      json_t *l = json_object_get(unprocessed, sent[i]);
+      if (!l) json_object_set_new(unprocessed, sent[i], l = json_array());
+      json_array_append_new(l, w[i].kind == TRB_W_PUT
+                                   ? json_pack("{s:{s:o}}", "PutRequest", "Item", trb_item_to_json(w[i].item))
+                                   : json_pack("{s:{s:o}}", "DeleteRequest", "Key", trb_item_to_json(w[i].key)));
+      continue;
+    }
+    size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
+    size_t b = w[i].item ? trb_item_size(w[i].item) : 0;
+    cap_add(caps, sent[i], api_wcu(a > b ? a : b), cap, 0);
+  }
+  c->out = json_pack("{s:o}", "UnprocessedItems", unprocessed);
+  if (cap) json_object_set_new(c->out, "ConsumedCapacity", caps);
+  else json_decref(caps);
+  ret = 0;
+done:
+  for (size_t i = 0; w && i < total; i++) {
+    trb_write_fini(&w[i]);
+    trb_av_destroy(owned ? owned[i] : NULL);
+  }
+  free(w);
+  free(owned);
+  free(tables);
+  free(sent);
+  return ret;
+}
+
+/* ---- BatchGetItem ---- */
+
+int op_batch_get(api_call *c) {
+  json_t *ri;
+  int cap = 0;
+  if (api_get_obj(c, c->in, "RequestItems", 1, &ri) <= 0) return -1;
+  if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  const char *tk;
+  json_t *ka;
+  size_t total = 0;
+  json_object_foreach(ri, tk, ka) {
+    json_t *keys;
+    if (!json_is_object(ka)) return api_fail(c, "SerializationException", "Expected map or null");
+    if (api_get_arr(c, ka, "Keys", 1, &keys) <= 0) return -1;
+    total += json_array_size(keys);
+  }
+  if (total > 100)
+    return api_fail(c, "ValidationException", "Too many items requested for the BatchGetItem call");
+  if (total == 0)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value at 'requestItems' failed to satisfy "
+                    "constraint: Member must have length greater than or equal to 1");
+  json_t *responses = json_object(), *caps = json_array();
+  int ret = -1;
+  json_object_foreach(ri, tk, ka) {
+    char tname[256];
+    trb_expr_env *env = NULL;
+    trb_av *vals = NULL;
+    trb_expr *proj = NULL;
+    int consistent = 0, ok = 0;
+    json_t *keys = json_object_get(ka, "Keys"), *out = json_array();
+    trb_av **kv = calloc(json_array_size(keys) + 1, sizeof *kv);
+    if (map_table(c, tk, tname) < 0 || api_get_bool(c, ka, "ConsistentRead", &consistent) < 0 ||
+        api_projection(c, ka, &env, &vals, &proj) < 0)
+      goto next;
+    trb_status st;
+    trb_status_init(&st);
+    trb_err rc = trb_expr_env_check_unused(env, &st);
+    if (rc) {
+      api_fail_st(c, rc, &st);
+      goto next;
+    }
+    /* Parse every key first: duplicates are an error for the whole call. */
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+      json_t *kj = json_array_get(keys, i);
+      if ((rc = trb_item_from_json(kj, &kv[i], &st))) {
+        api_fail_st(c, rc, &st);
+        goto next;
+      }
+      for (size_t j = 0; j < i; j++)
+        if (trb_av_equal(kv[i], kv[j])) {
+          api_fail(c, "ValidationException", "Provided list of item keys contains duplicates");
+          goto next;
+        }
+    }
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+      trb_av *item = NULL;
+      if ((rc = trb_get_item(c->api->eng, tname, kv[i], &item, &st))) {
+        api_fail_st(c, rc, &st);
+        goto next;
+      }
+      cap_add(caps, tk, api_rcu(item ? trb_item_size(item) : 0, consistent), cap, 1);
+      if (!item) continue;
+      if (proj) {
+        trb_av *pi = NULL;
+        rc = trb_expr_project(proj, item, &pi, &st);
+        trb_av_destroy(item);
+        if (rc) {
+          api_fail_st(c, rc, &st);
+          goto next;
+        }
+        item = pi;
+      }
+      json_array_append_new(out, trb_item_to_json(item));
+      trb_av_destroy(item);
+    }
+    json_object_set(responses, tk, out);
+    ok = 1;
+  next:
+    for (size_t i = 0; i < json_array_size(keys); i++) trb_av_destroy(kv[i]);
+    free(kv);
+    json_decref(out);
+    trb_expr_destroy(proj);
+    trb_expr_env_destroy(env);
+    trb_av_destroy(vals);
+    if (!ok) goto done;
+  }
+  c->out = json_pack("{s:O,s:{}}", "Responses", responses, "UnprocessedKeys");
+  if (cap) json_object_set(c->out, "ConsumedCapacity", caps);
+  ret = 0;
+done:
+  json_decref(responses);
+  json_decref(caps);
+  return ret;
+}
+
+/* ---- TransactWriteItems ---- */
+
+static const char *reason_code(trb_err rc) {
+  switch (rc) {
+    case TRB_OK: return "None";
+    case TRB_ECONDFAIL: return "ConditionalCheckFailed";
+    case TRB_EINVAL:
+    case TRB_ELIMIT: return "ValidationError";
+    default: return "InternalError";
+  }
+}
+
+int op_transact_write(api_call *c) {
+  json_t *items;
+  int cap = 0, ret = -1;
+  if (api_get_arr(c, c->in, "TransactItems", 1, &items) <= 0) return -1;
+  if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  const char *token = NULL;
+  if (api_get_str(c, c->in, "ClientRequestToken", 0, &token) < 0) return -1;
+  size_t n = json_array_size(items);
+  if (n < 1 || n > 100)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value at 'transactItems' failed to satisfy "
+                    "constraint: Member must have length %s",
+                    n ? "less than or equal to 100" : "greater than or equal to 1");
+  api_wreq *r = calloc(n, sizeof *r);
+  trb_write *w = calloc(n, sizeof *w);
+  if (!r || !w) {
+    free(r);
+    free(w);
+    return api_fail(c, "InternalServerError", "out of memory");
+  }
+  size_t parsed = 0;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(items, i), *body = NULL;
+    static const struct { const char *m; trb_write_kind k; } kinds[] = {
+        {"ConditionCheck", TRB_W_CHECK}, {"Put", TRB_W_PUT}, {"Delete", TRB_W_DELETE},
+        {"Update", TRB_W_UPDATE}};
+    int found = 0;
+    trb_write_kind kind = TRB_W_PUT;
+    if (!json_is_object(e)) {
+      api_fail(c, "SerializationException", "Expected map or null");
+      goto done;
+    }
+    for (size_t k = 0; k < 4; k++) {
+      json_t *b = json_object_get(e, kinds[k].m);
+      if (b && !json_is_null(b)) {
+        found++;
+        body = b;
+        kind = kinds[k].k;
+      }
+    }
+    if (found != 1 || !json_is_object(body)) {
+      api_fail(c, "ValidationException",
+               "TransactItems can only contain one of Check, Put, Update or Delete");
+      goto done;
+    }
+    if (kind == TRB_W_UPDATE && !json_object_get(body, "UpdateExpression")) {
+      api_fail(c, "ValidationException",
+               "The parameter 'UpdateExpression' is required but was not present in the request");
+      goto done;
+    }
+    if (api_wreq_parse(c, body, kind, &r[i]) < 0) {
+      parsed = i + 1;
+      goto done;
+    }
+    parsed = i + 1;
+    if (cap) r[i].w.want_old = r[i].w.want_new = 1;
+    w[i] = r[i].w;
+  }
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ATOMIC, &st);
+  int evaluated = 0;
+  for (size_t i = 0; i < n; i++) evaluated |= w[i].evaluated;
+  if (rc && !evaluated) {
+    api_fail_st(c, rc, &st);
+  } else if (rc) {
+    json_t *reasons = json_array();
+    char codes[2048] = "";
+    for (size_t i = 0; i < n; i++) {
+      const char *code = reason_code(w[i].rc);
+      json_t *o = json_pack("{s:s}", "Code", code);
+      if (w[i].rc) json_object_set_new(o, "Message", json_string(trb_status_msg(&w[i].st)));
+      if (w[i].rc == TRB_ECONDFAIL && w[i].old_item && r[i].w.old_on_cond_fail)
+        json_object_set_new(o, "Item", trb_item_to_json(w[i].old_item));
+      json_array_append_new(reasons, o);
+      size_t l = strlen(codes);
+      snprintf(codes + l, sizeof codes - l, "%s%s", i ? ", " : "", code);
+    }
+    api_fail(c, "TransactionCanceledException",
+             "Transaction cancelled, please refer cancellation reasons for specific reasons [%s]",
+             codes);
+    c->err_extra = json_pack("{s:o}", "CancellationReasons", reasons);
+  } else {
+    c->out = json_object();
+    if (cap) {
+      json_t *caps = json_array();
+      for (size_t i = 0; i < n; i++) {
+        size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
+        size_t b = w[i].new_item ? trb_item_size(w[i].new_item) : 0;
+        cap_add(caps, r[i].table_as_sent, 2 * api_wcu(a > b ? a : b), cap, 0);
+      }
+      json_object_set_new(c->out, "ConsumedCapacity", caps);
+    }
+    ret = 0;
+  }
+done:
+  for (size_t i = 0; i < parsed; i++) {
+    r[i].w = w[i]; /* outputs and buffers live in w[i] now */
+    api_wreq_fini(&r[i]);
+  }
+  free(r);
+  free(w);
+  return ret;
+}
+
+/* ---- TransactGetItems: all items read at one point of the commit order
+ * (as condition checks that always pass), so the result is a state the
+ * table really had. ---- */
+
+int op_transact_get(api_call *c) {
+  json_t *items;
+  int cap = 0, ret = -1;
+  if (api_get_arr(c, c->in, "TransactItems", 1, &items) <= 0) return -1;
+  if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  size_t n = json_array_size(items);
+  if (n < 1 || n > 100)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value at 'transactItems' failed to satisfy "
+                    "constraint: Member must have length %s",
+                    n ? "less than or equal to 100" : "greater than or equal to 1");
+  trb_write *w = calloc(n, sizeof *w);
+  trb_av **keys = calloc(n, sizeof *keys);
+  trb_expr **projs = calloc(n, sizeof *projs);
+  trb_expr_env **envs = calloc(n, sizeof *envs);
+  trb_av **vals = calloc(n, sizeof *vals);
+  char (*tables)[256] = calloc(n, 256);
+  const char **sent = calloc(n, sizeof *sent);
+  if (!w || !keys || !projs || !envs || !vals || !tables || !sent) {
+    api_fail(c, "InternalServerError", "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(items, i), *g = NULL;
+    if (!json_is_object(e) || api_get_obj(c, e, "Get", 1, &g) <= 0) {
+      if (!c->err_type) api_fail(c, "SerializationException", "Expected map or null");
+      goto done;
+    }
+    const char *t;
+    if (api_table_name(c, g, "TableName", &t) < 0) goto done;
+    snprintf(tables[i], 256, "%s", t);
+    sent[i] = json_string_value(json_object_get(g, "TableName"));
+    if (api_get_item(c, g, "Key", 1, &keys[i]) <= 0) goto done;
+    if (api_projection(c, g, &envs[i], &vals[i], &projs[i]) < 0) goto done;
+    trb_status st;
+    trb_status_init(&st);
+    trb_err rc = trb_expr_env_check_unused(envs[i], &st);
+    if (rc) {
+      api_fail_st(c, rc, &st);
+      goto done;
+    }
+    w[i].kind = TRB_W_CHECK;
+    w[i].table = tables[i];
+    w[i].key = keys[i];
+    w[i].cond = always;
+    w[i].want_old = 1;
+  }
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ATOMIC, &st);
+  if (rc) {
+    api_fail_st(c, rc, &st);
+    goto done;
+  }
+  json_t *resp = json_array(), *caps = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = json_object();
+    trb_av *it = w[i].old_item;
+    cap_add(caps, sent[i], 2 * api_rcu(it ? trb_item_size(it) : 0, 1), cap, 1);
+    if (it) {
+      if (projs[i]) {
+        trb_av *pi = NULL;
+        if ((rc = trb_expr_project(projs[i], it, &pi, &st))) {
+          json_decref(o);
+          json_decref(resp);
+          json_decref(caps);
+          api_fail_st(c, rc, &st);
+          goto done;
+        }
+        json_object_set_new(o, "Item", trb_item_to_json(pi));
+        trb_av_destroy(pi);
+      } else {
+        json_object_set_new(o, "Item", trb_item_to_json(it));
+      }
+    }
+    json_array_append_new(resp, o);
+  }
+  c->out = json_pack("{s:o}", "Responses", resp);
+  if (cap) json_object_set_new(c->out, "ConsumedCapacity", caps);
+  else json_decref(caps);
+  ret = 0;
+done:
+  for (size_t i = 0; i < n; i++) {
+    if (w) trb_write_fini(&w[i]);
+    if (keys) trb_av_destroy(keys[i]);
+    if (projs) trb_expr_destroy(projs[i]);
+    if (envs) trb_expr_env_destroy(envs[i]);
+    if (vals) trb_av_destroy(vals[i]);
+  }
+  free(w);
+  free(keys);
+  free(projs);
+  free(envs);
+  free(vals);
+  free(tables);
+  free(sent);
+  return ret;
+}

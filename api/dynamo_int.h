@@ -1,0 +1,114 @@
+/*
+ * dynamo_int.h -- internals shared by the api/dynamo_*.c files: one call's
+ * context, error helpers, member readers that give DynamoDB's errors.
+ */
+#ifndef TRB_DYNAMO_INT_H
+#define TRB_DYNAMO_INT_H
+
+#include <jansson.h>
+
+#include "api/dynamo.h"
+#include "api/throttle.h"
+#include "engine/expr.h"
+
+struct trb_api {
+  trb_engine *eng;
+  char region[64];
+  char account[32];
+  trb_sigv4_key *keys;
+  size_t nkeys;
+  trb_throttle *thr;
+};
+
+
+
+typedef struct api_call {
+  trb_api *api;
+  const char *op;
+  json_t *in;            /* the request object (borrowed) */
+  json_t *out;           /* the response object (owned) */
+  int status;            /* HTTP status of an error */
+  const char *err_type;  /* NULL = success */
+  char err_msg[1024];
+  json_t *err_extra;     /* extra members of the error body (owned) */
+} api_call;
+
+/* Provisioned throughput of a table for one request: admission and the
+ * charge after it. rate 0 = on demand (never throttled). */
+typedef struct api_thr {
+  uint64_t table_id;
+  double rate;
+  int write;
+} api_thr;
+/* Looks the table up; -1 with ProvisionedThroughputExceededException (or
+ * ResourceNotFoundException) set when the request may not go ahead. */
+int api_admit(api_call *c, const char *table, int write, api_thr *t);
+void api_charge(api_call *c, const api_thr *t, double units);
+
+/* Sets the call's error; returns -1. The type decides the namespace and
+ * whether the message key is "message" or "Message". */
+int api_fail(api_call *c, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps an engine error (code + status) to DynamoDB's error type. */
+int api_fail_st(api_call *c, trb_err rc, const trb_status *st);
+
+/* Member readers. Each returns 1 when the member is present and well
+ * typed, 0 when absent (an error when required), -1 on error (set). Wrong
+ * JSON types are SerializationException with DynamoDB's texts. */
+int api_get_str(api_call *c, json_t *obj, const char *name, int required, const char **out);
+int api_get_bool(api_call *c, json_t *obj, const char *name, int *out);
+int api_get_int(api_call *c, json_t *obj, const char *name, int64_t *out);
+int api_get_obj(api_call *c, json_t *obj, const char *name, int required, json_t **out);
+int api_get_arr(api_call *c, json_t *obj, const char *name, int required, json_t **out);
+/* Checks an enum value; -1 (ValidationException in AWS's format) when not
+ * one of the NULL-terminated list. */
+int api_check_enum(api_call *c, const char *member, const char *value, const char *const *allowed);
+
+/* TableName (a name or a table ARN): the name, validated. */
+int api_table_name(api_call *c, json_t *obj, const char *member, const char **name);
+/* An item or key map (DynamoDB JSON). *out caller-owned. */
+int api_get_item(api_call *c, json_t *obj, const char *name, int required, trb_av **out);
+/* The expression environment of a request object (ExpressionAttributeNames
+ * and ExpressionAttributeValues members). *out caller-owned. *vals holds the
+ * decoded values (caller destroys after the env). */
+int api_expr_env(api_call *c, json_t *obj, trb_expr_env **env, trb_av **vals);
+/* Parses an optional expression member. 0 absent, 1 parsed, -1 error. */
+int api_expr(api_call *c, json_t *obj, const char *member, trb_expr_kind kind, trb_expr_env *env,
+             trb_expr **out);
+
+/* ARNs and descriptions. */
+void api_table_arn(trb_api *a, const char *name, char *out, size_t n);
+json_t *api_table_description(trb_api *a, const trb_table_info *info, const char *status);
+
+/* Capacity: the ConsumedCapacity object for one table, or NULL when the
+ * request did not ask (ReturnConsumedCapacity NONE/absent). */
+int api_want_capacity(api_call *c, json_t *obj, int *mode); /* 0 none, 1 total, 2 indexes */
+json_t *api_capacity(const char *table, double units, int mode, int read);
+double api_rcu(size_t bytes, int consistent);
+double api_wcu(size_t bytes);
+
+/* Operations. Each returns 0 with c->out set, or -1 with the error set. */
+int op_create_table(api_call *c);
+int op_describe_table(api_call *c);
+int op_list_tables(api_call *c);
+int op_delete_table(api_call *c);
+int op_update_table(api_call *c);
+int op_update_ttl(api_call *c);
+int op_describe_ttl(api_call *c);
+int op_tag_resource(api_call *c);
+int op_untag_resource(api_call *c);
+int op_list_tags(api_call *c);
+int op_describe_endpoints(api_call *c);
+int op_describe_limits(api_call *c);
+int op_put_item(api_call *c);
+int op_get_item(api_call *c);
+int op_update_item(api_call *c);
+int op_delete_item(api_call *c);
+int op_query(api_call *c);
+int op_scan(api_call *c);
+int op_batch_get(api_call *c);
+int op_batch_write(api_call *c);
+int op_transact_write(api_call *c);
+int op_transact_get(api_call *c);
+
+#endif

@@ -1,0 +1,665 @@
+/*
+ * dynamo_table.c -- CreateTable, DescribeTable, ListTables, DeleteTable,
+ * UpdateTable, Update/DescribeTimeToLive, tags (spec section 3).
+ *
+ * What the engine does not interpret is kept in the table's ext object
+ * (engine/tabledef.h), under these members:
+ *   AttributeDefinitions  as the client sent them
+ *   BillingMode           "PROVISIONED" | "PAY_PER_REQUEST"
+ *   ProvisionedThroughput {"ReadCapacityUnits": n, "WriteCapacityUnits": n}
+ *   BillingModeSince      epoch seconds of the last billing-mode change
+ *   StreamSpecification   {"StreamEnabled": true, "StreamViewType": ...} when on
+ *   StreamLabel           ISO-8601 label of the latest stream (kept when off)
+ *   TimeToLive            {"AttributeName": "...", "Enabled": bool}
+ *   Tags                  [{"Key": ..., "Value": ...}]
+ *   DeletionProtectionEnabled, TableClass
+ */
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/dynamo_int.h"
+#include "util/clock.h"
+
+void api_table_arn(trb_api *a, const char *name, char *out, size_t n) {
+  snprintf(out, n, "arn:aws:dynamodb:%s:%s:table/%s", a->region, a->account, name);
+}
+
+/* A stable UUID-shaped TableId from the table's identity. */
+static void table_uuid(const trb_tabledef *d, char out[37]) {
+  char seed[300];
+  int n = snprintf(seed, sizeof seed, "%s/%" PRIu64, d->name, d->table_id);
+  unsigned char h[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)seed, (size_t)n, h);
+  h[6] = (h[6] & 0x0f) | 0x40;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  snprintf(out, 37,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
+           h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
+           h[15]);
+}
+
+static json_t *key_schema_json(const trb_keyschema *ks) {
+  json_t *a = json_array();
+  json_array_append_new(a, json_pack("{s:s,s:s}", "AttributeName", ks->pk_name, "KeyType", "HASH"));
+  if (ks->has_sk)
+    json_array_append_new(a,
+                          json_pack("{s:s,s:s}", "AttributeName", ks->sk_name, "KeyType", "RANGE"));
+  return a;
+}
+
+json_t *api_table_description(trb_api *a, const trb_table_info *info, const char *status) {
+  const trb_tabledef *d = &info->def;
+  json_t *ext = d->ext;
+  char arn[512], id[37];
+  api_table_arn(a, d->name, arn, sizeof arn);
+  table_uuid(d, id);
+  json_t *o = json_object();
+  json_t *ad = ext ? json_object_get(ext, "AttributeDefinitions") : NULL;
+  if (ad) {
+    json_object_set(o, "AttributeDefinitions", ad);
+  } else {
+    ad = json_array();
+    json_array_append_new(ad, json_pack("{s:s,s:s}", "AttributeName", d->ks.pk_name,
+                                        "AttributeType", trb_type_name(d->ks.pk_type)));
+    if (d->ks.has_sk)
+      json_array_append_new(ad, json_pack("{s:s,s:s}", "AttributeName", d->ks.sk_name,
+                                          "AttributeType", trb_type_name(d->ks.sk_type)));
+    json_object_set_new(o, "AttributeDefinitions", ad);
+  }
+  json_object_set_new(o, "TableName", json_string(d->name));
+  json_object_set_new(o, "KeySchema", key_schema_json(&d->ks));
+  json_object_set_new(o, "TableStatus", json_string(status));
+  json_object_set_new(o, "CreationDateTime", json_real((double)d->created_us / 1e6));
+  const char *bm = ext ? json_string_value(json_object_get(ext, "BillingMode")) : NULL;
+  if (!bm) bm = "PAY_PER_REQUEST";
+  json_t *pt = ext ? json_object_get(ext, "ProvisionedThroughput") : NULL;
+  json_int_t rcu = 0, wcu = 0;
+  if (pt && !strcmp(bm, "PROVISIONED")) {
+    rcu = json_integer_value(json_object_get(pt, "ReadCapacityUnits"));
+    wcu = json_integer_value(json_object_get(pt, "WriteCapacityUnits"));
+  }
+  json_object_set_new(o, "ProvisionedThroughput",
+                      json_pack("{s:i,s:I,s:I}", "NumberOfDecreasesToday", 0,
+                                "ReadCapacityUnits", rcu, "WriteCapacityUnits", wcu));
+  json_object_set_new(o, "TableSizeBytes", json_integer((json_int_t)info->size_bytes));
+  json_object_set_new(o, "ItemCount", json_integer((json_int_t)info->item_count));
+  json_object_set_new(o, "TableArn", json_string(arn));
+  json_object_set_new(o, "TableId", json_string(id));
+  json_t *bms = json_pack("{s:s}", "BillingMode", bm);
+  if (!strcmp(bm, "PAY_PER_REQUEST")) {
+    json_t *since = ext ? json_object_get(ext, "BillingModeSince") : NULL;
+    json_object_set_new(bms, "LastUpdateToPayPerRequestDateTime",
+                        since ? json_copy(since) : json_real((double)d->created_us / 1e6));
+  }
+  json_object_set_new(o, "BillingModeSummary", bms);
+  json_t *ss = ext ? json_object_get(ext, "StreamSpecification") : NULL;
+  const char *label = ext ? json_string_value(json_object_get(ext, "StreamLabel")) : NULL;
+  if (ss) json_object_set(o, "StreamSpecification", ss);
+  if (label) {
+    char sarn[600];
+    snprintf(sarn, sizeof sarn, "%s/stream/%s", arn, label);
+    json_object_set_new(o, "LatestStreamLabel", json_string(label));
+    json_object_set_new(o, "LatestStreamArn", json_string(sarn));
+  }
+  json_t *dp = ext ? json_object_get(ext, "DeletionProtectionEnabled") : NULL;
+  json_object_set_new(o, "DeletionProtectionEnabled", json_boolean(dp && json_is_true(dp)));
+  const char *tc = ext ? json_string_value(json_object_get(ext, "TableClass")) : NULL;
+  json_object_set_new(o, "TableClassSummary", json_pack("{s:s}", "TableClass", tc ? tc : "STANDARD"));
+  json_object_set_new(o, "WarmThroughput",
+                      json_pack("{s:i,s:i,s:s}", "ReadUnitsPerSecond", 12000,
+                                "WriteUnitsPerSecond", 4000, "Status", "ACTIVE"));
+  return o;
+}
+
+static int describe_into(api_call *c, const char *name, const char *member, const char *status) {
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  c->out = json_object();
+  json_object_set_new(c->out, member, api_table_description(c->api, &info, status));
+  trb_table_info_fini(&info);
+  return 0;
+}
+
+/* ---- CreateTable ---- */
+
+static int parse_type(api_call *c, const char *t, trb_type *out) {
+  static const char *const allowed[] = {"B", "N", "S", NULL};
+  if (api_check_enum(c, "attributeType", t, allowed)) return -1;
+  *out = !strcmp(t, "S") ? TRB_T_S : !strcmp(t, "N") ? TRB_T_N : TRB_T_B;
+  return 0;
+}
+
+static int check_throughput(api_call *c, json_t *pt) {
+  int64_t r = 0, w = 0;
+  if (api_get_int(c, pt, "ReadCapacityUnits", &r) < 0) return -1;
+  if (api_get_int(c, pt, "WriteCapacityUnits", &w) < 0) return -1;
+  if (!json_object_get(pt, "ReadCapacityUnits") || !json_object_get(pt, "WriteCapacityUnits"))
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: ProvisionedThroughput must have "
+                    "ReadCapacityUnits and WriteCapacityUnits");
+  if (r < 1 || w < 1)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%" PRId64 "' at "
+                    "'provisionedThroughput.%s' failed to satisfy constraint: Member must have "
+                    "value greater than or equal to 1",
+                    r < 1 ? r : w, r < 1 ? "readCapacityUnits" : "writeCapacityUnits");
+  return 0;
+}
+
+static void stream_label_now(char out[32]) {
+  int64_t us = trb_now_us();
+  time_t s = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char b[24];
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, 32, "%s.%03d", b, (int)((us / 1000) % 1000));
+}
+
+static int check_stream_spec(api_call *c, json_t *ss, int *enabled) {
+  int en = 0;
+  if (api_get_bool(c, ss, "StreamEnabled", &en) < 0) return -1;
+  if (!json_object_get(ss, "StreamEnabled"))
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value null at 'streamSpecification.streamEnabled' "
+                    "failed to satisfy constraint: Member must not be null");
+  const char *vt = NULL;
+  if (api_get_str(c, ss, "StreamViewType", 0, &vt) < 0) return -1;
+  if (en) {
+    static const char *const allowed[] = {"NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES",
+                                          "KEYS_ONLY", NULL};
+    if (!vt)
+      return api_fail(c, "ValidationException",
+                      "One or more parameter values were invalid: You must specify a "
+                      "StreamViewType when enabling a stream");
+    if (api_check_enum(c, "StreamViewType", vt, allowed)) return -1;
+  }
+  *enabled = en;
+  return 0;
+}
+
+int op_create_table(api_call *c) {
+  const char *name;
+  json_t *ads, *ksj, *v;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  if (api_get_arr(c, c->in, "AttributeDefinitions", 1, &ads) <= 0) return -1;
+  if (api_get_arr(c, c->in, "KeySchema", 1, &ksj) <= 0) return -1;
+  if (json_object_get(c->in, "LocalSecondaryIndexes") ||
+      json_object_get(c->in, "GlobalSecondaryIndexes"))
+    return api_fail(c, "ValidationException",
+                    "Secondary indexes are not supported by this tributary version yet");
+  size_t nks = json_array_size(ksj);
+  if (nks < 1 || nks > 2)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%zu' at 'keySchema' failed to satisfy "
+                    "constraint: Member must have length less than or equal to 2",
+                    nks);
+  trb_keyschema ks;
+  memset(&ks, 0, sizeof ks);
+  for (size_t i = 0; i < nks; i++) {
+    json_t *e = json_array_get(ksj, i);
+    const char *an, *kt;
+    if (!json_is_object(e)) return api_fail(c, "SerializationException", "Expected map or null");
+    if (api_get_str(c, e, "AttributeName", 1, &an) <= 0) return -1;
+    if (api_get_str(c, e, "KeyType", 1, &kt) <= 0) return -1;
+    static const char *const kts[] = {"HASH", "RANGE", NULL};
+    if (api_check_enum(c, "keyType", kt, kts)) return -1;
+    if (strlen(an) < 1 || strlen(an) > TRB_KEY_NAME_MAX)
+      return api_fail(c, "ValidationException",
+                      "1 validation error detected: Value '%s' at 'keySchema.%zu.member.attributeName' "
+                      "failed to satisfy constraint: Member must have length less than or equal to 255",
+                      an, i + 1);
+    if (i == 0 && strcmp(kt, "HASH"))
+      return api_fail(c, "ValidationException",
+                      "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");
+    if (i == 1 && strcmp(kt, "RANGE"))
+      return api_fail(c, "ValidationException",
+                      "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type");
+    if (i == 0) snprintf(ks.pk_name, sizeof ks.pk_name, "%s", an);
+    else {
+      snprintf(ks.sk_name, sizeof ks.sk_name, "%s", an);
+      ks.has_sk = 1;
+    }
+  }
+  if (ks.has_sk && !strcmp(ks.pk_name, ks.sk_name))
+    return api_fail(c, "ValidationException",
+                    "Both the Hash Key and the Range Key element in the KeySchema have the same name");
+  /* Key attributes typed from AttributeDefinitions, which must hold exactly them. */
+  int found_pk = 0, found_sk = 0;
+  for (size_t i = 0; i < json_array_size(ads); i++) {
+    json_t *e = json_array_get(ads, i);
+    const char *an, *at;
+    if (!json_is_object(e)) return api_fail(c, "SerializationException", "Expected map or null");
+    if (api_get_str(c, e, "AttributeName", 1, &an) <= 0) return -1;
+    if (api_get_str(c, e, "AttributeType", 1, &at) <= 0) return -1;
+    trb_type t;
+    if (parse_type(c, at, &t)) return -1;
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(an, json_string_value(json_object_get(json_array_get(ads, j), "AttributeName"))))
+        return api_fail(c, "ValidationException",
+                        "Cannot have two attributes with the same name");
+    if (!strcmp(an, ks.pk_name)) {
+      ks.pk_type = t;
+      found_pk = 1;
+    } else if (ks.has_sk && !strcmp(an, ks.sk_name)) {
+      ks.sk_type = t;
+      found_sk = 1;
+    } else {
+      return api_fail(c, "ValidationException",
+                      "One or more parameter values were invalid: Number of attributes in "
+                      "KeySchema does not exactly match number of attributes defined in "
+                      "AttributeDefinitions");
+    }
+  }
+  if (!found_pk || (ks.has_sk && !found_sk))
+    return api_fail(c, "ValidationException",
+                    "One or more parameter values were invalid: Some index key attributes are "
+                    "not defined in AttributeDefinitions. Keys: [%s%s%s], AttributeDefinitions: "
+                    "[...]",
+                    ks.pk_name, ks.has_sk ? ", " : "", ks.has_sk ? ks.sk_name : "");
+  /* Billing. */
+  const char *bm = "PROVISIONED";
+  if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) return -1;
+  static const char *const bms[] = {"PROVISIONED", "PAY_PER_REQUEST", NULL};
+  if (api_check_enum(c, "billingMode", bm, bms)) return -1;
+  json_t *pt = NULL;
+  if (api_get_obj(c, c->in, "ProvisionedThroughput", 0, &pt) < 0) return -1;
+  if (!strcmp(bm, "PROVISIONED")) {
+    if (!pt)
+      return api_fail(c, "ValidationException",
+                      "One or more parameter values were invalid: ReadCapacityUnits and "
+                      "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
+    if (check_throughput(c, pt)) return -1;
+  } else if (pt) {
+    return api_fail(c, "ValidationException",
+                    "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                    "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+  }
+  json_t *ext = json_object();
+  json_object_set(ext, "AttributeDefinitions", ads);
+  json_object_set_new(ext, "BillingMode", json_string(bm));
+  if (pt)
+    json_object_set_new(ext, "ProvisionedThroughput",
+                        json_pack("{s:O,s:O}", "ReadCapacityUnits",
+                                  json_object_get(pt, "ReadCapacityUnits"), "WriteCapacityUnits",
+                                  json_object_get(pt, "WriteCapacityUnits")));
+  json_t *ss = NULL;
+  if (api_get_obj(c, c->in, "StreamSpecification", 0, &ss) < 0) goto fail;
+  if (ss) {
+    int en;
+    if (check_stream_spec(c, ss, &en)) goto fail;
+    if (en) {
+      char label[32];
+      stream_label_now(label);
+      json_object_set(ext, "StreamSpecification", ss);
+      json_object_set_new(ext, "StreamLabel", json_string(label));
+    }
+  }
+  if ((v = json_object_get(c->in, "Tags"))) {
+    if (!json_is_array(v)) {
+      api_fail(c, "SerializationException", "Expected list or null");
+      goto fail;
+    }
+    json_object_set(ext, "Tags", v);
+  }
+  int dp = 0;
+  if (api_get_bool(c, c->in, "DeletionProtectionEnabled", &dp) < 0) goto fail;
+  if (dp) json_object_set_new(ext, "DeletionProtectionEnabled", json_true());
+  const char *tc = NULL;
+  if (api_get_str(c, c->in, "TableClass", 0, &tc) < 0) goto fail;
+  if (tc) {
+    static const char *const tcs[] = {"STANDARD", "STANDARD_INFREQUENT_ACCESS", NULL};
+    if (api_check_enum(c, "tableClass", tc, tcs)) goto fail;
+    json_object_set_new(ext, "TableClass", json_string(tc));
+  }
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_create(c->api->eng, name, &ks, ext, &info, &st);
+  json_decref(ext);
+  if (rc) return api_fail_st(c, rc, &st);
+  c->out = json_object();
+  json_object_set_new(c->out, "TableDescription", api_table_description(c->api, &info, "ACTIVE"));
+  trb_table_info_fini(&info);
+  return 0;
+fail:
+  json_decref(ext);
+  return -1;
+}
+
+int op_describe_table(api_call *c) {
+  const char *name;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  return describe_into(c, name, "Table", "ACTIVE");
+}
+
+int op_list_tables(api_call *c) {
+  const char *start = NULL;
+  int64_t limit = 100;
+  if (api_get_str(c, c->in, "ExclusiveStartTableName", 0, &start) < 0) return -1;
+  if (api_get_int(c, c->in, "Limit", &limit) < 0) return -1;
+  if (limit < 1 || limit > 100)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%" PRId64 "' at 'limit' failed to "
+                    "satisfy constraint: Member must have value %s",
+                    limit, limit < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+  char **names;
+  size_t n;
+  char *last = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_list(c->api->eng, start, (size_t)limit, &names, &n, &last, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(names[i]));
+  trb_table_list_free(names, n);
+  c->out = json_pack("{s:o}", "TableNames", arr);
+  if (last) json_object_set_new(c->out, "LastEvaluatedTableName", json_string(last));
+  free(last);
+  return 0;
+}
+
+int op_delete_table(api_call *c) {
+  const char *name;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  json_t *dp = info.def.ext ? json_object_get(info.def.ext, "DeletionProtectionEnabled") : NULL;
+  if (dp && json_is_true(dp)) {
+    trb_table_info_fini(&info);
+    return api_fail(c, "ValidationException",
+                    "Resource cannot be deleted as it is currently protected against deletion. "
+                    "Disable deletion protection first.");
+  }
+  trb_table_info_fini(&info);
+  rc = trb_table_delete(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  c->out = json_object();
+  json_object_set_new(c->out, "TableDescription", api_table_description(c->api, &info, "DELETING"));
+  trb_table_info_fini(&info);
+  return 0;
+}
+
+/* Reads the table, lets fn change a copy of its ext, stores it. */
+static int update_ext(api_call *c, const char *name,
+                      int (*fn)(api_call *c, json_t *ext, void *arg), void *arg,
+                      trb_table_info *out) {
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  json_t *ext = info.def.ext ? json_deep_copy(info.def.ext) : json_object();
+  trb_table_info_fini(&info);
+  if (fn(c, ext, arg)) {
+    json_decref(ext);
+    return -1;
+  }
+  rc = trb_table_update(c->api->eng, name, ext, out, &st);
+  json_decref(ext);
+  if (rc) return api_fail_st(c, rc, &st);
+  return 0;
+}
+
+static int apply_update_table(api_call *c, json_t *ext, void *arg) {
+  (void)arg;
+  int changed = 0;
+  const char *bm = NULL;
+  json_t *pt = NULL, *ss = NULL;
+  if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) return -1;
+  if (api_get_obj(c, c->in, "ProvisionedThroughput", 0, &pt) < 0) return -1;
+  if (api_get_obj(c, c->in, "StreamSpecification", 0, &ss) < 0) return -1;
+  if (json_object_get(c->in, "GlobalSecondaryIndexUpdates"))
+    return api_fail(c, "ValidationException",
+                    "Secondary indexes are not supported by this tributary version yet");
+  const char *cur = json_string_value(json_object_get(ext, "BillingMode"));
+  if (!cur) cur = "PAY_PER_REQUEST";
+  if (bm) {
+    static const char *const bms[] = {"PROVISIONED", "PAY_PER_REQUEST", NULL};
+    if (api_check_enum(c, "billingMode", bm, bms)) return -1;
+  }
+  const char *next = bm ? bm : cur;
+  if (pt) {
+    if (!strcmp(next, "PAY_PER_REQUEST"))
+      return api_fail(c, "ValidationException",
+                      "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                      "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+    if (check_throughput(c, pt)) return -1;
+    json_object_set_new(ext, "ProvisionedThroughput",
+                        json_pack("{s:O,s:O}", "ReadCapacityUnits",
+                                  json_object_get(pt, "ReadCapacityUnits"), "WriteCapacityUnits",
+                                  json_object_get(pt, "WriteCapacityUnits")));
+    changed = 1;
+  } else if (bm && !strcmp(bm, "PROVISIONED") && strcmp(cur, "PROVISIONED")) {
+    return api_fail(c, "ValidationException",
+                    "One or more parameter values were invalid: ProvisionedThroughput must be "
+                    "specified when BillingMode is PROVISIONED");
+  }
+  if (bm && strcmp(bm, cur)) {
+    json_object_set_new(ext, "BillingMode", json_string(bm));
+    if (!strcmp(bm, "PAY_PER_REQUEST")) {
+      json_object_del(ext, "ProvisionedThroughput");
+      json_object_set_new(ext, "BillingModeSince", json_real((double)trb_now_us() / 1e6));
+    }
+    changed = 1;
+  } else if (bm) {
+    changed = 1; /* same mode again: accepted as a no-op change */
+  }
+  if (ss) {
+    int en;
+    if (check_stream_spec(c, ss, &en)) return -1;
+    json_t *curss = json_object_get(ext, "StreamSpecification");
+    if (en && curss)
+      return api_fail(c, "ValidationException",
+                      "Table already has an enabled stream: %s",
+                      json_string_value(json_object_get(ext, "StreamLabel")));
+    if (!en && !curss)
+      return api_fail(c, "ValidationException",
+                      "Table does not have a stream enabled; nothing to disable");
+    if (en) {
+      char label[32];
+      stream_label_now(label);
+      json_object_set(ext, "StreamSpecification", ss);
+      json_object_set_new(ext, "StreamLabel", json_string(label));
+    } else {
+      json_object_del(ext, "StreamSpecification");
+    }
+    changed = 1;
+  }
+  int dp;
+  int r = api_get_bool(c, c->in, "DeletionProtectionEnabled", &dp);
+  if (r < 0) return -1;
+  if (r) {
+    json_object_set_new(ext, "DeletionProtectionEnabled", json_boolean(dp));
+    changed = 1;
+  }
+  const char *tc = NULL;
+  if (api_get_str(c, c->in, "TableClass", 0, &tc) < 0) return -1;
+  if (tc) {
+    static const char *const tcs[] = {"STANDARD", "STANDARD_INFREQUENT_ACCESS", NULL};
+    if (api_check_enum(c, "tableClass", tc, tcs)) return -1;
+    json_object_set_new(ext, "TableClass", json_string(tc));
+    changed = 1;
+  }
+  if (!changed)
+    return api_fail(c, "ValidationException",
+                    "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+                    "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required");
+  return 0;
+}
+
+int op_update_table(api_call *c) {
+  const char *name;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  trb_table_info info;
+  if (update_ext(c, name, apply_update_table, NULL, &info)) return -1;
+  c->out = json_object();
+  json_object_set_new(c->out, "TableDescription", api_table_description(c->api, &info, "ACTIVE"));
+  trb_table_info_fini(&info);
+  return 0;
+}
+
+/* ---- TTL ---- */
+
+static int apply_ttl(api_call *c, json_t *ext, void *arg) {
+  json_t *spec = arg;
+  int en = 0;
+  const char *attr = NULL;
+  if (api_get_bool(c, spec, "Enabled", &en) <= 0)
+    return json_object_get(spec, "Enabled") ? -1 : api_fail(c, "ValidationException",
+                                                            "The parameter 'Enabled' is required but was not present in the request");
+  if (api_get_str(c, spec, "AttributeName", 1, &attr) <= 0) return -1;
+  if (strlen(attr) < 1 || strlen(attr) > 255)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%s' at "
+                    "'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member "
+                    "must have length between 1 and 255",
+                    attr);
+  json_t *cur = json_object_get(ext, "TimeToLive");
+  int cur_en = cur && json_is_true(json_object_get(cur, "Enabled"));
+  const char *cur_attr = cur ? json_string_value(json_object_get(cur, "AttributeName")) : NULL;
+  if (en && cur_en)
+    return api_fail(c, "ValidationException", "TimeToLive is already enabled");
+  if (!en && !cur_en)
+    return api_fail(c, "ValidationException", "TimeToLive is already disabled");
+  if (!en && cur_attr && strcmp(cur_attr, attr))
+    return api_fail(c, "ValidationException",
+                    "TimeToLive is enabled on a different attribute: %s", cur_attr);
+  json_object_set_new(ext, "TimeToLive",
+                      json_pack("{s:s,s:b}", "AttributeName", attr, "Enabled", en));
+  return 0;
+}
+
+int op_update_ttl(api_call *c) {
+  const char *name;
+  json_t *spec;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  if (api_get_obj(c, c->in, "TimeToLiveSpecification", 1, &spec) <= 0) return -1;
+  trb_table_info info;
+  if (update_ext(c, name, apply_ttl, spec, &info)) return -1;
+  trb_table_info_fini(&info);
+  c->out = json_pack("{s:O}", "TimeToLiveSpecification", spec);
+  return 0;
+}
+
+int op_describe_ttl(api_call *c) {
+  const char *name;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  json_t *cur = info.def.ext ? json_object_get(info.def.ext, "TimeToLive") : NULL;
+  json_t *d = json_object();
+  if (cur && json_is_true(json_object_get(cur, "Enabled"))) {
+    json_object_set_new(d, "TimeToLiveStatus", json_string("ENABLED"));
+    json_object_set(d, "AttributeName", json_object_get(cur, "AttributeName"));
+  } else {
+    json_object_set_new(d, "TimeToLiveStatus", json_string("DISABLED"));
+  }
+  trb_table_info_fini(&info);
+  c->out = json_pack("{s:o}", "TimeToLiveDescription", d);
+  return 0;
+}
+
+/* ---- tags ---- */
+
+static int arn_table(api_call *c, const char **name) {
+  /* ResourceArn: a table ARN (index and stream ARNs name their table too). */
+  json_t *tmp = json_object();
+  json_object_set(tmp, "ResourceArn", json_object_get(c->in, "ResourceArn"));
+  int r = json_object_get(c->in, "ResourceArn") ? api_table_name(c, tmp, "ResourceArn", name)
+                                                 : api_fail(c, "ValidationException",
+                                                            "The parameter 'ResourceArn' is required but was not present in the request");
+  json_decref(tmp);
+  return r;
+}
+
+static int apply_tags(api_call *c, json_t *ext, void *arg) {
+  int add = arg != NULL;
+  json_t *tags = json_object_get(ext, "Tags");
+  if (!tags) {
+    tags = json_array();
+    json_object_set_new(ext, "Tags", tags);
+  }
+  json_t *in;
+  if (api_get_arr(c, c->in, add ? "Tags" : "TagKeys", 1, &in) <= 0) return -1;
+  for (size_t i = 0; i < json_array_size(in); i++) {
+    json_t *e = json_array_get(in, i);
+    const char *key = add ? json_string_value(json_object_get(e, "Key")) : json_string_value(e);
+    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
+    for (size_t j = 0; j < json_array_size(tags); j++)
+      if (!strcmp(key, json_string_value(json_object_get(json_array_get(tags, j), "Key")))) {
+        json_array_remove(tags, j);
+        break;
+      }
+    if (add) {
+      const char *val = json_string_value(json_object_get(e, "Value"));
+      if (!val) return api_fail(c, "ValidationException", "A tag value must be a string");
+      json_array_append_new(tags, json_pack("{s:s,s:s}", "Key", key, "Value", val));
+    }
+  }
+  if (json_array_size(tags) > 50)
+    return api_fail(c, "ValidationException", "The number of tags on a resource exceeds 50");
+  return 0;
+}
+
+int op_tag_resource(api_call *c) {
+  const char *name;
+  if (arn_table(c, &name) < 0) return -1;
+  trb_table_info info;
+  if (update_ext(c, name, apply_tags, (void *)1, &info)) return -1;
+  trb_table_info_fini(&info);
+  c->out = json_object();
+  return 0;
+}
+
+int op_untag_resource(api_call *c) {
+  const char *name;
+  if (arn_table(c, &name) < 0) return -1;
+  trb_table_info info;
+  if (update_ext(c, name, apply_tags, NULL, &info)) return -1;
+  trb_table_info_fini(&info);
+  c->out = json_object();
+  return 0;
+}
+
+int op_list_tags(api_call *c) {
+  const char *name;
+  if (arn_table(c, &name) < 0) return -1;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
+  if (rc) return api_fail_st(c, rc, &st);
+  json_t *tags = info.def.ext ? json_object_get(info.def.ext, "Tags") : NULL;
+  c->out = json_pack("{s:o}", "Tags", tags ? json_deep_copy(tags) : json_array());
+  trb_table_info_fini(&info);
+  return 0;
+}
+
+int op_describe_endpoints(api_call *c) {
+  char addr[128];
+  snprintf(addr, sizeof addr, "dynamodb.%s.amazonaws.com", c->api->region);
+  c->out = json_pack("{s:[{s:s,s:i}]}", "Endpoints", "Address", addr, "CachePeriodInMinutes",
+                     1440);
+  return 0;
+}
+
+int op_describe_limits(api_call *c) {
+  c->out = json_pack("{s:i,s:i,s:i,s:i}", "AccountMaxReadCapacityUnits", 80000,
+                     "AccountMaxWriteCapacityUnits", 80000, "TableMaxReadCapacityUnits", 40000,
+                     "TableMaxWriteCapacityUnits", 40000);
+  return 0;
+}

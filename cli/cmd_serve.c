@@ -1,0 +1,110 @@
+/*
+ * cmd_serve.c -- `tributary serve`: the DynamoDB-compatible HTTP server
+ * over the embedded engine. Stops cleanly on SIGTERM/SIGINT: the HTTP
+ * server finishes the requests in flight (their writes are answered), then
+ * the engine syncs and closes its WAL.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/dynamo.h"
+#include "api/http.h"
+#include "cli/cli.h"
+#include "util/log.h"
+
+static const char *serve_help =
+    "usage: tributary serve [--listen HOST:PORT] [--threads N]\n"
+    "\n"
+    "Serves the DynamoDB API (and, later, DynamoDB Streams) over HTTP on HOST:PORT\n"
+    "(default 127.0.0.1:8000, as DynamoDB Local; port 0 picks a free port). Point any\n"
+    "AWS SDK or the AWS CLI at it:\n"
+    "  aws dynamodb list-tables --endpoint-url http://127.0.0.1:8000\n"
+    "With api.access_key_id and api.secret_access_key in the config file every\n"
+    "request's SigV4 signature is verified; without them any signature is accepted\n"
+    "and the server refuses to listen on anything but loopback.\n"
+    "Stops on SIGTERM or SIGINT after answering the requests in flight.\n";
+
+static int is_loopback(const char *listen) {
+  return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) ||
+         !strncmp(listen, "[::1]:", 6);
+}
+
+int cmd_serve(cli *c, int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    trb_status st;
+    trb_status_init(&st);
+    if (cli_is_help(argv[i])) {
+      fputs(serve_help, stdout);
+      return CLI_OK;
+    } else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+      if (trb_config_set(&c->cfg, "api.listen", argv[++i], &st))
+        return cli_usage_err("serve", "--listen: %s", trb_status_msg(&st));
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      if (trb_config_set(&c->cfg, "api.threads", argv[++i], &st))
+        return cli_usage_err("serve", "--threads: %s", trb_status_msg(&st));
+    } else {
+      return cli_usage_err("serve", "unknown or incomplete option %s", argv[i]);
+    }
+  }
+  int auth = c->cfg.api.access_key_id[0] != 0;
+  if (auth != (c->cfg.api.secret_access_key[0] != 0)) {
+    fprintf(stderr, "tributary: api.access_key_id and api.secret_access_key go together\n");
+    return CLI_FAIL;
+  }
+  if (!auth && !is_loopback(c->cfg.api.listen)) {
+    fprintf(stderr,
+            "tributary: refusing to listen on %s without authentication: set "
+            "api.access_key_id and api.secret_access_key in the config file, or listen on "
+            "127.0.0.1\n",
+            c->cfg.api.listen);
+    return CLI_FAIL;
+  }
+  /* Signals are taken by sigwait below; block them before any thread starts
+   * so every thread inherits the mask. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  trb_engine *e = cli_engine(c);
+  if (!e) return CLI_FAIL;
+  trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
+  trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0};
+  trb_api *api = trb_api_create(e, &ao);
+  if (!api) {
+    fprintf(stderr, "tributary: out of memory\n");
+    return CLI_FAIL;
+  }
+  trb_http_opts ho = {.listen = c->cfg.api.listen, .threads = c->cfg.api.threads};
+  trb_http_server *srv = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  if (trb_http_start(&ho, trb_api_handle, trb_api_reject, api, &srv, &st)) {
+    fprintf(stderr, "tributary: cannot listen on %s: %s\n", c->cfg.api.listen,
+            trb_status_msg(&st));
+    trb_api_destroy(api);
+    return CLI_FAIL;
+  }
+  char where[300];
+  snprintf(where, sizeof where, "%s", c->cfg.api.listen);
+  char *colon = strrchr(where, ':');
+  if (colon) snprintf(colon + 1, sizeof where - (size_t)(colon + 1 - where), "%d",
+                      trb_http_port(srv));
+  trb_log_info("serve",
+               "listening on http://%s (data directory %s; authentication %s); stop with "
+               "SIGTERM or Ctrl-C",
+               where, c->cfg.data_dir,
+               auth ? "on: SigV4 signatures are verified"
+                    : "off: any signature is accepted, loopback only");
+  int sig = 0;
+  sigwait(&set, &sig);
+  trb_log_info("serve", "%s received: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  trb_http_stop(srv);
+  trb_api_destroy(api);
+  cli_close(c);
+  trb_log_info("serve", "stopped; the WAL is synced");
+  return CLI_OK;
+}
