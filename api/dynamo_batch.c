@@ -1,6 +1,7 @@
 /*
  * dynamo_batch.c -- BatchGetItem, BatchWriteItem, TransactWriteItems,
- * TransactGetItems (spec 4.7-4.11).
+ * TransactGetItems (spec 4.7-4.11). TransactWriteItems' ClientRequestToken
+ * goes through the api's token table (api/idempotency.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,92 @@ static const char *reason_code(trb_err rc) {
   }
 }
 
+/* ---- ClientRequestToken (spec 4.9): the same token and the same
+ * parameters within 10 minutes of success answer success again without
+ * applying anything. ---- */
+
+/* Members that are not "the parameters": a retry may ask for capacity or
+ * metrics when the first call did not, and still be the same request. */
+static const char *const idem_excluded[] = {"ClientRequestToken", "ReturnConsumedCapacity",
+                                            "ReturnItemCollectionMetrics", NULL};
+
+/* 1..36 characters (Unicode code points; the text is valid UTF-8). */
+static int check_token(api_call *c, const char *token) {
+  size_t chars = 0;
+  for (const unsigned char *p = (const unsigned char *)token; *p; p++)
+    chars += (*p & 0xC0) != 0x80;
+  if (chars >= 1 && chars <= 36) return 0;
+  return api_fail(c, "ValidationException",
+                  "1 validation error detected: Value '%s' at 'clientRequestToken' failed to "
+                  "satisfy constraint: Member must have length %s",
+                  token, chars ? "less than or equal to 36" : "greater than or equal to 1");
+}
+
+/*
+ * What a replay needs from the first call: the read capacity of reading
+ * each item as the transaction left it (one strongly consistent read per
+ * item; a deleted item costs the minimum), per table as sent, as the JSON
+ * text of a TOTAL ConsumedCapacity list. DynamoDB reports reads, not
+ * writes, for a replay (spec 6.2). NULL on OOM (a replay then reports no
+ * tables).
+ */
+static char *replay_record(const api_wreq *r, const trb_write *w, size_t n) {
+  json_t *caps = json_array();
+  if (!caps) return NULL;
+  for (size_t i = 0; i < n; i++)
+    cap_add(caps, r[i].table_as_sent, api_rcu(w[i].new_item ? trb_item_size(w[i].new_item) : 0, 1),
+            1, 1);
+  char *s = json_dumps(caps, JSON_COMPACT);
+  json_decref(caps);
+  return s;
+}
+
+/* The answer to a replay: success, and the stored read capacity in the
+ * shape this request asked for. */
+static void replay_answer(api_call *c, const char *stored, int cap) {
+  c->out = json_object();
+  if (!cap) return;
+  json_t *caps = json_array();
+  json_t *prev = stored ? json_loads(stored, 0, NULL) : NULL;
+  for (size_t i = 0; i < json_array_size(prev); i++) {
+    json_t *o = json_array_get(prev, i);
+    json_array_append_new(caps, api_capacity(json_string_value(json_object_get(o, "TableName")),
+                                             json_number_value(json_object_get(o, "CapacityUnits")),
+                                             cap, 1));
+  }
+  json_decref(prev);
+  json_object_set_new(c->out, "ConsumedCapacity", caps);
+}
+
+/* Looks the token up. 1: this call runs the transaction and must commit or
+ * abort the token; 0: answered (a replay: c->out set); -1: error set. */
+static int token_begin(api_call *c, const char *token, int cap) {
+  uint8_t digest[TRB_IDEM_DIGEST_LEN];
+  if (trb_idem_digest(c->in, idem_excluded, digest))
+    return api_fail(c, "InternalServerError", "out of memory");
+  trb_idem_verdict v;
+  char *stored = NULL;
+  trb_err rc = trb_idem_begin(c->api->idem, token, digest, &v, &stored);
+  if (rc == TRB_ELIMIT) /* every remembered token is in flight: overload */
+    return api_fail(c, "ThrottlingException", "Rate exceeded");
+  if (rc) return api_fail(c, "InternalServerError", "%s", trb_err_str(rc));
+  switch (v) {
+    case TRB_IDEM_FIRST: return 1;
+    case TRB_IDEM_REPLAY:
+      replay_answer(c, stored, cap);
+      free(stored);
+      return 0;
+    case TRB_IDEM_MISMATCH:
+      return api_fail(c, "IdempotentParameterMismatchException",
+                      "The request uses the same client request token as a previous, but "
+                      "non-identical request within the idempotency window");
+    case TRB_IDEM_IN_PROGRESS:
+      return api_fail(c, "TransactionInProgressException",
+                      "Transaction from previous request is still in progress");
+  }
+  return api_fail(c, "InternalServerError", "unknown token verdict");
+}
+
 int op_transact_write(api_call *c) {
   json_t *items;
   int cap = 0, ret = -1;
@@ -254,6 +341,7 @@ int op_transact_write(api_call *c) {
   if (api_want_capacity(c, c->in, &cap) < 0) return -1;
   const char *token = NULL;
   if (api_get_str(c, c->in, "ClientRequestToken", 0, &token) < 0) return -1;
+  if (token && check_token(c, token)) return -1;
   size_t n = json_array_size(items);
   if (n < 1 || n > 100)
     return api_fail(c, "ValidationException",
@@ -303,11 +391,25 @@ int op_transact_write(api_call *c) {
     }
     parsed = i + 1;
     if (cap) r[i].w.want_old = r[i].w.want_new = 1;
+    if (token) r[i].w.want_new = 1; /* sizes for a replay's capacity */
     w[i] = r[i].w;
+  }
+  /* The token is looked at only once the request is known to be valid: an
+   * invalid request is answered as such whatever its token. */
+  if (token) {
+    int t = token_begin(c, token, cap);
+    if (t <= 0) {
+      ret = t;
+      goto done;
+    }
   }
   trb_status st;
   trb_status_init(&st);
   trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ATOMIC, &st);
+  /* Only success is remembered: after a cancellation or an error the token
+   * is forgotten and a retry runs again. */
+  if (token && rc) trb_idem_abort(c->api->idem, token);
+  else if (token) trb_idem_commit(c->api->idem, token, replay_record(r, w, n));
   int evaluated = 0;
   for (size_t i = 0; i < n; i++) evaluated |= w[i].evaluated;
   if (rc && !evaluated) {
