@@ -59,12 +59,19 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
     free(a);
     return NULL;
   }
+  a->idem = trb_idem_create(NULL);
+  if (!a->idem) {
+    trb_throttle_destroy(a->thr);
+    free(a);
+    return NULL;
+  }
   snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
   snprintf(a->account, sizeof a->account, "%s",
            o && o->account_id ? o->account_id : "000000000000");
   if (o && o->nkeys) {
     a->keys = calloc(o->nkeys, sizeof *a->keys);
     if (!a->keys) {
+      trb_idem_destroy(a->idem);
       free(a);
       return NULL;
     }
@@ -85,6 +92,7 @@ void trb_api_destroy(trb_api *a) {
   }
   free(a->keys);
   trb_throttle_destroy(a->thr);
+  trb_idem_destroy(a->idem);
   free(a);
 }
 
@@ -112,6 +120,28 @@ int api_admit(api_call *c, const char *table, int write, api_thr *t) {
     return api_fail(c, "ProvisionedThroughputExceededException",
                     "The level of configured provisioned throughput for the table was exceeded. "
                     "Consider increasing your provisioning level with the UpdateTable API.");
+  }
+  return 0;
+}
+
+int api_admit_read(api_call *c, const trb_table_info *info, const trb_indexdef *ix,
+                   api_thr *t) {
+  if (!ix || ix->local) return api_admit(c, info->def.name, 0, t);
+  memset(t, 0, sizeof *t);
+  t->table_id = ix->cf_id; /* a GSI has its own bucket */
+  api_gsi_rate(info, ix, 0, &t->rate);
+  if (!trb_throttle_admit(c->api->thr, t->table_id, t->rate, 0, trb_now_us())) {
+    char arn[800];
+    api_table_arn(c->api, info->def.name, arn, sizeof arn);
+    size_t l = strlen(arn);
+    snprintf(arn + l, sizeof arn - l, "/index/%s", ix->name);
+    c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
+                             "IndexReadProvisionedThroughputExceeded", "resource", arn);
+    return api_fail(c, "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for one or more global "
+                    "secondary indexes of the table was exceeded. Consider increasing your "
+                    "provisioning level for the under-provisioned global secondary indexes with "
+                    "the UpdateTable API");
   }
   return 0;
 }

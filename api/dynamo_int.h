@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "api/dynamo.h"
+#include "api/idempotency.h"
 #include "api/throttle.h"
 #include "engine/expr.h"
 
@@ -18,6 +19,7 @@ struct trb_api {
   trb_sigv4_key *keys;
   size_t nkeys;
   trb_throttle *thr;
+  trb_idem *idem;        /* TransactWriteItems' ClientRequestTokens */
 };
 
 
@@ -44,6 +46,9 @@ typedef struct api_thr {
  * ResourceNotFoundException) set when the request may not go ahead. */
 int api_admit(api_call *c, const char *table, int write, api_thr *t);
 void api_charge(api_call *c, const api_thr *t, double units);
+/* As api_admit for a read of the table or of one of its indexes (a GSI has
+ * its own provisioned throughput; an LSI shares the table's). */
+int api_admit_read(api_call *c, const trb_table_info *info, const trb_indexdef *ix, api_thr *t);
 
 /* Sets the call's error; returns -1. The type decides the namespace and
  * whether the message key is "message" or "Message". */
@@ -86,6 +91,28 @@ int api_want_capacity(api_call *c, json_t *obj, int *mode); /* 0 none, 1 total, 
 json_t *api_capacity(const char *table, double units, int mode, int read);
 double api_rcu(size_t bytes, int consistent);
 double api_wcu(size_t bytes);
+
+/* Secondary indexes (dynamo_index.c). */
+/* AttributeDefinitions as a JSON object name -> "S"|"N"|"B". *out owned. */
+int api_attr_defs(api_call *c, json_t *ads, json_t **out);
+/* A KeySchema array into ks (names; types from api_attr_defs later). */
+int api_key_schema(api_call *c, json_t *ksj, const char *where, trb_keyschema *ks);
+/* LocalSecondaryIndexes and GlobalSecondaryIndexes of a CreateTable: *out
+ * NULL when there are none, else caller-owned (trb_indexset_unref). Marks
+ * the key attributes used in `used`; GSI throughput goes into ext. */
+int api_create_indexes(api_call *c, json_t *in, const trb_keyschema *ks, json_t *adm,
+                       json_t *used, int provisioned, json_t *ext, trb_indexset **out);
+/* Adds LocalSecondaryIndexes / GlobalSecondaryIndexes to a description. */
+void api_index_descriptions(trb_api *a, const trb_table_info *info, json_t *o);
+/* Applies GlobalSecondaryIndexUpdates to a copy of the table's index set
+ * (*out caller-owned) and to ext (AttributeDefinitions, IndexThroughput). */
+int api_gsi_updates(api_call *c, const trb_table_info *cur, json_t *ext, json_t *updates,
+                    trb_indexset **out);
+/* The index an IndexName names (borrowed from info), or -1 (set). */
+int api_index_for_read(api_call *c, const trb_table_info *info, const char *name,
+                       const trb_indexdef **out);
+/* A GSI's provisioned rate (0 = on demand or an LSI). */
+int api_gsi_rate(const trb_table_info *info, const trb_indexdef *d, int write, double *rate);
 
 /* Operations. Each returns 0 with c->out set, or -1 with the error set. */
 int op_create_table(api_call *c);

@@ -12,6 +12,11 @@
 typedef struct rq {
   const char *table;
   char table_buf[256];
+  const char *index;         /* IndexName, or NULL */
+  trb_table_info info;       /* the table, described once */
+  int have_info;
+  const trb_indexdef *ix;    /* borrowed from info */
+  int fetch_table;           /* LSI read needing attributes beyond its projection */
   trb_av *vals, *esk;
   trb_expr_env *env;
   trb_expr *keycond, *filter, *proj;
@@ -21,6 +26,7 @@ typedef struct rq {
 } rq;
 
 static void rq_fini(rq *r) {
+  if (r->have_info) trb_table_info_fini(&r->info);
   trb_expr_destroy(r->keycond);
   trb_expr_destroy(r->filter);
   trb_expr_destroy(r->proj);
@@ -42,10 +48,21 @@ static int parse_common(api_call *c, rq *r, int is_query) {
   if (api_table_name(c, c->in, "TableName", &r->table) < 0) return -1;
   snprintf(r->table_buf, sizeof r->table_buf, "%s", r->table);
   r->table = r->table_buf;
-  if (json_object_get(c->in, "IndexName"))
-    return api_fail(c, "ValidationException",
-                    "Secondary indexes are not supported by this tributary version yet");
+  if (api_get_str(c, c->in, "IndexName", 0, &r->index) < 0) return -1;
   if (api_get_bool(c, c->in, "ConsistentRead", &r->consistent) < 0) return -1;
+  {
+    trb_status st;
+    trb_status_init(&st);
+    trb_err rc = trb_table_describe(c->api->eng, r->table, &r->info, &st);
+    if (rc) return api_fail_st(c, rc, &st);
+    r->have_info = 1;
+  }
+  if (r->index) {
+    if (api_index_for_read(c, &r->info, r->index, &r->ix)) return -1;
+    if (!r->ix->local && r->consistent)
+      return api_fail(c, "ValidationException",
+                      "Consistent reads are not supported on global secondary indexes");
+  }
   if (api_want_capacity(c, c->in, &r->capacity) < 0) return -1;
   int hl = api_get_int(c, c->in, "Limit", &r->limit);
   if (hl < 0) return -1;
@@ -77,10 +94,19 @@ static int parse_common(api_call *c, rq *r, int is_query) {
     static const char *const allowed[] = {"ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES",
                                           "SPECIFIC_ATTRIBUTES", "COUNT", NULL};
     if (api_check_enum(c, "select", r->select, allowed)) return -1;
-    if (!strcmp(r->select, "ALL_PROJECTED_ATTRIBUTES"))
+    if (!strcmp(r->select, "ALL_PROJECTED_ATTRIBUTES") && !r->ix)
       return api_fail(c, "ValidationException",
                       "One or more parameter values were invalid: Select type "
                       "ALL_PROJECTED_ATTRIBUTES is not supported for a table: it needs IndexName");
+    if (!strcmp(r->select, "ALL_ATTRIBUTES") && r->ix && r->ix->proj != TRB_PROJ_ALL) {
+      if (!r->ix->local)
+        return api_fail(c, "ValidationException",
+                        "One or more parameter values were invalid: Select type ALL_ATTRIBUTES "
+                        "is not supported for global secondary index %s because its projection "
+                        "type is not ALL",
+                        r->ix->name);
+      r->fetch_table = 1;
+    }
     if (r->proj && strcmp(r->select, "SPECIFIC_ATTRIBUTES"))
       return api_fail(c, "ValidationException",
                       "One or more parameter values were invalid: Cannot specify the "
@@ -91,6 +117,26 @@ static int parse_common(api_call *c, rq *r, int is_query) {
                       "One or more parameter values were invalid: ProjectionExpression is "
                       "required when Select is SPECIFIC_ATTRIBUTES");
     r->count_only = !strcmp(r->select, "COUNT");
+  }
+  /* A projection asking for attributes an index does not hold: an LSI
+   * fetches them from the table, a GSI cannot. */
+  if (r->proj && r->ix && r->ix->proj != TRB_PROJ_ALL) {
+    const char *const *tops;
+    size_t n = trb_expr_projection_tops(r->proj, &tops);
+    const trb_keyschema *tks = &r->info.def.ks, *iks = &r->ix->ks;
+    for (size_t i = 0; i < n && !r->fetch_table; i++) {
+      const char *a = tops[i];
+      int held = !strcmp(a, tks->pk_name) || (tks->has_sk && !strcmp(a, tks->sk_name)) ||
+                 !strcmp(a, iks->pk_name) || (iks->has_sk && !strcmp(a, iks->sk_name));
+      for (size_t j = 0; !held && j < r->ix->ninclude; j++) held = !strcmp(a, r->ix->include[j]);
+      if (held) continue;
+      if (!r->ix->local)
+        return api_fail(c, "ValidationException",
+                        "One or more parameter values were invalid: Global secondary index %s "
+                        "does not project %s",
+                        r->ix->name, a);
+      r->fetch_table = 1;
+    }
   }
   return 0;
 }
@@ -138,9 +184,20 @@ static int emit_page(api_call *c, rq *r, trb_page *p, const api_thr *thr) {
   if (!r->consistent) u /= 2;
   api_charge(c, thr, u);
   if (r->capacity) {
-    json_object_set_new(c->out, "ConsumedCapacity",
-                        api_capacity(json_string_value(json_object_get(c->in, "TableName")), u,
-                                     r->capacity, 1));
+    json_t *cc = api_capacity(json_string_value(json_object_get(c->in, "TableName")), u,
+                              r->capacity, 1);
+    if (r->ix && r->capacity == 2) {
+      /* GSI reads use the index's capacity, LSI reads the table's. */
+      json_t *t = json_object_get(cc, "Table");
+      if (!r->ix->local) {
+        json_object_set_new(t, "CapacityUnits", json_real(0));
+        json_object_set_new(t, "ReadCapacityUnits", json_real(0));
+      }
+      json_object_set_new(cc, r->ix->local ? "LocalSecondaryIndexes" : "GlobalSecondaryIndexes",
+                          json_pack("{s:{s:f,s:f}}", r->ix->name, "CapacityUnits", u,
+                                    "ReadCapacityUnits", u));
+    }
+    json_object_set_new(c->out, "ConsumedCapacity", cc);
   }
   return 0;
 }
@@ -153,19 +210,15 @@ int op_query(api_call *c) {
   if (parse_common(c, &r, 1) < 0) goto done;
   int forward = 1;
   if (api_get_bool(c, c->in, "ScanIndexForward", &forward) < 0) goto done;
-  trb_table_info info;
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_table_describe(c->api->eng, r.table, &info, &st);
-  if (rc) {
-    api_fail_st(c, rc, &st);
-    goto done;
-  }
-  trb_keyschema ks = info.def.ks;
-  trb_table_info_fini(&info);
+  trb_err rc;
+  trb_keyschema ks = r.ix ? r.ix->ks : r.info.def.ks;
   trb_query_req q;
   memset(&q, 0, sizeof q);
   q.table = r.table;
+  q.index = r.index;
+  q.fetch_table = r.fetch_table;
   if ((rc = trb_expr_keycond(r.keycond, &ks, &q.pk, &q.sk_op, &q.sk1, &q.sk2, &st))) {
     api_fail_st(c, rc, &st);
     goto done;
@@ -183,7 +236,7 @@ int op_query(api_call *c) {
     }
   }
   api_thr thr;
-  if (api_admit(c, r.table, 0, &thr) < 0) goto done;
+  if (api_admit_read(c, &r.info, r.ix, &thr) < 0) goto done;
   q.backward = !forward;
   q.limit = (size_t)r.limit;
   q.exclusive_start_key = r.esk;
@@ -238,12 +291,14 @@ int op_scan(api_call *c) {
   trb_scan_req s;
   memset(&s, 0, sizeof s);
   s.table = r.table;
+  s.index = r.index;
+  s.fetch_table = r.fetch_table;
   s.limit = (size_t)r.limit;
   s.exclusive_start_key = r.esk;
   s.segment = (uint32_t)seg;
   s.total_segments = (uint32_t)total;
   api_thr thr;
-  if (api_admit(c, r.table, 0, &thr) < 0) goto done;
+  if (api_admit_read(c, &r.info, r.ix, &thr) < 0) goto done;
   trb_status st;
   trb_status_init(&st);
   trb_err rc = trb_scan(c->api->eng, &s, &p, &st);

@@ -112,6 +112,7 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
   json_object_set_new(o, "WarmThroughput",
                       json_pack("{s:i,s:i,s:s}", "ReadUnitsPerSecond", 12000,
                                 "WriteUnitsPerSecond", 4000, "Status", "ACTIVE"));
+  api_index_descriptions(a, info, o);
   return o;
 }
 
@@ -191,98 +192,57 @@ int op_create_table(api_call *c) {
   if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
   if (api_get_arr(c, c->in, "AttributeDefinitions", 1, &ads) <= 0) return -1;
   if (api_get_arr(c, c->in, "KeySchema", 1, &ksj) <= 0) return -1;
-  if (json_object_get(c->in, "LocalSecondaryIndexes") ||
-      json_object_get(c->in, "GlobalSecondaryIndexes"))
-    return api_fail(c, "ValidationException",
-                    "Secondary indexes are not supported by this tributary version yet");
-  size_t nks = json_array_size(ksj);
-  if (nks < 1 || nks > 2)
-    return api_fail(c, "ValidationException",
-                    "1 validation error detected: Value '%zu' at 'keySchema' failed to satisfy "
-                    "constraint: Member must have length less than or equal to 2",
-                    nks);
   trb_keyschema ks;
-  memset(&ks, 0, sizeof ks);
-  for (size_t i = 0; i < nks; i++) {
-    json_t *e = json_array_get(ksj, i);
-    const char *an, *kt;
-    if (!json_is_object(e)) return api_fail(c, "SerializationException", "Expected map or null");
-    if (api_get_str(c, e, "AttributeName", 1, &an) <= 0) return -1;
-    if (api_get_str(c, e, "KeyType", 1, &kt) <= 0) return -1;
-    static const char *const kts[] = {"HASH", "RANGE", NULL};
-    if (api_check_enum(c, "keyType", kt, kts)) return -1;
-    if (strlen(an) < 1 || strlen(an) > TRB_KEY_NAME_MAX)
-      return api_fail(c, "ValidationException",
-                      "1 validation error detected: Value '%s' at 'keySchema.%zu.member.attributeName' "
-                      "failed to satisfy constraint: Member must have length less than or equal to 255",
-                      an, i + 1);
-    if (i == 0 && strcmp(kt, "HASH"))
-      return api_fail(c, "ValidationException",
-                      "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");
-    if (i == 1 && strcmp(kt, "RANGE"))
-      return api_fail(c, "ValidationException",
-                      "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type");
-    if (i == 0) snprintf(ks.pk_name, sizeof ks.pk_name, "%s", an);
-    else {
-      snprintf(ks.sk_name, sizeof ks.sk_name, "%s", an);
-      ks.has_sk = 1;
+  if (api_key_schema(c, ksj, "keySchema", &ks)) return -1;
+  /* Key attributes typed from AttributeDefinitions, which must hold exactly
+   * the key attributes of the table and its indexes. */
+  json_t *adm = NULL, *used = json_object();
+  trb_indexset *ix = NULL;
+  json_t *ext = json_object();
+  if (api_attr_defs(c, ads, &adm)) goto fail;
+  {
+    const char *t = json_string_value(json_object_get(adm, ks.pk_name));
+    const char *u = ks.has_sk ? json_string_value(json_object_get(adm, ks.sk_name)) : "S";
+    if (!t || !u) {
+      api_fail(c, "ValidationException",
+               "One or more parameter values were invalid: Some index key attributes are not "
+               "defined in AttributeDefinitions. Keys: [%s%s%s], AttributeDefinitions: [...]",
+               ks.pk_name, ks.has_sk ? ", " : "", ks.has_sk ? ks.sk_name : "");
+      goto fail;
     }
+    if (parse_type(c, t, &ks.pk_type) || (ks.has_sk && parse_type(c, u, &ks.sk_type))) goto fail;
+    json_object_set_new(used, ks.pk_name, json_true());
+    if (ks.has_sk) json_object_set_new(used, ks.sk_name, json_true());
   }
-  if (ks.has_sk && !strcmp(ks.pk_name, ks.sk_name))
-    return api_fail(c, "ValidationException",
-                    "Both the Hash Key and the Range Key element in the KeySchema have the same name");
-  /* Key attributes typed from AttributeDefinitions, which must hold exactly them. */
-  int found_pk = 0, found_sk = 0;
-  for (size_t i = 0; i < json_array_size(ads); i++) {
-    json_t *e = json_array_get(ads, i);
-    const char *an, *at;
-    if (!json_is_object(e)) return api_fail(c, "SerializationException", "Expected map or null");
-    if (api_get_str(c, e, "AttributeName", 1, &an) <= 0) return -1;
-    if (api_get_str(c, e, "AttributeType", 1, &at) <= 0) return -1;
-    trb_type t;
-    if (parse_type(c, at, &t)) return -1;
-    for (size_t j = 0; j < i; j++)
-      if (!strcmp(an, json_string_value(json_object_get(json_array_get(ads, j), "AttributeName"))))
-        return api_fail(c, "ValidationException",
-                        "Cannot have two attributes with the same name");
-    if (!strcmp(an, ks.pk_name)) {
-      ks.pk_type = t;
-      found_pk = 1;
-    } else if (ks.has_sk && !strcmp(an, ks.sk_name)) {
-      ks.sk_type = t;
-      found_sk = 1;
-    } else {
-      return api_fail(c, "ValidationException",
-                      "One or more parameter values were invalid: Number of attributes in "
-                      "KeySchema does not exactly match number of attributes defined in "
-                      "AttributeDefinitions");
-    }
-  }
-  if (!found_pk || (ks.has_sk && !found_sk))
-    return api_fail(c, "ValidationException",
-                    "One or more parameter values were invalid: Some index key attributes are "
-                    "not defined in AttributeDefinitions. Keys: [%s%s%s], AttributeDefinitions: "
-                    "[...]",
-                    ks.pk_name, ks.has_sk ? ", " : "", ks.has_sk ? ks.sk_name : "");
   /* Billing. */
   const char *bm = "PROVISIONED";
-  if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) return -1;
+  if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) goto fail;
   static const char *const bms[] = {"PROVISIONED", "PAY_PER_REQUEST", NULL};
-  if (api_check_enum(c, "billingMode", bm, bms)) return -1;
+  if (api_check_enum(c, "billingMode", bm, bms)) goto fail;
   json_t *pt = NULL;
-  if (api_get_obj(c, c->in, "ProvisionedThroughput", 0, &pt) < 0) return -1;
+  if (api_get_obj(c, c->in, "ProvisionedThroughput", 0, &pt) < 0) goto fail;
   if (!strcmp(bm, "PROVISIONED")) {
-    if (!pt)
-      return api_fail(c, "ValidationException",
-                      "One or more parameter values were invalid: ReadCapacityUnits and "
-                      "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
-    if (check_throughput(c, pt)) return -1;
+    if (!pt) {
+      api_fail(c, "ValidationException",
+               "One or more parameter values were invalid: ReadCapacityUnits and "
+               "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
+      goto fail;
+    }
+    if (check_throughput(c, pt)) goto fail;
   } else if (pt) {
-    return api_fail(c, "ValidationException",
-                    "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
-                    "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+    api_fail(c, "ValidationException",
+             "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+             "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+    goto fail;
   }
-  json_t *ext = json_object();
+  if (api_create_indexes(c, c->in, &ks, adm, used, !strcmp(bm, "PROVISIONED"), ext, &ix))
+    goto fail;
+  if (json_object_size(used) != json_object_size(adm)) {
+    api_fail(c, "ValidationException",
+             "One or more parameter values were invalid: Number of attributes in KeySchema does "
+             "not exactly match number of attributes defined in AttributeDefinitions");
+    goto fail;
+  }
   json_object_set(ext, "AttributeDefinitions", ads);
   json_object_set_new(ext, "BillingMode", json_string(bm));
   if (pt)
@@ -322,8 +282,11 @@ int op_create_table(api_call *c) {
   trb_table_info info;
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_table_create(c->api->eng, name, &ks, ext, &info, &st);
+  trb_err rc = trb_table_create_ix(c->api->eng, name, &ks, ix, ext, &info, &st);
   json_decref(ext);
+  json_decref(adm);
+  json_decref(used);
+  trb_indexset_unref(ix);
   if (rc) return api_fail_st(c, rc, &st);
   c->out = json_object();
   json_object_set_new(c->out, "TableDescription", api_table_description(c->api, &info, "ACTIVE"));
@@ -331,6 +294,9 @@ int op_create_table(api_call *c) {
   return 0;
 fail:
   json_decref(ext);
+  json_decref(adm);
+  json_decref(used);
+  trb_indexset_unref(ix);
   return -1;
 }
 
@@ -419,9 +385,6 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
   if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) return -1;
   if (api_get_obj(c, c->in, "ProvisionedThroughput", 0, &pt) < 0) return -1;
   if (api_get_obj(c, c->in, "StreamSpecification", 0, &ss) < 0) return -1;
-  if (json_object_get(c->in, "GlobalSecondaryIndexUpdates"))
-    return api_fail(c, "ValidationException",
-                    "Secondary indexes are not supported by this tributary version yet");
   const char *cur = json_string_value(json_object_get(ext, "BillingMode"));
   if (!cur) cur = "PAY_PER_REQUEST";
   if (bm) {
@@ -491,6 +454,7 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
     json_object_set_new(ext, "TableClass", json_string(tc));
     changed = 1;
   }
+  if (json_object_get(c->in, "GlobalSecondaryIndexUpdates")) changed = 1; /* op_update_table */
   if (!changed)
     return api_fail(c, "ValidationException",
                     "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
@@ -501,8 +465,30 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
 int op_update_table(api_call *c) {
   const char *name;
   if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  json_t *gsiu = json_object_get(c->in, "GlobalSecondaryIndexUpdates");
   trb_table_info info;
-  if (update_ext(c, name, apply_update_table, NULL, &info)) return -1;
+  if (!gsiu) {
+    if (update_ext(c, name, apply_update_table, NULL, &info)) return -1;
+  } else {
+    /* Index changes and the rest of the request in one TABLE_UPDATE record;
+     * a new GSI is backfilled before the answer. */
+    trb_table_info cur;
+    trb_status st;
+    trb_status_init(&st);
+    trb_err rc = trb_table_describe(c->api->eng, name, &cur, &st);
+    if (rc) return api_fail_st(c, rc, &st);
+    json_t *ext = cur.def.ext ? json_deep_copy(cur.def.ext) : json_object();
+    trb_indexset *ix = NULL;
+    int bad = apply_update_table(c, ext, NULL) || api_gsi_updates(c, &cur, ext, gsiu, &ix);
+    trb_table_info_fini(&cur);
+    if (!bad) {
+      rc = trb_table_update_ix(c->api->eng, name, ix, ext, &info, &st);
+      if (rc) api_fail_st(c, rc, &st);
+    }
+    json_decref(ext);
+    trb_indexset_unref(ix);
+    if (bad || rc) return -1;
+  }
   c->out = json_object();
   json_object_set_new(c->out, "TableDescription", api_table_description(c->api, &info, "ACTIVE"));
   trb_table_info_fini(&info);

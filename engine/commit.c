@@ -64,6 +64,7 @@ typedef struct group {
   trb_av **trees;           /* owned trees to destroy at the end */
   size_t ntree, captree;
   trb_store_batch *batch;
+  trb_buf scratch;          /* index entry keys */
 } group;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elt) {
@@ -106,6 +107,7 @@ static void group_fini(group *g) {
   free(g->frees);
   free(g->trees);
   trb_store_batch_destroy(g->batch);
+  trb_buf_fini(&g->scratch);
 }
 
 static uint64_t ov_hash(uint64_t tid, const unsigned char *sk, size_t skl) {
@@ -257,6 +259,7 @@ static trb_err eval_write(trb_engine *e, group *g, trb_write *w, uint64_t txn_id
       }
       if ((rc = trb_item_validate(nav, st))) return rc;
       if ((rc = trb_key_check_item(&t->def.ks, nav, st))) return rc;
+      if ((rc = trb_index_check_item(t->def.ix, nav, st))) return rc;
       trb_buf tmp;
       trb_buf_init(&tmp, 0);
       if ((rc = trb_key_encode(&t->def.ks, nav, &tmp)) || tmp.len != w->priv.skey.len ||
@@ -350,6 +353,16 @@ static void add_stat(uint64_t *v, int64_t d) {
   }
 }
 
+/* Forgets the index counter changes staged for a batch that did not
+ * commit. */
+static void clear_pending(group *g) {
+  for (size_t i = 0; i < g->nch; i++) {
+    trb_table *t = g->ch[i].t;
+    memset(t->ix_pend_count, 0, sizeof t->ix_pend_count);
+    memset(t->ix_pend_bytes, 0, sizeof t->ix_pend_bytes);
+  }
+}
+
 /* Appends, syncs, publishes and applies the staged changes. */
 static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
   if (!g->nch) return TRB_OK;
@@ -399,6 +412,20 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
       trb_store_batch_put(g->batch, c->t->cf, c->skey, c->skey_len, c->nw.enc, c->nw.len);
     else
       trb_store_batch_del(g->batch, c->t->cf, c->skey, c->skey_len);
+    if (c->t->def.ix) {
+      /* Index entries in the same batch as the item: an index never shows
+       * a state the table did not have. */
+      trb_err irc = img_tree(g, &c->old);
+      if (!irc) irc = img_tree(g, &c->nw);
+      if (!irc)
+        irc = trb__index_stage(g->batch, c->t, c->old.present ? c->old.av : NULL,
+                               c->nw.present ? c->nw.av : NULL, c->t->ix_pend_count,
+                               c->t->ix_pend_bytes, &g->scratch);
+      if (irc) {
+        rc = trb_status_set(st, irc, "cannot stage the index entries (%s)", trb_err_name(irc));
+        goto store_failed;
+      }
+    }
     int64_t dsize = 0;
     if (c->old.present && !img_tree(g, &c->old)) dsize -= (int64_t)trb_item_size(c->old.av);
     if (c->nw.present && !img_tree(g, &c->nw)) dsize += (int64_t)trb_item_size(c->nw.av);
@@ -423,9 +450,19 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
     trb__stats_key(t->def.table_id, k);
     trb__stats_val(&next, v);
     trb_store_batch_meta_put(g->batch, k, sizeof k, v, sizeof v);
+    for (size_t x = 0; t->def.ix && x < t->def.ix->n; x++) {
+      if (!t->ix_pend_count[x] && !t->ix_pend_bytes[x]) continue;
+      int64_t ic = (int64_t)t->ix_count[x] + t->ix_pend_count[x];
+      int64_t ib = (int64_t)t->ix_bytes[x] + t->ix_pend_bytes[x];
+      trb__stats_key(t->def.ix->d[x].cf_id, k);
+      trb__counts_val(ic > 0 ? (uint64_t)ic : 0, ib > 0 ? (uint64_t)ib : 0, v);
+      trb_store_batch_meta_put(g->batch, k, sizeof k, v, sizeof v);
+    }
   }
   rc = trb_store_batch_commit(e->store, g->batch, last, st);
+store_failed:
   if (rc) {
+    clear_pending(g);
     set_failed(e, rc);
     trb_log_error("engine", "store write failed after the WAL commit: %s; the writes are in "
                   "the WAL and their outcome is reported as unknown; restart tributary to "
@@ -439,6 +476,11 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
     if (c->kind == TRB_WAL_TXN_COMMIT) continue;
     add_stat(&c->t->size_bytes, c->dsize);
     add_stat(&c->t->item_count, c->dcount);
+    for (size_t x = 0; c->t->def.ix && x < c->t->def.ix->n; x++) {
+      add_stat(&c->t->ix_count[x], c->t->ix_pend_count[x]);
+      add_stat(&c->t->ix_bytes[x], c->t->ix_pend_bytes[x]);
+      c->t->ix_pend_count[x] = c->t->ix_pend_bytes[x] = 0;
+    }
   }
   __atomic_add_fetch(&e->n_records, g->nch, __ATOMIC_RELAXED);
   return TRB_OK;
@@ -544,6 +586,33 @@ static void process_writes(trb_engine *e, group *g, trb_req **reqs, size_t nreq)
   __atomic_add_fetch(&e->n_writes, nw, __ATOMIC_RELAXED);
 }
 
+/*
+ * def gets its own copy of the index set want, in which each new index (cf_id
+ * 0) has a column family id that no table or index can have: the high bit,
+ * the LSN of the record that creates it, and its position. An index that
+ * keeps its name and key schema from cur keeps its family.
+ */
+static trb_err own_indexes(trb_tabledef *def, const trb_indexset *cur, const trb_indexset *want,
+                           uint64_t lsn, trb_status *st) {
+  trb_indexset_unref(def->ix);
+  def->ix = NULL;
+  if (!want || !want->n) return TRB_OK;
+  if (lsn >= (1ull << 57))
+    return trb_status_set(st, TRB_ELIMIT, "LSNs past 2^57 cannot name index column families");
+  trb_indexset *s = trb_indexset_dup(want);
+  if (!s) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  int64_t now = trb_now_us();
+  for (size_t i = 0; i < s->n; i++) {
+    trb_indexdef *d = &s->d[i];
+    int ci = trb_indexset_find(cur, d->name);
+    if (d->cf_id && ci >= 0 && cur->d[ci].cf_id == d->cf_id) continue;
+    d->cf_id = (1ull << 63) | (lsn << 5) | i;
+    d->created_us = now;
+  }
+  def->ix = s;
+  return TRB_OK;
+}
+
 static trb_err process_table_op(trb_engine *e, trb_req *r) {
   trb_status *st = r->st;
   trb_err rc = TRB_OK;
@@ -568,6 +637,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     def.table_id = lsn;
     def.created_us = trb_now_us();
     def.ext = r->ext ? json_deep_copy(r->ext) : NULL; /* ours: immutable from here */
+    if (r->set_ix && (rc = own_indexes(&def, NULL, r->ix, lsn, st))) goto done;
     rec.kind = TRB_WAL_TABLE_CREATE;
     rec.table_id = lsn;
   } else {
@@ -584,6 +654,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
       trb_tabledef_copy(&def, &t->def);
       json_decref(def.ext);
       def.ext = r->ext ? json_deep_copy(r->ext) : NULL;
+      if (r->set_ix && (rc = own_indexes(&def, t->def.ix, r->ix, lsn, st))) goto done;
       rec.kind = TRB_WAL_TABLE_UPDATE;
     }
   }
@@ -622,6 +693,7 @@ void *trb__commit_main(void *arg) {
   group g;
   memset(&g, 0, sizeof g);
   g.batch = trb_store_batch_create();
+  trb_buf_init(&g.scratch, 0);
   trb_req **reqs = NULL;
   size_t capreqs = 0;
   for (;;) {

@@ -79,6 +79,11 @@ trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st) {
     return rc;
   }
   trb_tabledef_copy(&t->def, def);
+  if ((rc = trb__index_open(e, t, st))) {
+    trb_tabledef_fini(&t->def);
+    free(t);
+    return rc;
+  }
   memmove(e->tables + i + 1, e->tables + i, (e->ntables - i) * sizeof *e->tables);
   e->tables[i] = t;
   e->ntables++;
@@ -101,6 +106,10 @@ void trb__table_info(const trb_table *t, trb_table_info *info) {
   /* The commit thread updates these while readers hold the catalog shared. */
   info->item_count = __atomic_load_n(&t->item_count, __ATOMIC_RELAXED);
   info->size_bytes = __atomic_load_n(&t->size_bytes, __ATOMIC_RELAXED);
+  for (size_t i = 0; t->def.ix && i < t->def.ix->n; i++) {
+    info->ix_count[i] = __atomic_load_n(&t->ix_count[i], __ATOMIC_RELAXED);
+    info->ix_bytes[i] = __atomic_load_n(&t->ix_bytes[i], __ATOMIC_RELAXED);
+  }
 }
 
 void trb__catalog_key(const char *name, trb_buf *b) {
@@ -161,8 +170,12 @@ struct orphan_ctx {
 };
 static void orphan_cb(void *ctx, uint64_t id) {
   struct orphan_ctx *o = ctx;
-  for (size_t i = 0; i < o->e->ntables; i++)
-    if (o->e->tables[i]->def.table_id == id) return;
+  for (size_t i = 0; i < o->e->ntables; i++) {
+    const trb_tabledef *d = &o->e->tables[i]->def;
+    if (d->table_id == id) return;
+    for (size_t j = 0; d->ix && j < d->ix->n; j++)
+      if (d->ix->d[j].cf_id == id) return;
+  }
   uint64_t *n = realloc(o->ids, (o->n + 1) * sizeof *n);
   if (!n) return;
   o->ids = n;
@@ -217,6 +230,23 @@ static trb_err replay_item(trb_engine *e, trb_store_batch *b, const trb_wal_rec 
   trb__stats_key(t->def.table_id, k);
   trb__stats_val(t, v);
   trb_store_batch_meta_put(b, k, sizeof k, v, sizeof v);
+  if (t->def.ix) {
+    int64_t dc[TRB_INDEX_MAX] = {0}, ds[TRB_INDEX_MAX] = {0};
+    if ((rc = trb__index_stage(b, t, oldv, newv, dc, ds, skey))) {
+      trb_status_set(st, rc, "replay: cannot stage index entries of LSN %llu",
+                     (unsigned long long)r->lsn);
+      goto done;
+    }
+    for (size_t i = 0; i < t->def.ix->n; i++) {
+      if (!dc[i] && !ds[i]) continue;
+      int64_t c = (int64_t)t->ix_count[i] + dc[i], by = (int64_t)t->ix_bytes[i] + ds[i];
+      t->ix_count[i] = c > 0 ? (uint64_t)c : 0;
+      t->ix_bytes[i] = by > 0 ? (uint64_t)by : 0;
+      trb__stats_key(t->def.ix->d[i].cf_id, k);
+      trb__counts_val(t->ix_count[i], t->ix_bytes[i], v);
+      trb_store_batch_meta_put(b, k, sizeof k, v, sizeof v);
+    }
+  }
 done:
   trb_av_destroy(keys);
   trb_av_destroy(oldv);
@@ -265,6 +295,9 @@ trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
   trb_table *t = trb__table_find(e, name);
   if (!t) return TRB_OK;
   uint64_t id = t->def.table_id;
+  uint64_t ixids[TRB_INDEX_MAX];
+  size_t nix = t->def.ix ? t->def.ix->n : 0;
+  for (size_t i = 0; i < nix; i++) ixids[i] = t->def.ix->d[i].cf_id;
   trb_buf k;
   trb_buf_init(&k, 0);
   trb__catalog_key(name, &k);
@@ -275,15 +308,37 @@ trb_err trb__apply_table_delete(trb_engine *e, const char *name, uint64_t lsn,
     trb__stats_key(id, sk);
     trb_store_batch_meta_del(b, k.p, k.len);
     trb_store_batch_meta_del(b, sk, sizeof sk);
+    for (size_t i = 0; i < nix; i++) {
+      trb__stats_key(ixids[i], sk);
+      trb_store_batch_meta_del(b, sk, sizeof sk);
+    }
     rc = trb_store_batch_commit(e->store, b, lsn, st);
   }
   trb_store_batch_destroy(b);
   trb_buf_fini(&k);
   if (rc) return rc;
   trb__table_remove(e, name);
-  return trb_store_cf_drop(e->store, id, st);
+  /* A crash between the batch and the drops leaves families without a
+   * catalog entry, which the next open drops. */
+  for (size_t i = 0; i < nix && !rc; i++) rc = trb_store_cf_drop(e->store, ixids[i], st);
+  if (!rc) rc = trb_store_cf_drop(e->store, id, st);
+  return rc;
 }
 
+static int has_cf(const trb_indexset *s, uint64_t cf_id) {
+  for (size_t i = 0; s && i < s->n; i++)
+    if (s->d[i].cf_id == cf_id) return 1;
+  return 0;
+}
+
+/*
+ * A new definition replaces the table's. Indexes in the new set and not in
+ * the old (by column family id) get their family and are backfilled from
+ * the table's items in the same store batch as the catalog entry; indexes
+ * gone from the set have their families dropped after it. Replay runs this
+ * at the record's place in the log, when the store holds exactly the items
+ * as of that LSN, so a backfill there builds what it built the first time.
+ */
 trb_err trb__apply_table_update(trb_engine *e, const trb_tabledef *def, uint64_t lsn,
                                 trb_status *st) {
   trb_table *t = trb__table_find(e, def->name);
@@ -295,17 +350,55 @@ trb_err trb__apply_table_update(trb_engine *e, const trb_tabledef *def, uint64_t
   trb_err rc = trb_tabledef_encode(def, &v);
   trb_store_batch *b = trb_store_batch_create();
   if (!rc && !b) rc = TRB_ENOMEM;
+  /* The table with its new definition, its index families and counters
+   * carried over by column family id. */
+  trb_table next = *t;
+  const trb_indexset *ox = t->def.ix, *nx = def->ix;
+  uint64_t dropped[TRB_INDEX_MAX];
+  size_t ndropped = 0;
+  for (size_t i = 0; ox && i < ox->n; i++)
+    if (!has_cf(nx, ox->d[i].cf_id)) dropped[ndropped++] = ox->d[i].cf_id;
+  memset(next.ix_cf, 0, sizeof next.ix_cf);
+  memset(next.ix_count, 0, sizeof next.ix_count);
+  memset(next.ix_bytes, 0, sizeof next.ix_bytes);
+  next.def = *def; /* borrowed for the backfill; t->def is replaced below */
+  for (size_t i = 0; !rc && nx && i < nx->n; i++) {
+    int old_i = -1;
+    for (size_t j = 0; ox && j < ox->n; j++)
+      if (ox->d[j].cf_id == nx->d[i].cf_id) old_i = (int)j;
+    if (old_i >= 0) {
+      next.ix_cf[i] = t->ix_cf[old_i];
+      next.ix_count[i] = t->ix_count[old_i];
+      next.ix_bytes[i] = t->ix_bytes[old_i];
+      continue;
+    }
+    if ((rc = trb_store_cf_create(e->store, nx->d[i].cf_id, &next.ix_cf[i], st))) break;
+    trb_log_info("engine", "building index %s of table %s from its %llu items", nx->d[i].name,
+                 def->name, (unsigned long long)t->item_count);
+    rc = trb__index_backfill(e, &next, i, b, st);
+  }
   if (!rc) {
     trb_store_batch_meta_put(b, k.p, k.len, v.p, v.len);
+    for (size_t i = 0; i < ndropped; i++) {
+      unsigned char sk[10];
+      trb__stats_key(dropped[i], sk);
+      trb_store_batch_meta_del(b, sk, sizeof sk);
+    }
     rc = trb_store_batch_commit(e->store, b, lsn, st);
+  } else if (rc == TRB_ENOMEM) {
+    trb_status_set(st, rc, "out of memory");
   }
   trb_store_batch_destroy(b);
   trb_buf_fini(&k);
   trb_buf_fini(&v);
   if (rc) return rc;
   trb_tabledef_fini(&t->def);
+  memcpy(t->ix_cf, next.ix_cf, sizeof t->ix_cf);
+  memcpy(t->ix_count, next.ix_count, sizeof t->ix_count);
+  memcpy(t->ix_bytes, next.ix_bytes, sizeof t->ix_bytes);
   trb_tabledef_copy(&t->def, def);
-  return TRB_OK;
+  for (size_t i = 0; i < ndropped && !rc; i++) rc = trb_store_cf_drop(e->store, dropped[i], st);
+  return rc;
 }
 
 static trb_err replay(trb_engine *e, trb_status *st) {
@@ -582,14 +675,45 @@ void trb_table_info_fini(trb_table_info *info) {
 
 trb_err trb_table_create(trb_engine *e, const char *name, const trb_keyschema *ks,
                          json_t *ext, trb_table_info *info, trb_status *st) {
+  return trb_table_create_ix(e, name, ks, NULL, ext, info, st);
+}
+
+/* Engine-level checks of an index set (the API checks DynamoDB's rules
+ * with DynamoDB's texts first). */
+static trb_err check_indexes(const trb_keyschema *ks, const trb_indexset *ix, trb_status *st) {
+  for (size_t i = 0; ix && i < ix->n; i++) {
+    const trb_indexdef *d = &ix->d[i];
+    trb_err rc = trb_tabledef_check_name(d->name, st);
+    if (!rc) rc = trb_tabledef_check_keyschema(&d->ks, st);
+    if (rc) return rc;
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(ix->d[j].name, d->name))
+        return trb_status_set(st, TRB_EINVAL,
+                              "One or more parameter values were invalid: Duplicate index name: "
+                              "%s",
+                              d->name);
+    if (d->local && (!ks->has_sk || !d->ks.has_sk || strcmp(d->ks.pk_name, ks->pk_name) ||
+                     d->ks.pk_type != ks->pk_type))
+      return trb_status_set(st, TRB_EINVAL,
+                            "One or more parameter values were invalid: Index %s: a local "
+                            "secondary index has the table's partition key and a sort key",
+                            d->name);
+  }
+  return TRB_OK;
+}
+
+trb_err trb_table_create_ix(trb_engine *e, const char *name, const trb_keyschema *ks,
+                            const trb_indexset *ix, json_t *ext, trb_table_info *info,
+                            trb_status *st) {
   trb_err rc;
+  if ((rc = check_indexes(ks, ix, st))) return rc;
   if ((rc = trb_tabledef_check_name(name, st))) return rc;
   if ((rc = trb_tabledef_check_keyschema(ks, st))) return rc;
   if (ext && !json_is_object(ext))
     return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
   if (info) memset(info, 0, sizeof *info);
   trb_req r = {.kind = TRB_REQ_TABLE_CREATE, .name = name, .ks = ks, .ext = ext,
-               .info = info, .st = st};
+               .ix = ix, .set_ix = 1, .info = info, .st = st};
   return trb__submit(e, &r);
 }
 
@@ -599,6 +723,22 @@ trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table
     return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
   if (info) memset(info, 0, sizeof *info);
   trb_req r = {.kind = TRB_REQ_TABLE_UPDATE, .name = name, .ext = ext, .info = info, .st = st};
+  return trb__submit(e, &r);
+}
+
+trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_indexset *ix,
+                            json_t *ext, trb_table_info *info, trb_status *st) {
+  if (ext && !json_is_object(ext))
+    return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
+  trb_table_info cur;
+  trb_err rc = trb_table_describe(e, name, &cur, st);
+  if (rc) return rc;
+  rc = check_indexes(&cur.def.ks, ix, st);
+  trb_table_info_fini(&cur);
+  if (rc) return rc;
+  if (info) memset(info, 0, sizeof *info);
+  trb_req r = {.kind = TRB_REQ_TABLE_UPDATE, .name = name, .ext = ext, .ix = ix, .set_ix = 1,
+               .info = info, .st = st};
   return trb__submit(e, &r);
 }
 

@@ -52,6 +52,8 @@ typedef struct trb_table_info {
   trb_tabledef def;
   uint64_t item_count;   /* exact, maintained with every write */
   uint64_t size_bytes;   /* sum of DynamoDB item sizes */
+  uint64_t ix_count[TRB_INDEX_MAX]; /* per index (def.ix order): entries */
+  uint64_t ix_bytes[TRB_INDEX_MAX]; /* per index: sizes of the projected items */
 } trb_table_info;
 
 /* Releases what an info holds (its definition's ext). */
@@ -63,6 +65,17 @@ void trb_table_info_fini(trb_table_info *info);
  * trb_table_info_fini. */
 trb_err trb_table_create(trb_engine *e, const char *name, const trb_keyschema *ks,
                          json_t *ext, trb_table_info *info, trb_status *st);
+/* As trb_table_create, with secondary indexes (ix may be NULL; borrowed:
+ * the engine keeps its own copy, with column family ids assigned). */
+trb_err trb_table_create_ix(trb_engine *e, const char *name, const trb_keyschema *ks,
+                            const trb_indexset *ix, json_t *ext, trb_table_info *info,
+                            trb_status *st);
+/* Replaces the table's index set and ext in one TABLE_UPDATE record.
+ * Indexes of ix whose cf_id is 0 are new: they are built from the table's
+ * items (in the commit thread, so no write is missed) before the call
+ * returns; indexes of the table missing from ix are dropped. Borrowed. */
+trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_indexset *ix,
+                            json_t *ext, trb_table_info *info, trb_status *st);
 /* Replaces the table's ext (a TABLE_UPDATE record in the WAL). */
 trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table_info *info,
                          trb_status *st);
@@ -228,6 +241,10 @@ typedef enum trb_sk_op {
 
 typedef struct trb_query_req {
   const char *table;
+  const char *index;             /* NULL: the table; else a secondary index's name (pk and
+                                    sk are then the index's keys) */
+  int fetch_table;               /* index reads: return the table's whole items, not the
+                                    projections (Select ALL_ATTRIBUTES on an LSI) */
   const trb_av *pk;              /* partition key value */
   trb_sk_op sk_op;
   const trb_av *sk1, *sk2;       /* operands (sk2 for BETWEEN) */
@@ -239,6 +256,8 @@ typedef struct trb_query_req {
 
 typedef struct trb_scan_req {
   const char *table;
+  const char *index;             /* as in trb_query_req */
+  int fetch_table;
   size_t limit;
   const trb_av *exclusive_start_key;
   uint32_t segment, total_segments; /* total 0 or 1 = the whole table */
@@ -246,7 +265,8 @@ typedef struct trb_scan_req {
 } trb_scan_req;
 
 /* A page of results: items in order (caller-owned, free with trb_page_fini),
- * last_key set when reading stopped early (more may remain). */
+ * last_key set when reading stopped early (more may remain): the table's
+ * key attributes, and for an index read the index's too. */
 typedef struct trb_page {
   trb_av **items;
   size_t n, cap;

@@ -17,6 +17,14 @@ typedef struct trb_table {
   /* Written by the commit thread (and recovery) only; read under cat_lock. */
   uint64_t item_count;
   uint64_t size_bytes;
+  /* Per index, in def.ix order: its column family and counters (entries,
+   * bytes of projected items), kept like the table's. */
+  trb_store_cf *ix_cf[TRB_INDEX_MAX];
+  uint64_t ix_count[TRB_INDEX_MAX];
+  uint64_t ix_bytes[TRB_INDEX_MAX];
+  /* Commit thread only: index counter changes staged in the current group. */
+  int64_t ix_pend_count[TRB_INDEX_MAX];
+  int64_t ix_pend_bytes[TRB_INDEX_MAX];
 } trb_table;
 
 typedef enum trb_req_kind {
@@ -35,6 +43,8 @@ typedef struct trb_req {
   const char *name;          /* table ops */
   const trb_keyschema *ks;
   json_t *ext;               /* table create/update: borrowed */
+  const trb_indexset *ix;    /* table create/update with set_ix: borrowed */
+  int set_ix;
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;
@@ -86,6 +96,22 @@ trb_err trb__apply_table_update(trb_engine *e, const trb_tabledef *def, uint64_t
 void trb__catalog_key(const char *name, trb_buf *b);
 void trb__stats_key(uint64_t table_id, unsigned char out[10]);
 void trb__stats_val(const trb_table *t, unsigned char out[16]);
+
+/* Index maintenance (index_apply.c). Stages into b the index entries that
+ * change when an item of t goes from old to nw (either NULL = absent), and
+ * adds the index counter changes to dcount/dbytes (t->def.ix->n entries).
+ * scratch is a work buffer. */
+trb_err trb__index_stage(trb_store_batch *b, const trb_table *t, const trb_av *old,
+                         const trb_av *nw, int64_t *dcount, int64_t *dbytes, trb_buf *scratch);
+/* Opens (creating) the column families of t's indexes and loads their
+ * counters from the store. */
+trb_err trb__index_open(trb_engine *e, trb_table *t, trb_status *st);
+/* Fills a new index's column family from the table's items (UpdateTable
+ * creating a GSI), in one store batch with the catalog change. */
+trb_err trb__index_backfill(trb_engine *e, trb_table *t, size_t i, trb_store_batch *b,
+                            trb_status *st);
+/* A stats value (store.h layout): entry count and bytes. */
+void trb__counts_val(uint64_t count, uint64_t bytes, unsigned char out[16]);
 
 /* Commit thread (commit.c). */
 void *trb__commit_main(void *arg);

@@ -26,6 +26,7 @@ static trb_err prepare(trb_engine *e, trb_write *w) {
         return trb_status_set(st, TRB_EINVAL, "An item must be a map of attributes");
       if ((rc = trb_item_validate(w->item, st))) return rc;
       if ((rc = trb_key_check_item(ks, w->item, st))) return rc;
+      if ((rc = trb_index_check_item(t->def.ix, w->item, st))) return rc;
       trb_av *key = trb_key_from_item(ks, w->item);
       if (!key) return trb_status_set(st, TRB_ENOMEM, "out of memory");
       rc = trb_av_encode(key, &w->priv.keys);
@@ -381,8 +382,28 @@ typedef struct walk {
   int backward;
   size_t limit, max_bytes;
   const trb_query_req *q;    /* NULL for scan */
-  const trb_keyschema *ks;
+  const trb_keyschema *ks;   /* of what is read: the table or the index */
+  const trb_indexdef *ix;    /* index reads */
+  const trb_table *t;
+  trb_engine *e;
+  int fetch_table;
 } walk;
+
+/* The table's item behind an index entry (NULL when it is gone since). */
+static trb_err fetch_item(walk *wk, const trb_av *entry, trb_av **out, trb_status *st) {
+  *out = NULL;
+  trb_buf k;
+  trb_buf_init(&k, 0);
+  char *v = NULL;
+  size_t vl = 0;
+  trb_err rc = trb_key_encode(&wk->t->def.ks, entry, &k);
+  if (!rc) rc = trb_store_get(wk->e->store, wk->t->cf, k.p, k.len, &v, &vl, st);
+  if (!rc && v && trb_av_decode(v, vl, out))
+    rc = trb_status_set(st, TRB_ECORRUPT, "stored item could not be decoded");
+  free(v);
+  trb_buf_fini(&k);
+  return rc;
+}
 
 static trb_err walk_run(walk *wk, trb_page *out, trb_status *st) {
   size_t bytes = 0;
@@ -412,7 +433,20 @@ static trb_err walk_run(walk *wk, trb_page *out, trb_status *st) {
     bytes += trb_item_size(item);
     out->scanned++;
     trb_av_destroy(last);
-    last = trb_key_from_item(wk->ks, item);
+    last = wk->ix ? trb_index_last_key(wk->ix, &wk->t->def.ks, item)
+                  : trb_key_from_item(wk->ks, item);
+    if (wk->fetch_table) {
+      trb_av *full = NULL;
+      rc = fetch_item(wk, item, &full, st);
+      trb_av_destroy(item);
+      item = full;
+      if (rc) break;
+      if (!item) { /* deleted after the iterator's snapshot */
+        if (wk->backward) trb_store_iter_prev(wk->it);
+        else trb_store_iter_next(wk->it);
+        continue;
+      }
+    }
     if ((rc = page_push(out, item))) {
       trb_av_destroy(item);
       trb_status_set(st, rc, "out of memory");
@@ -441,6 +475,35 @@ static void prefix_succ(trb_buf *b) {
   if (b->len) b->p[b->len - 1]++;
 }
 
+/* What a read goes over: the table, or one of its indexes. */
+static trb_err resolve_source(trb_table *t, const char *index, const trb_keyschema **ks,
+                              const trb_indexdef **ix, trb_store_cf **cf, trb_status *st) {
+  *ks = &t->def.ks;
+  *ix = NULL;
+  *cf = t->cf;
+  if (!index) return TRB_OK;
+  int i = trb_indexset_find(t->def.ix, index);
+  if (i < 0 || !t->ix_cf[i])
+    return trb_status_set(st, TRB_EINVAL,
+                          "The table does not have the specified index: %s", index);
+  *ix = &t->def.ix->d[i];
+  *ks = &(*ix)->ks;
+  *cf = t->ix_cf[i];
+  return TRB_OK;
+}
+
+/* The entry key to seek for an exclusive start key. */
+static trb_err start_key(const trb_table *t, const trb_keyschema *ks, const trb_indexdef *ix,
+                         const trb_av *esk, trb_buf *seek, trb_status *st) {
+  trb_err rc;
+  if (ix) {
+    if ((rc = trb_index_check_start_key(ix, &t->def.ks, esk, st))) return rc;
+    return trb_index_entry_key(ix, &t->def.ks, esk, seek);
+  }
+  if ((rc = trb_key_check_key(ks, esk, st))) return rc;
+  return trb_key_encode(ks, esk, seek);
+}
+
 trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_status *st) {
   memset(out, 0, sizeof *out);
   trb_buf lo, hi, seek;
@@ -456,7 +519,10 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
     rc = TRB_ENOTFOUND;
     goto done;
   }
-  const trb_keyschema *ks = &t->def.ks;
+  const trb_keyschema *ks;
+  const trb_indexdef *ix;
+  trb_store_cf *cf;
+  if ((rc = resolve_source(t, q->index, &ks, &ix, &cf, st))) goto done;
   if (!q->pk || q->pk->type != ks->pk_type) {
     rc = trb_status_set(st, TRB_EINVAL,
                         "One or more parameter values were invalid: Condition parameter type "
@@ -505,13 +571,13 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
   }
   if ((rc = trb_buf_append(&hi, lo.p, lo.len))) goto done;
   prefix_succ(&hi);
-  if ((rc = trb_store_iter_create(e->store, t->cf, lo.p, lo.len, hi.len ? hi.p : NULL, hi.len,
+  if ((rc = trb_store_iter_create(e->store, cf, lo.p, lo.len, hi.len ? hi.p : NULL, hi.len,
                                   &it, st)))
     goto done;
   /* Where to start: after ExclusiveStartKey, or at the near end of the
    * sort-key range. */
   if (q->exclusive_start_key) {
-    if ((rc = trb_key_check_key(ks, q->exclusive_start_key, st))) goto done;
+    if ((rc = start_key(t, ks, ix, q->exclusive_start_key, &seek, st))) goto done;
     const trb_av *epk = trb_av_m_get(q->exclusive_start_key, ks->pk_name, strlen(ks->pk_name));
     if (!epk || !trb_av_equal(epk, q->pk)) {
       rc = trb_status_set(st, TRB_EINVAL,
@@ -519,7 +585,6 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
                           "does not match the partition of the query");
       goto done;
     }
-    if ((rc = trb_key_encode(ks, q->exclusive_start_key, &seek))) goto done;
     if (q->backward) trb_store_iter_seek_prev(it, seek.p, seek.len);
     else trb_store_iter_seek(it, seek.p, seek.len);
     if (trb_store_iter_valid(it)) {
@@ -552,7 +617,12 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
         goto done;
       }
       if ((rc = trb_key_encode(ks, keytmp, &seek))) goto done;
-      if (q->backward) trb_store_iter_seek_prev(it, seek.p, seek.len);
+      /* Index entries carry the table key after the index key: seek past
+       * every entry with this sort key when reading backward (the walk
+       * checks each item's sort key either way). */
+      if (ix && q->backward) prefix_succ(&seek);
+      if (q->backward && seek.len) trb_store_iter_seek_prev(it, seek.p, seek.len);
+      else if (q->backward) trb_store_iter_last(it);
       else trb_store_iter_seek(it, seek.p, seek.len);
     } else if (q->backward) {
       trb_store_iter_last(it);
@@ -561,7 +631,8 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
     }
   }
   walk wk = {.it = it, .backward = q->backward, .limit = q->limit,
-             .max_bytes = q->max_bytes ? q->max_bytes : TRB_PAGE_MAX_BYTES, .q = q, .ks = ks};
+             .max_bytes = q->max_bytes ? q->max_bytes : TRB_PAGE_MAX_BYTES, .q = q, .ks = ks,
+             .ix = ix, .t = t, .e = e, .fetch_table = ix && q->fetch_table};
   rc = walk_run(&wk, out, st);
 done:
   pthread_rwlock_unlock(&e->cat_lock);
@@ -601,12 +672,14 @@ trb_err trb_scan(trb_engine *e, const trb_scan_req *s, trb_page *out, trb_status
     rc = TRB_ENOTFOUND;
     goto done;
   }
-  const trb_keyschema *ks = &t->def.ks;
-  if ((rc = trb_store_iter_create(e->store, t->cf, lo, 4, hhi >> 32 ? NULL : hi, 4, &it, st)))
+  const trb_keyschema *ks;
+  const trb_indexdef *ix;
+  trb_store_cf *cf;
+  if ((rc = resolve_source(t, s->index, &ks, &ix, &cf, st))) goto done;
+  if ((rc = trb_store_iter_create(e->store, cf, lo, 4, hhi >> 32 ? NULL : hi, 4, &it, st)))
     goto done;
   if (s->exclusive_start_key) {
-    if ((rc = trb_key_check_key(ks, s->exclusive_start_key, st))) goto done;
-    if ((rc = trb_key_encode(ks, s->exclusive_start_key, &seek))) goto done;
+    if ((rc = start_key(t, ks, ix, s->exclusive_start_key, &seek, st))) goto done;
     uint64_t h = ((uint64_t)seek.p[0] << 24) | ((uint64_t)seek.p[1] << 16) |
                  ((uint64_t)seek.p[2] << 8) | seek.p[3];
     if (h < hlo || h >= hhi) {
@@ -625,7 +698,8 @@ trb_err trb_scan(trb_engine *e, const trb_scan_req *s, trb_page *out, trb_status
     trb_store_iter_first(it);
   }
   walk wk = {.it = it, .limit = s->limit,
-             .max_bytes = s->max_bytes ? s->max_bytes : TRB_PAGE_MAX_BYTES, .ks = ks};
+             .max_bytes = s->max_bytes ? s->max_bytes : TRB_PAGE_MAX_BYTES, .ks = ks, .ix = ix,
+             .t = t, .e = e, .fetch_table = ix && s->fetch_table};
   rc = walk_run(&wk, out, st);
 done:
   pthread_rwlock_unlock(&e->cat_lock);

@@ -7,8 +7,11 @@
  *     "M:applied_lsn"          -> u64 LE: highest WAL LSN applied
  *     "T:" + table name        -> table definition (engine/tabledef.c format)
  *     "S:" + u64 BE table_id   -> table stats: u64 LE item count, u64 LE bytes
+ *     "S:" + u64 BE index cf id -> index stats: u64 LE entry count, u64 LE bytes
  *   column family "t<16 hex digits of table_id>", one per table:
  *     store key (engine/keyenc.h) -> binary item encoding (engine/item_codec.c)
+ *   column family "t<16 hex digits of an index cf id>", one per secondary
+ *   index (ids have the high bit set; layout of entries in engine/index.h)
  *
  * RocksDB's own WAL is disabled and atomic flush is on: a batch written with
  * trb_store_batch_commit() carries its applied LSN in the same batch, so

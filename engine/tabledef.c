@@ -11,7 +11,13 @@
  *     {"name": "...", "id": <u64 as decimal string>, "created_us": <int>,
  *      "pk": {"name": "...", "type": "S"|"N"|"B"},
  *      "sk": {"name": "...", "type": "S"|"N"|"B"},     (absent: no sort key)
- *      "ext": {...}}                                    (absent: none; see tabledef.h)
+ *      "ext": {...},                                    (absent: none; see tabledef.h)
+ *      "ix": [{"name": "...", "local": true|false,      (absent: no index)
+ *              "pk": {...}, "sk": {...}?,               key schema as above
+ *              "proj": "ALL"|"KEYS_ONLY"|"INCLUDE",
+ *              "include": ["attr", ...]?,               INCLUDE only
+ *              "cf": <u64 as decimal string>,           its column family id
+ *              "created_us": <int>}, ...]}
  *
  * Unknown members are ignored so later versions can add fields; a different
  * version byte is refused.
@@ -82,13 +88,18 @@ trb_err trb_tabledef_check_keyschema(const trb_keyschema *ks, trb_status *st) {
 void trb_tabledef_copy(trb_tabledef *dst, const trb_tabledef *src) {
   *dst = *src;
   if (dst->ext) json_incref(dst->ext);
+  trb_indexset_ref(dst->ix);
 }
 
 void trb_tabledef_fini(trb_tabledef *d) {
   if (!d) return;
   json_decref(d->ext);
   d->ext = NULL;
+  trb_indexset_unref(d->ix);
+  d->ix = NULL;
 }
+
+static const char *const proj_names[] = {"ALL", "KEYS_ONLY", "INCLUDE"};
 
 static json_t *key_json(const char *name, trb_type t) {
   return json_pack("{s:s,s:s}", "name", name, "type", trb_type_name(t));
@@ -103,6 +114,30 @@ trb_err trb_tabledef_encode(const trb_tabledef *d, trb_buf *b) {
   if (!o) return TRB_ENOMEM;
   if (d->ks.has_sk) json_object_set_new(o, "sk", key_json(d->ks.sk_name, d->ks.sk_type));
   if (d->ext) json_object_set(o, "ext", d->ext);
+  if (d->ix && d->ix->n) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < d->ix->n; i++) {
+      const trb_indexdef *x = &d->ix->d[i];
+      char cf[24];
+      snprintf(cf, sizeof cf, "%" PRIu64, x->cf_id);
+      json_t *e = json_pack("{s:s,s:b,s:o,s:s,s:s,s:I}", "name", x->name, "local", x->local, "pk",
+                            key_json(x->ks.pk_name, x->ks.pk_type), "proj", proj_names[x->proj],
+                            "cf", cf, "created_us", (json_int_t)x->created_us);
+      if (!e) {
+        json_decref(arr);
+        json_decref(o);
+        return TRB_ENOMEM;
+      }
+      if (x->ks.has_sk) json_object_set_new(e, "sk", key_json(x->ks.sk_name, x->ks.sk_type));
+      if (x->ninclude) {
+        json_t *inc = json_array();
+        for (size_t j = 0; j < x->ninclude; j++) json_array_append_new(inc, json_string(x->include[j]));
+        json_object_set_new(e, "include", inc);
+      }
+      json_array_append_new(arr, e);
+    }
+    json_object_set_new(o, "ix", arr);
+  }
   char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (!txt) return TRB_ENOMEM;
@@ -161,9 +196,58 @@ trb_err trb_tabledef_decode(const void *p, size_t len, trb_tabledef *d, trb_stat
     if (!json_is_object(ext)) goto done;
     d->ext = json_incref(ext);
   }
+  json_t *ix = json_object_get(o, "ix");
+  if (ix) {
+    if (!json_is_array(ix) || json_array_size(ix) > TRB_INDEX_MAX) goto done;
+    if (!(d->ix = trb_indexset_new())) {
+      rc = TRB_ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < json_array_size(ix); i++) {
+      json_t *e = json_array_get(ix, i), *xsk, *inc;
+      const char *xn, *proj, *cf;
+      int local;
+      json_int_t xcreated;
+      json_t *xpk;
+      trb_indexdef x;
+      memset(&x, 0, sizeof x);
+      if (json_unpack(e, "{s:s,s:b,s:o,s:s,s:s,s:I}", "name", &xn, "local", &local, "pk", &xpk,
+                      "proj", &proj, "cf", &cf, "created_us", &xcreated) ||
+          strlen(xn) > TRB_INDEX_NAME_MAX || !parse_key(xpk, x.ks.pk_name, &x.ks.pk_type))
+        goto done;
+      strcpy(x.name, xn);
+      x.local = local;
+      x.cf_id = strtoull(cf, NULL, 10);
+      x.created_us = xcreated;
+      if ((xsk = json_object_get(e, "sk"))) {
+        if (!parse_key(xsk, x.ks.sk_name, &x.ks.sk_type)) goto done;
+        x.ks.has_sk = 1;
+      }
+      int pi = -1;
+      for (int k = 0; k < 3; k++)
+        if (!strcmp(proj, proj_names[k])) pi = k;
+      if (pi < 0) goto done;
+      x.proj = (trb_proj)pi;
+      const char *names[TRB_INDEX_INCLUDE_MAX];
+      if ((inc = json_object_get(e, "include"))) {
+        if (!json_is_array(inc) || json_array_size(inc) > TRB_INDEX_INCLUDE_MAX) goto done;
+        for (size_t j = 0; j < json_array_size(inc); j++)
+          if (!(names[j] = json_string_value(json_array_get(inc, j)))) goto done;
+        x.include = (char **)names;
+        x.ninclude = json_array_size(inc);
+      }
+      if (trb_indexset_add(d->ix, &x)) {
+        rc = TRB_ENOMEM;
+        goto done;
+      }
+    }
+  }
   rc = TRB_OK;
 done:
   json_decref(o);
-  if (rc) trb_status_set(st, rc, "table definition: malformed");
+  if (rc) {
+    trb_tabledef_fini(d);
+    trb_status_set(st, rc, rc == TRB_ENOMEM ? "out of memory" : "table definition: malformed");
+  }
   return rc;
 }

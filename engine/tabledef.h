@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "engine/index.h"
 #include "engine/keyenc.h"
 #include "util/buf.h"
 #include "util/trb_err.h"
@@ -26,11 +27,14 @@ typedef struct trb_tabledef {
    * reference), or NULL. Copy with trb_tabledef_copy, release with
    * trb_tabledef_fini. */
   json_t *ext;
+  /* Secondary indexes: shared and immutable (engine/index.h), NULL when the
+   * table has none. Copies take a reference; trb_tabledef_fini drops it. */
+  trb_indexset *ix;
 } trb_tabledef;
 
-/* dst = src, taking a new reference to ext. */
+/* dst = src, taking new references to ext and ix. */
 void trb_tabledef_copy(trb_tabledef *dst, const trb_tabledef *src);
-/* Releases ext. */
+/* Releases ext and ix. */
 void trb_tabledef_fini(trb_tabledef *d);
 
 /* Table names: 3..255 of [a-zA-Z0-9_.-] (spec 2.5). TRB_EINVAL with
