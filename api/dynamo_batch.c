@@ -30,6 +30,26 @@ static void cap_add(json_t *list, const char *table, double units, int mode, int
   json_array_append_new(list, api_capacity(table, units, mode, read));
 }
 
+/* Adds one write's units, its indexes' included, to the per-table list. */
+static void cap_add_write(api_call *c, json_t *list, const char *sent, const char *table,
+                          double units, const trb_write *w, int mode, double mult) {
+  if (!mode) return;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  int have = trb_table_describe(c->api->eng, table, &info, &st) == TRB_OK;
+  json_t *one = api_write_capacity(sent, units, w, have ? info.def.ix : NULL, mode, mult);
+  if (have) trb_table_info_fini(&info);
+  for (size_t i = 0; i < json_array_size(list); i++) {
+    json_t *o = json_array_get(list, i);
+    if (!strcmp(json_string_value(json_object_get(o, "TableName")), sent)) {
+      api_capacity_merge(o, one);
+      return;
+    }
+  }
+  json_array_append_new(list, one);
+}
+
 /* A table name from a RequestItems key (a name or an ARN). */
 static int map_table(api_call *c, const char *key, char out[256]) {
   json_t *tmp = json_pack("{s:s}", "TableName", key);
@@ -122,7 +142,7 @@ int op_batch_write(api_call *c) {
     }
     size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
     size_t b = w[i].item ? trb_item_size(w[i].item) : 0;
-    cap_add(caps, sent[i], api_wcu(a > b ? a : b), cap, 0);
+    cap_add_write(c, caps, sent[i], tables[i], api_wcu(a > b ? a : b), &w[i], cap, 1);
   }
   c->out = json_pack("{s:o}", "UnprocessedItems", unprocessed);
   if (cap) json_object_set_new(c->out, "ConsumedCapacity", caps);
@@ -438,7 +458,8 @@ int op_transact_write(api_call *c) {
       for (size_t i = 0; i < n; i++) {
         size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
         size_t b = w[i].new_item ? trb_item_size(w[i].new_item) : 0;
-        cap_add(caps, r[i].table_as_sent, 2 * api_wcu(a > b ? a : b), cap, 0);
+        cap_add_write(c, caps, r[i].table_as_sent, r[i].table, api_wcu(a > b ? a : b), &w[i], cap,
+                      2);
       }
       json_object_set_new(c->out, "ConsumedCapacity", caps);
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/dynamo_int.h"
+#include "util/clock.h"
 
 #define LSI_MAX 5
 #define GSI_MAX 20
@@ -593,4 +594,102 @@ int api_gsi_rate(const trb_table_info *info, const trb_indexdef *d, int write, d
     *rate = (double)json_integer_value(
         json_object_get(tp, write ? "WriteCapacityUnits" : "ReadCapacityUnits"));
   return 0;
+}
+
+/* ---- writes: what indexes cost, and their write buckets ---- */
+
+static void add_units(json_t *o, const char *member, double u) {
+  json_t *v = json_object_get(o, member);
+  json_object_set_new(o, member, json_real((v ? json_number_value(v) : 0) + u));
+}
+
+json_t *api_write_capacity(const char *table_as_sent, double table_units, const trb_write *w,
+                           const trb_indexset *ix, int mode, double mult) {
+  if (!mode) return NULL;
+  double total = table_units * mult;
+  json_t *o = api_capacity(table_as_sent, total, mode, 0);
+  for (size_t i = 0; ix && i < ix->n; i++) {
+    if (!w->ix_kb[i]) continue;
+    double u = w->ix_kb[i] * mult;
+    total += u;
+    if (mode == 2) {
+      const char *m = ix->d[i].local ? "LocalSecondaryIndexes" : "GlobalSecondaryIndexes";
+      json_t *map = json_object_get(o, m);
+      if (!map) json_object_set_new(o, m, map = json_object());
+      json_t *e = json_object_get(map, ix->d[i].name);
+      if (!e) json_object_set_new(map, ix->d[i].name, e = json_object());
+      add_units(e, "CapacityUnits", u);
+      add_units(e, "WriteCapacityUnits", u);
+    }
+  }
+  json_object_set_new(o, "CapacityUnits", json_real(total));
+  json_object_set_new(o, "WriteCapacityUnits", json_real(total));
+  return o;
+}
+
+void api_capacity_merge(json_t *a, json_t *b) {
+  if (!a || !b) {
+    json_decref(b);
+    return;
+  }
+  add_units(a, "CapacityUnits", json_number_value(json_object_get(b, "CapacityUnits")));
+  static const char *const um[] = {"ReadCapacityUnits", "WriteCapacityUnits", NULL};
+  for (int i = 0; um[i]; i++)
+    if (json_object_get(b, um[i])) add_units(a, um[i], json_number_value(json_object_get(b, um[i])));
+  json_t *bt = json_object_get(b, "Table"), *at = json_object_get(a, "Table");
+  if (bt && at) {
+    add_units(at, "CapacityUnits", json_number_value(json_object_get(bt, "CapacityUnits")));
+    for (int i = 0; um[i]; i++)
+      if (json_object_get(bt, um[i]))
+        add_units(at, um[i], json_number_value(json_object_get(bt, um[i])));
+  }
+  static const char *const maps[] = {"LocalSecondaryIndexes", "GlobalSecondaryIndexes", NULL};
+  for (int m = 0; maps[m]; m++) {
+    json_t *bm = json_object_get(b, maps[m]);
+    if (!bm) continue;
+    json_t *am = json_object_get(a, maps[m]);
+    if (!am) json_object_set_new(a, maps[m], am = json_object());
+    const char *k;
+    json_t *v;
+    json_object_foreach(bm, k, v) {
+      json_t *e = json_object_get(am, k);
+      if (!e) json_object_set_new(am, k, e = json_object());
+      add_units(e, "CapacityUnits", json_number_value(json_object_get(v, "CapacityUnits")));
+      add_units(e, "WriteCapacityUnits", json_number_value(json_object_get(v, "WriteCapacityUnits")));
+    }
+  }
+  json_decref(b);
+}
+
+int api_admit_gsi_writes(api_call *c, const trb_table_info *info) {
+  const trb_indexset *s = info->def.ix;
+  for (size_t i = 0; s && i < s->n; i++) {
+    double rate;
+    api_gsi_rate(info, &s->d[i], 1, &rate);
+    if (rate <= 0) continue;
+    if (trb_throttle_admit(c->api->thr, s->d[i].cf_id, rate, 1, trb_now_us())) continue;
+    char arn[800];
+    api_table_arn(c->api, info->def.name, arn, sizeof arn);
+    size_t l = strlen(arn);
+    snprintf(arn + l, sizeof arn - l, "/index/%s", s->d[i].name);
+    c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
+                             "IndexWriteProvisionedThroughputExceeded", "resource", arn);
+    return api_fail(c, "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for one or more global "
+                    "secondary indexes of the table was exceeded. Consider increasing your "
+                    "provisioning level for the under-provisioned global secondary indexes with "
+                    "the UpdateTable API");
+  }
+  return 0;
+}
+
+void api_charge_gsi_writes(api_call *c, const trb_table_info *info, const trb_write *w,
+                           double mult) {
+  const trb_indexset *s = info->def.ix;
+  for (size_t i = 0; s && i < s->n; i++) {
+    double rate;
+    api_gsi_rate(info, &s->d[i], 1, &rate);
+    if (rate > 0 && w->ix_kb[i])
+      trb_throttle_charge(c->api->thr, s->d[i].cf_id, rate, 1, w->ix_kb[i] * mult, trb_now_us());
+  }
 }

@@ -114,6 +114,18 @@ int api_index_for_read(api_call *c, const trb_table_info *info, const char *name
 /* A GSI's provisioned rate (0 = on demand or an LSI). */
 int api_gsi_rate(const trb_table_info *info, const trb_indexdef *d, int write, double *rate);
 
+/* The ConsumedCapacity of one write: the table's units plus what its
+ * indexes cost (w->ix_kb), times mult (2 in a transaction). NULL for mode 0. */
+json_t *api_write_capacity(const char *table_as_sent, double table_units, const trb_write *w,
+                           const trb_indexset *ix, int mode, double mult);
+/* Adds b (same table) into a: units and index maps. Takes b. */
+void api_capacity_merge(json_t *a, json_t *b);
+/* Write admission on the table's GSIs with provisioned write capacity, and
+ * their charge after the write. */
+int api_admit_gsi_writes(api_call *c, const trb_table_info *info);
+void api_charge_gsi_writes(api_call *c, const trb_table_info *info, const trb_write *w,
+                           double mult);
+
 /* Operations. Each returns 0 with c->out set, or -1 with the error set. */
 int op_create_table(api_call *c);
 int op_describe_table(api_call *c);

@@ -133,10 +133,22 @@ size_t api_wreq_bytes(const api_wreq *r) {
 static int write_op(api_call *c, trb_write_kind kind) {
   api_wreq r;
   int ret = -1;
+  trb_table_info info;
+  int have_info = 0;
   if (api_wreq_parse(c, c->in, kind, &r) < 0) goto done;
   if (api_wreq_rv(c, c->in, &r, kind == TRB_W_UPDATE) < 0) goto done;
   api_thr thr;
   if (api_admit(c, r.table, 1, &thr) < 0) goto done;
+  {
+    trb_status dst;
+    trb_status_init(&dst);
+    if (trb_table_describe(c->api->eng, r.table, &info, &dst)) {
+      api_fail_st(c, TRB_ENOTFOUND, &dst);
+      goto done;
+    }
+    have_info = 1;
+  }
+  if (api_admit_gsi_writes(c, &info) < 0) goto done;
   /* Capacity needs the sizes before and after: ask for both images. */
   int want_old = r.w.want_old, want_new = r.w.want_new;
   if (r.capacity || thr.rate > 0) r.w.want_old = r.w.want_new = 1;
@@ -145,6 +157,7 @@ static int write_op(api_call *c, trb_write_kind kind) {
   trb_err rc = trb_engine_write(c->api->eng, &r.w, 1, 0, &st);
   /* Charged even when the condition failed, as DynamoDB does. */
   api_charge(c, &thr, api_wcu(api_wreq_bytes(&r)));
+  api_charge_gsi_writes(c, &info, &r.w, 1);
   if (rc) {
     api_wreq_error(c, &r);
     goto done;
@@ -164,9 +177,11 @@ static int write_op(api_call *c, trb_write_kind kind) {
   }
   if (r.capacity)
     json_object_set_new(c->out, "ConsumedCapacity",
-                        api_capacity(r.table_as_sent, api_wcu(api_wreq_bytes(&r)), r.capacity, 0));
+                        api_write_capacity(r.table_as_sent, api_wcu(api_wreq_bytes(&r)), &r.w,
+                                           info.def.ix, r.capacity, 1));
   ret = 0;
 done:
+  if (have_info) trb_table_info_fini(&info);
   api_wreq_fini(&r);
   return ret;
 }

@@ -420,7 +420,7 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
       if (!irc)
         irc = trb__index_stage(g->batch, c->t, c->old.present ? c->old.av : NULL,
                                c->nw.present ? c->nw.av : NULL, c->t->ix_pend_count,
-                               c->t->ix_pend_bytes, &g->scratch);
+                               c->t->ix_pend_bytes, c->w->ix_kb, &g->scratch);
       if (irc) {
         rc = trb_status_set(st, irc, "cannot stage the index entries (%s)", trb_err_name(irc));
         goto store_failed;

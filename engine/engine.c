@@ -232,7 +232,7 @@ static trb_err replay_item(trb_engine *e, trb_store_batch *b, const trb_wal_rec 
   trb_store_batch_meta_put(b, k, sizeof k, v, sizeof v);
   if (t->def.ix) {
     int64_t dc[TRB_INDEX_MAX] = {0}, ds[TRB_INDEX_MAX] = {0};
-    if ((rc = trb__index_stage(b, t, oldv, newv, dc, ds, skey))) {
+    if ((rc = trb__index_stage(b, t, oldv, newv, dc, ds, NULL, skey))) {
       trb_status_set(st, rc, "replay: cannot stage index entries of LSN %llu",
                      (unsigned long long)r->lsn);
       goto done;

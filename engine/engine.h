@@ -139,6 +139,9 @@ typedef struct trb_write {
   trb_av *old_item;              /* caller-owned when set */
   trb_av *new_item;              /* caller-owned when set */
   uint64_t lsn;                  /* LSN of its change record; 0 when nothing changed */
+  uint32_t ix_kb[TRB_INDEX_MAX]; /* per index of the table (its def.ix order): entry
+                                    writes in 1 KB units, each delete or put rounded up
+                                    on its own (what DynamoDB charges an index) */
   int evaluated;                 /* 1 when the commit thread evaluated it */
   /* private to the engine */
   struct {

@@ -99,10 +99,12 @@ void trb__stats_val(const trb_table *t, unsigned char out[16]);
 
 /* Index maintenance (index_apply.c). Stages into b the index entries that
  * change when an item of t goes from old to nw (either NULL = absent), and
- * adds the index counter changes to dcount/dbytes (t->def.ix->n entries).
+ * adds the index counter changes to dcount/dbytes (t->def.ix->n entries)
+ * and, when kb is not NULL, the entry writes in 1 KB units to kb.
  * scratch is a work buffer. */
 trb_err trb__index_stage(trb_store_batch *b, const trb_table *t, const trb_av *old,
-                         const trb_av *nw, int64_t *dcount, int64_t *dbytes, trb_buf *scratch);
+                         const trb_av *nw, int64_t *dcount, int64_t *dbytes, uint32_t *kb,
+                         trb_buf *scratch);
 /* Opens (creating) the column families of t's indexes and loads their
  * counters from the store. */
 trb_err trb__index_open(trb_engine *e, trb_table *t, trb_status *st);

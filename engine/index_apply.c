@@ -29,8 +29,14 @@ static trb_err entry(const trb_table *t, const trb_indexdef *ix, const trb_av *i
   return TRB_OK;
 }
 
+static uint32_t kb_units(size_t bytes) {
+  size_t u = (bytes + 1023) / 1024;
+  return u ? (uint32_t)u : 1;
+}
+
 trb_err trb__index_stage(trb_store_batch *b, const trb_table *t, const trb_av *old,
-                         const trb_av *nw, int64_t *dcount, int64_t *dbytes, trb_buf *scratch) {
+                         const trb_av *nw, int64_t *dcount, int64_t *dbytes, uint32_t *kb,
+                         trb_buf *scratch) {
   const trb_indexset *s = t->def.ix;
   if (!s) return TRB_OK;
   trb_buf ok, enc;
@@ -48,9 +54,12 @@ trb_err trb__index_stage(trb_store_batch *b, const trb_table *t, const trb_av *o
     if (ho && hn && ok.len == scratch->len && !memcmp(ok.p, scratch->p, ok.len) &&
         trb_av_equal(op, np))
       goto next; /* the entry is as it was */
-    if (ho && (!hn || ok.len != scratch->len || memcmp(ok.p, scratch->p, ok.len)))
+    if (ho && (!hn || ok.len != scratch->len || memcmp(ok.p, scratch->p, ok.len))) {
       trb_store_batch_del(b, cf, ok.p, ok.len);
+      if (kb) kb[i] += kb_units(trb_item_size(op));
+    }
     if (hn) {
+      if (kb) kb[i] += kb_units(trb_item_size(np));
       trb_buf_reset(&enc);
       if ((rc = trb_av_encode(np, &enc))) goto next;
       trb_store_batch_put(b, cf, scratch->p, scratch->len, enc.p, enc.len);

@@ -70,6 +70,7 @@ trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, unsigned flags,
     trb_status_init(&w[i].st);
     w[i].old_item = w[i].new_item = NULL;
     w[i].lsn = 0;
+    memset(w[i].ix_kb, 0, sizeof w[i].ix_kb);
     w[i].evaluated = 0;
     w[i].priv.queued = 0;
     /* Fresh buffers for every call: the struct may be reused (after

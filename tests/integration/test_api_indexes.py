@@ -282,6 +282,37 @@ try:
             segs += len(page["Items"])
     h.eq(segs, len(expected_entries(list(table.values()), "byTotal")), "parallel scan of a GSI")
 
+    # ---- write capacity with INDEXES: each index entry write costs its own units ----
+    r = ddb.put_item(TableName=T, ReturnConsumedCapacity="INDEXES",
+                     Item={"cust": {"S": "cap"}, "ord": {"N": "1"}, "day": {"S": "2026-01-01"},
+                           "status": {"S": "open"}, "total": {"N": "5"}})
+    cc = r["ConsumedCapacity"]
+    h.eq((cc["CapacityUnits"], cc["Table"]["CapacityUnits"]), (4.0, 1.0), "put: table + 3 index entries")
+    h.eq(sorted(cc["GlobalSecondaryIndexes"]), ["byStatus", "byTotal"], "put: GSIs charged")
+    h.eq(cc["LocalSecondaryIndexes"]["byDate"]["CapacityUnits"], 1.0, "put: LSI charged")
+    r = ddb.update_item(TableName=T, Key={"cust": {"S": "cap"}, "ord": {"N": "1"}}, ReturnConsumedCapacity="INDEXES",
+                        UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":s": {"S": "paid"}})
+    cc = r["ConsumedCapacity"]
+    h.eq(cc["GlobalSecondaryIndexes"]["byStatus"]["CapacityUnits"], 2.0, "index key change: delete + put")
+    h.eq(cc["GlobalSecondaryIndexes"]["byTotal"]["CapacityUnits"], 1.0, "ALL projection rewritten")
+    h.check("LocalSecondaryIndexes" not in cc, "KEYS_ONLY LSI untouched by a non-key change: %r" % cc)
+    r = ddb.update_item(TableName=T, Key={"cust": {"S": "cap"}, "ord": {"N": "1"}}, ReturnConsumedCapacity="TOTAL",
+                        UpdateExpression="SET note = :n", ExpressionAttributeValues={":n": {"S": "hi"}})
+    h.eq(r["ConsumedCapacity"]["CapacityUnits"], 2.0, "TOTAL counts the ALL index only")
+    r = ddb.transact_write_items(ReturnConsumedCapacity="INDEXES", TransactItems=[
+        {"Delete": {"TableName": T, "Key": {"cust": {"S": "cap"}, "ord": {"N": "1"}}}}])
+    cc = r["ConsumedCapacity"][0]
+    h.eq(cc["CapacityUnits"], 8.0, "transactional delete: (table + 3 entries) x 2")
+    r = ddb.batch_write_item(ReturnConsumedCapacity="INDEXES", RequestItems={T: [
+        {"PutRequest": {"Item": {"cust": {"S": "cap"}, "ord": {"N": "2"}, "status": {"S": "x"}, "day": {"S": "d"}}}},
+        {"PutRequest": {"Item": {"cust": {"S": "cap"}, "ord": {"N": "3"}}}}]})
+    cc = r["ConsumedCapacity"][0]
+    h.eq((cc["CapacityUnits"], cc["GlobalSecondaryIndexes"]["byStatus"]["CapacityUnits"]), (4.0, 1.0),
+         "batch write: two items, two entries of one (byStatus, byDate)")
+    for o in (2, 3):
+        ddb.delete_item(TableName=T, Key={"cust": {"S": "cap"}, "ord": {"N": str(o)}})
+
     # ---- kill -9 and restart: the indexes are rebuilt from the WAL with the table ----
     srv.kill9()
     srv.start()
@@ -325,10 +356,10 @@ try:
                      ProvisionedThroughput={"ReadCapacityUnits": 1000, "WriteCapacityUnits": 1000},
                      GlobalSecondaryIndexes=[dict(idx("gs1", "status", None, "ALL"),
                                                   ProvisionedThroughput={"ReadCapacityUnits": 1,
-                                                                         "WriteCapacityUnits": 5})])
+                                                                         "WriteCapacityUnits": 1})])
     g = ddb.describe_table(TableName="prov")["Table"]["GlobalSecondaryIndexes"][0]
     h.eq((g["ProvisionedThroughput"]["ReadCapacityUnits"], g["ProvisionedThroughput"]["WriteCapacityUnits"]),
-         (1, 5), "GSI throughput described")
+         (1, 1), "GSI throughput described")
     throttled = None
     for i in range(700):
         try:
@@ -341,6 +372,22 @@ try:
             "GSI with 1 RCU throttles after its burst (at %r)" % throttled)
     ddb.get_item(TableName="prov", Key={"cust": {"S": "a"}})  # the table's own bucket is not the GSI's
     h.check(True, "table reads go on while its GSI is throttled")
+    # Writes: items without the GSI key cost the GSI nothing; with it, 1 WCU each.
+    for i in range(400):
+        ddb.put_item(TableName="prov", Item={"cust": {"S": "n%d" % i}})
+    throttled = None
+    for i in range(400):
+        try:
+            ddb.put_item(TableName="prov", Item={"cust": {"S": "g%d" % i}, "status": {"S": "x"}})
+        except ddb.exceptions.ProvisionedThroughputExceededException as e:
+            throttled = i
+            h.check("IndexWriteProvisionedThroughputExceeded" in repr(e.response.get("ThrottlingReasons")),
+                    "throttling reason names the index: %r" % e.response.get("ThrottlingReasons"))
+            break
+    h.check(throttled is not None and 290 <= throttled <= 310,
+            "GSI with 1 WCU throttles writes after its burst (at %r)" % throttled)
+    h.eq(ddb.get_item(TableName="prov", Key={"cust": {"S": "g%d" % throttled}}).get("Item"), None,
+         "a throttled write wrote nothing")
 except Exception as ex:
     import traceback
     traceback.print_exc()
