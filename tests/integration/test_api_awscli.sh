@@ -53,6 +53,17 @@ aws dynamodb update-item $EP --table-name music --key '{"Artist":{"S":"A"},"Song
 if aws dynamodb put-item $EP --table-name music --item '{"Artist":{"S":"A"},"Song":{"S":"s1"}}' \
      --condition-expression "attribute_not_exists(Song)" 2>"$D/err"; then bad "conditional put succeeded"
 else grep -q ConditionalCheckFailedException "$D/err" && ok || bad "ccf: $(cat "$D/err")"; fi
+# A GSI added by update-table (backfilled from the five songs), queried through the CLI.
+aws dynamodb update-table $EP --table-name music \
+  --attribute-definitions AttributeName=Plays,AttributeType=N \
+  --global-secondary-index-updates '[{"Create":{"IndexName":"byPlays","KeySchema":[{"AttributeName":"Plays","KeyType":"HASH"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}}]' \
+  >"$D/out" && ok || bad "update-table create GSI: $(cat "$D/out")"
+st=$(aws dynamodb describe-table $EP --table-name music --query 'Table.GlobalSecondaryIndexes[0].[IndexStatus,ItemCount]' --output text)
+[[ "$st" == "ACTIVE	5" ]] && ok || bad "GSI status and count: $st"
+out=$(aws dynamodb query $EP --table-name music --index-name byPlays --key-condition-expression "Plays = :p" \
+      --expression-attribute-values '{":p":{"N":"3"}}' --output json)
+[[ $(echo "$out" | python3 -c 'import json,sys; print([i["Song"]["S"] for i in json.load(sys.stdin)["Items"]])') == "['s3']" ]] \
+  && ok || bad "query GSI: $out"
 aws dynamodb delete-table $EP --table-name music >/dev/null && ok || bad "delete-table"
 stop && ok || bad "stop"
 
