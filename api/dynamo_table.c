@@ -366,13 +366,16 @@ static int update_ext(api_call *c, const char *name,
   trb_err rc = trb_table_describe(c->api->eng, name, &info, &st);
   if (rc) return api_fail_st(c, rc, &st);
   json_t *ext = info.def.ext ? json_deep_copy(info.def.ext) : json_object();
-  trb_table_info_fini(&info);
   if (fn(c, ext, arg)) {
     json_decref(ext);
+    trb_table_info_fini(&info);
     return -1;
   }
-  rc = trb_table_update(c->api->eng, name, ext, out, &st);
+  /* Against the definition read above: a concurrent update in between is
+   * answered ResourceInUseException rather than silently undone. */
+  rc = trb_table_update_ix(c->api->eng, name, &info.def, info.def.ix, ext, out, &st);
   json_decref(ext);
+  trb_table_info_fini(&info);
   if (rc) return api_fail_st(c, rc, &st);
   return 0;
 }
@@ -480,11 +483,11 @@ int op_update_table(api_call *c) {
     json_t *ext = cur.def.ext ? json_deep_copy(cur.def.ext) : json_object();
     trb_indexset *ix = NULL;
     int bad = apply_update_table(c, ext, NULL) || api_gsi_updates(c, &cur, ext, gsiu, &ix);
-    trb_table_info_fini(&cur);
     if (!bad) {
-      rc = trb_table_update_ix(c->api->eng, name, ix, ext, &info, &st);
+      rc = trb_table_update_ix(c->api->eng, name, &cur.def, ix, ext, &info, &st);
       if (rc) api_fail_st(c, rc, &st);
     }
+    trb_table_info_fini(&cur);
     json_decref(ext);
     trb_indexset_unref(ix);
     if (bad || rc) return -1;

@@ -647,6 +647,15 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
       goto done;
     }
     rec.table_id = t->def.table_id;
+    if (r->kind == TRB_REQ_TABLE_UPDATE && r->base &&
+        (r->base->table_id != t->def.table_id || r->base->ix != t->def.ix ||
+         r->base->ext != t->def.ext)) {
+      rc = trb_status_set(st, TRB_EINUSE,
+                          "Attempt to change a resource which is still in use: Table is being "
+                          "updated: %s",
+                          r->name);
+      goto done;
+    }
     if (r->kind == TRB_REQ_TABLE_DELETE) {
       trb__table_info(t, r->info);
       rec.kind = TRB_WAL_TABLE_DELETE;

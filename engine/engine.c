@@ -726,8 +726,9 @@ trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table
   return trb__submit(e, &r);
 }
 
-trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_indexset *ix,
-                            json_t *ext, trb_table_info *info, trb_status *st) {
+trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_tabledef *base,
+                            const trb_indexset *ix, json_t *ext, trb_table_info *info,
+                            trb_status *st) {
   if (ext && !json_is_object(ext))
     return trb_status_set(st, TRB_EINVAL, "table settings must be a JSON object");
   trb_table_info cur;
@@ -738,7 +739,7 @@ trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_indexset 
   if (rc) return rc;
   if (info) memset(info, 0, sizeof *info);
   trb_req r = {.kind = TRB_REQ_TABLE_UPDATE, .name = name, .ext = ext, .ix = ix, .set_ix = 1,
-               .info = info, .st = st};
+               .base = base, .info = info, .st = st};
   return trb__submit(e, &r);
 }
 

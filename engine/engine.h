@@ -73,9 +73,14 @@ trb_err trb_table_create_ix(trb_engine *e, const char *name, const trb_keyschema
 /* Replaces the table's index set and ext in one TABLE_UPDATE record.
  * Indexes of ix whose cf_id is 0 are new: they are built from the table's
  * items (in the commit thread, so no write is missed) before the call
- * returns; indexes of the table missing from ix are dropped. Borrowed. */
-trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_indexset *ix,
-                            json_t *ext, trb_table_info *info, trb_status *st);
+ * returns; indexes of the table missing from ix are dropped. Borrowed.
+ * base (may be NULL) is the definition the change was computed from (as
+ * trb_table_describe gave it): if the table changed since, nothing is done
+ * and the answer is TRB_EINUSE, so two concurrent updates cannot undo each
+ * other's index changes. */
+trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_tabledef *base,
+                            const trb_indexset *ix, json_t *ext, trb_table_info *info,
+                            trb_status *st);
 /* Replaces the table's ext (a TABLE_UPDATE record in the WAL). */
 trb_err trb_table_update(trb_engine *e, const char *name, json_t *ext, trb_table_info *info,
                          trb_status *st);

@@ -45,6 +45,7 @@ typedef struct trb_req {
   json_t *ext;               /* table create/update: borrowed */
   const trb_indexset *ix;    /* table create/update with set_ix: borrowed */
   int set_ix;
+  const trb_tabledef *base;  /* table update: the definition it was made from, or NULL */
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;

@@ -430,7 +430,7 @@ static void test_add_and_drop(void **state) {
   trb_indexset *s = std_set();
   trb_status st;
   trb_status_init(&st);
-  assert_int_equal(trb_table_update_ix(f->e, "shop", s, NULL, NULL, &st), TRB_OK);
+  assert_int_equal(trb_table_update_ix(f->e, "shop", NULL, s, NULL, NULL, &st), TRB_OK);
   check_all(f->e);
   workload(f->e, &rs, 100);
   check_all(f->e);
@@ -439,9 +439,20 @@ static void test_add_and_drop(void **state) {
   assert_int_equal(trb_table_describe(f->e, "shop", &info, NULL), TRB_OK);
   trb_indexset *less = trb_indexset_dup(info.def.ix);
   uint64_t kept_cf = info.def.ix->d[2].cf_id;
-  trb_table_info_fini(&info);
   trb_indexset_remove(less, 1);
-  assert_int_equal(trb_table_update_ix(f->e, "shop", less, NULL, NULL, &st), TRB_OK);
+  /* a change computed from a definition that is no longer current is refused */
+  trb_table_info stale;
+  assert_int_equal(trb_table_describe(f->e, "shop", &stale, NULL), TRB_OK);
+  json_t *ext = json_pack("{s:b}", "x", 1);
+  assert_int_equal(trb_table_update(f->e, "shop", ext, NULL, NULL), TRB_OK);
+  json_decref(ext);
+  assert_int_equal(trb_table_update_ix(f->e, "shop", &stale.def, less, NULL, NULL, &st), TRB_EINUSE);
+  trb_table_info_fini(&stale);
+  assert_int_equal(trb_table_update_ix(f->e, "shop", &info.def, less, NULL, NULL, &st), TRB_EINUSE);
+  trb_table_info_fini(&info);
+  assert_int_equal(trb_table_describe(f->e, "shop", &info, NULL), TRB_OK);
+  assert_int_equal(trb_table_update_ix(f->e, "shop", &info.def, less, NULL, NULL, &st), TRB_OK);
+  trb_table_info_fini(&info);
   trb_indexset_unref(less);
   assert_int_equal(trb_table_describe(f->e, "shop", &info, NULL), TRB_OK);
   assert_int_equal(info.def.ix->n, 2);
