@@ -65,6 +65,8 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
     free(a);
     return NULL;
   }
+  a->streams = o ? o->streams : NULL;
+  a->iter_key = o ? o->iter_key : NULL;
   snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
   snprintf(a->account, sizeof a->account, "%s",
            o && o->account_id ? o->account_id : "000000000000");
@@ -508,6 +510,20 @@ static op_fn find_op(const char *name) {
   return NULL;
 }
 
+/* The DynamoDBStreams_20120810 operations. */
+static op_fn find_stream_op(const char *name) {
+  static const struct {
+    const char *name;
+    op_fn fn;
+  } sops[] = {{"DescribeStream", op_describe_stream},
+              {"GetRecords", op_get_records},
+              {"GetShardIterator", op_get_shard_iterator},
+              {"ListStreams", op_list_streams}};
+  for (size_t i = 0; i < sizeof sops / sizeof sops[0]; i++)
+    if (!strcmp(sops[i].name, name)) return sops[i].fn;
+  return NULL;
+}
+
 int trb_api_call(trb_api *a, const char *operation, const char *body, size_t len, char **out) {
   size_t outlen = 0;
   op_fn fn = find_op(operation);
@@ -563,6 +579,10 @@ void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
   else if (target && !strncmp(target, TARGET_DDB_OLD, strlen(TARGET_DDB_OLD)))
     opname = target + strlen(TARGET_DDB_OLD);
   op_fn fn = opname ? find_op(opname) : NULL;
+  if (target && !strncmp(target, TARGET_STREAMS, strlen(TARGET_STREAMS))) {
+    opname = target + strlen(TARGET_STREAMS);
+    fn = find_stream_op(opname);
+  }
   if (!fn) {
     fail_resp(resp, "UnknownOperationException", "");
     return;

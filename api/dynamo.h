@@ -20,6 +20,9 @@ typedef struct trb_api_opts {
   const char *account_id;       /* for ARNs; default "000000000000" */
   const trb_sigv4_key *keys;    /* SigV4 credentials; none = accept any signature */
   size_t nkeys;
+  struct trb_streams *streams;  /* the stream index for the Streams API (borrowed; NULL =
+                                   Streams operations fail) */
+  const struct trb_iter_key *iter_key; /* signs shard iterators (borrowed) */
 } trb_api_opts;
 
 /* The engine is borrowed and must outlive the api. NULL on OOM. */

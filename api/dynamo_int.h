@@ -20,6 +20,8 @@ struct trb_api {
   size_t nkeys;
   trb_throttle *thr;
   trb_idem *idem;        /* TransactWriteItems' ClientRequestTokens */
+  struct trb_streams *streams;          /* borrowed */
+  const struct trb_iter_key *iter_key;  /* borrowed */
 };
 
 
@@ -149,5 +151,10 @@ int op_batch_get(api_call *c);
 int op_batch_write(api_call *c);
 int op_transact_write(api_call *c);
 int op_transact_get(api_call *c);
+/* The Streams API (dynamo_streams.c). */
+int op_list_streams(api_call *c);
+int op_describe_stream(api_call *c);
+int op_get_shard_iterator(api_call *c);
+int op_get_records(api_call *c);
 
 #endif

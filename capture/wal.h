@@ -154,6 +154,22 @@ trb_err trb_wal_reader_next(trb_wal_reader *r, trb_wal_rec *rec, int timeout_ms,
                             trb_status *st);
 void trb_wal_reader_close(trb_wal_reader *r);
 
+/* Where a record is in the log, to read it again directly (the stream
+ * index keeps these per shard). */
+typedef struct trb_wal_pos {
+  uint64_t lsn;
+  uint64_t seg_first;   /* the segment's first LSN (its name) */
+  uint64_t off;         /* byte offset of the record in that segment */
+} trb_wal_pos;
+/* The position of the record the last successful trb_wal_reader_next
+ * returned. */
+void trb_wal_reader_pos(const trb_wal_reader *r, trb_wal_pos *out);
+/* Moves r so that the next record it returns is the one at pos (a position
+ * a reader of this WAL reported). Cheap when pos lies in the reader's
+ * read-ahead window: a shard's records interleaved with others are read
+ * without rereading. TRB_ENOTFOUND when that segment is gone. */
+trb_err trb_wal_reader_seek(trb_wal_reader *r, const trb_wal_pos *pos, trb_status *st);
+
 /* ---- offline verification (the `tributary wal verify` command) ---- */
 typedef struct trb_wal_verify_result {
   uint64_t segments;

@@ -41,6 +41,9 @@ struct trb_wal_reader {
   trb__wal_win win;
   uint64_t fill_pub;   /* published LSN seen before the window's last read */
   uint64_t fill_reads;
+  trb_wal_pos last;    /* the record last returned */
+  int seek_pending;    /* open_seg goes to seek_off/seek_lsn instead of the start */
+  uint64_t seek_off, seek_lsn;
 };
 
 trb_err trb_wal_reader_open(trb_wal *w, uint64_t from_lsn, trb_wal_reader **out,
@@ -134,8 +137,42 @@ static trb_err open_seg(trb_wal_reader *r, trb_status *st) {
   r->seg_end = sh.seg_size & ~(uint64_t)7;
   r->off = TRB__WAL_SEG_HDR;
   r->next_lsn = r->seg_first;
+  if (r->seek_pending) {
+    r->off = r->seek_off;
+    r->next_lsn = r->seek_lsn;
+    r->seek_pending = 0;
+  }
   r->win.fd = fd;
   r->win.len = 0;
+  return TRB_OK;
+}
+
+void trb_wal_reader_pos(const trb_wal_reader *r, trb_wal_pos *out) { *out = r->last; }
+
+trb_err trb_wal_reader_seek(trb_wal_reader *r, const trb_wal_pos *pos, trb_status *st) {
+  trb_wal *w = r->w;
+  int found = 0;
+  pthread_mutex_lock(&w->mu);
+  for (size_t k = 0; k < w->nsegs && !found; k++) found = w->segs[k] == pos->seg_first;
+  pthread_mutex_unlock(&w->mu);
+  if (!found || pos->off < TRB__WAL_SEG_HDR)
+    return trb_status_set(st, TRB_ENOTFOUND, "LSN %llu is no longer in the WAL",
+                          (unsigned long long)pos->lsn);
+  r->skip_until = pos->lsn;
+  if (r->fd >= 0 && r->seg_first == pos->seg_first) {
+    r->off = pos->off;
+    r->next_lsn = pos->lsn;
+    return TRB_OK;
+  }
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+  r->win.fd = -1;
+  r->win.len = 0;
+  r->seg_first = pos->seg_first;
+  r->seek_pending = 1;
+  r->seek_off = pos->off;
+  r->seek_lsn = pos->lsn;
+  r->next_lsn = pos->lsn;
   return TRB_OK;
 }
 
@@ -233,6 +270,9 @@ static int read_one(trb_wal_reader *r, uint64_t pub, trb_wal_rec *rec, trb_err *
       *rc = corrupt(r, st, why);
       return READ_ERR;
     }
+    r->last.lsn = h.lsn;
+    r->last.seg_first = r->seg_first;
+    r->last.off = r->off;
     r->off += need;
     r->next_lsn++;
     if (h.lsn < r->skip_until) continue;

@@ -10,13 +10,15 @@
 
 #include "api/dynamo.h"
 #include "api/http.h"
+#include "api/stream_iter.h"
+#include "transform/streams.h"
 #include "cli/cli.h"
 #include "util/log.h"
 
 static const char *serve_help =
     "usage: tributary serve [--listen HOST:PORT] [--threads N]\n"
     "\n"
-    "Serves the DynamoDB API (and, later, DynamoDB Streams) over HTTP on HOST:PORT\n"
+    "Serves the DynamoDB API and the DynamoDB Streams API over HTTP on HOST:PORT\n"
     "(default 127.0.0.1:8000, as DynamoDB Local; port 0 picks a free port). Point any\n"
     "AWS SDK or the AWS CLI at it:\n"
     "  aws dynamodb list-tables --endpoint-url http://127.0.0.1:8000\n"
@@ -71,11 +73,37 @@ int cmd_serve(cli *c, int argc, char **argv) {
 
   trb_engine *e = cli_engine(c);
   if (!e) return CLI_FAIL;
+  /* The stream index (DynamoDB Streams) and the key that signs its shard
+   * iterators, kept in the data directory so iterators survive a restart. */
+  trb_status sst;
+  trb_status_init(&sst);
+  char keypath[TRB_CONFIG_PATH_MAX + 32];
+  snprintf(keypath, sizeof keypath, "%s/stream-iterator.key", c->cfg.data_dir);
+  trb_iter_key *ikey = NULL;
+  if (trb_iter_key_load(keypath, &ikey, &sst)) {
+    fprintf(stderr, "tributary: %s\n", trb_status_msg(&sst));
+    return CLI_FAIL;
+  }
+  trb_streams_opts so;
+  trb_streams_opts_default(&so);
+  so.wal = trb_engine_wal(e);
+  so.shards = c->cfg.streams.shards;
+  so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
+  so.region = c->cfg.region;
+  trb_streams *streams = NULL;
+  if (trb_streams_start(&so, &streams, &sst)) {
+    fprintf(stderr, "tributary: %s\n", trb_status_msg(&sst));
+    trb_iter_key_destroy(ikey);
+    return CLI_FAIL;
+  }
   trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
-  trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0};
+  trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
+                     .streams = streams, .iter_key = ikey};
   trb_api *api = trb_api_create(e, &ao);
   if (!api) {
     fprintf(stderr, "tributary: out of memory\n");
+    trb_streams_stop(streams);
+    trb_iter_key_destroy(ikey);
     return CLI_FAIL;
   }
   trb_http_opts ho = {.listen = c->cfg.api.listen, .threads = c->cfg.api.threads};
@@ -86,6 +114,8 @@ int cmd_serve(cli *c, int argc, char **argv) {
     fprintf(stderr, "tributary: cannot listen on %s: %s\n", c->cfg.api.listen,
             trb_status_msg(&st));
     trb_api_destroy(api);
+    trb_streams_stop(streams);
+    trb_iter_key_destroy(ikey);
     return CLI_FAIL;
   }
   char where[300];
@@ -104,6 +134,8 @@ int cmd_serve(cli *c, int argc, char **argv) {
   trb_log_info("serve", "%s received: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
   trb_http_stop(srv);
   trb_api_destroy(api);
+  trb_streams_stop(streams);
+  trb_iter_key_destroy(ikey);
   cli_close(c);
   trb_log_info("serve", "stopped; the WAL is synced");
   return CLI_OK;

@@ -88,6 +88,11 @@ static const cfg_setting cfg_settings[] = {
           "is accepted and the server listens on loopback only."),
   STR_OPT("api.secret_access_key", api.secret_access_key, "",
           "Secret key paired with api.access_key_id."),
+  U32("streams.shards", streams.shards, "4", 1, 1024,
+      "Shards per stream: hash ranges of the partition key (an item always maps to one)."),
+  U32("streams.rollover_s", streams.rollover_s, "14400", 1, 604800,
+      "Seconds after which a stream's shards close and children take over (DynamoDB's "
+      "are about 4 hours)."),
   STR("region", region, "us-east-1", "Region name reported in ARNs and responses."),
   ENUM_STR("log_level", log_level, "info", NAMES("debug", "info", "warn", "error"),
            "Least severe log message written."),

@@ -36,6 +36,10 @@ typedef struct trb_config {
     char access_key_id[128];            /* "api.access_key_id": "" = no authentication */
     char secret_access_key[128];        /* "api.secret_access_key" */
   } api;
+  struct {
+    uint32_t shards;                    /* "streams.shards": 1..1024, default 4 */
+    uint32_t rollover_s;                /* "streams.rollover_s": 1..604800, default 14400 */
+  } streams;
   char region[64];                      /* "region": default us-east-1 */
   char log_level[16];                   /* "log_level": debug|info|warn|error, default info */
 } trb_config;

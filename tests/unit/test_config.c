@@ -477,7 +477,8 @@ static void test_print_doc(void **state) {
   /* Every setting in the header is documented with its default. */
   static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms",
                                 "wal.segment_size", "api.listen", "api.threads",
-                                "api.access_key_id", "api.secret_access_key", "region",
+                                "api.access_key_id", "api.secret_access_key", "streams.shards",
+                                "streams.rollover_s", "region",
                                 "log_level"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char line[100];

@@ -1,0 +1,530 @@
+/*
+ * streams.c -- the stream index: streams, epochs, shards and per-shard WAL
+ * positions, kept by one tailer thread (see streams.h).
+ *
+ * Epochs. Epoch k of a stream covers the records whose commit time falls in
+ * [start_us + k * rollover, start_us + (k+1) * rollover). Commit times never
+ * decrease along the WAL, so an epoch is a contiguous LSN range. An epoch
+ * comes into being with its first record (of any table: the WAL is read
+ * whole); epochs that no record fell into are skipped. The epoch before it
+ * then closes: each of its shards ends at its last record (or, when it has
+ * none, at its start), and the new epoch's shard i starts at that first
+ * record's LSN with shard i of the closed epoch as its parent. Disabling the
+ * stream or deleting the table closes the open epoch the same way.
+ *
+ * Memory: 24 bytes per record (its WAL position), until retention trims
+ * them (not yet: the index grows with the WAL).
+ */
+#include "transform/streams.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/tabledef.h"
+#include "engine/value.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef struct shard {
+  char id[64];
+  trb_wal_pos *pos;
+  size_t n, cap;
+} shard;
+
+typedef struct epoch {
+  int64_t start_us;        /* the epoch's nominal start (for its shard ids) */
+  uint64_t start_lsn;
+  uint64_t end_lsn;        /* 0 while open: last LSN inside the epoch otherwise */
+  shard *sh;               /* nshards */
+} epoch;
+
+typedef struct stream {
+  trb_stream_info info;
+  uint64_t table_id;
+  uint64_t start_lsn;
+  int64_t start_us;
+  uint32_t nshards;
+  epoch *ep;
+  size_t nep, capep;
+  int64_t next_boundary;   /* commit time at which the open epoch ends */
+} stream;
+
+struct trb_streams {
+  trb_streams_opts o;
+  char region[64];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;       /* progress of the tailer */
+  stream **st;
+  size_t nst, capst;
+  uint64_t done_lsn;       /* every record <= this is taken in */
+  int stopping;
+  trb_err failed;
+  trb_status fail_st;
+  pthread_t thr;
+  int started;
+};
+
+void trb_streams_opts_default(trb_streams_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->shards = 4;
+  o->rollover_us = 4ll * 3600 * 1000000;
+  o->region = "us-east-1";
+}
+
+static void shard_id(const stream *s, int64_t epoch_start_us, uint32_t i, char out[64]) {
+  long long ms = (long long)(epoch_start_us / 1000);
+  if (ms < 0) ms = 0;
+  snprintf(out, 64, "shardId-%020lld-%08x", ms,
+           (unsigned)((i << 24) | (uint32_t)(s->start_lsn & 0xFFFFFF)));
+}
+
+static void stream_free(stream *s) {
+  for (size_t e = 0; e < s->nep; e++) {
+    for (uint32_t i = 0; i < s->nshards; i++) free(s->ep[e].sh[i].pos);
+    free(s->ep[e].sh);
+  }
+  free(s->ep);
+  free(s);
+}
+
+/* Opens an epoch (nominal start start_us) at lsn, with its shard ids.
+ * Caller holds mu. */
+static int epoch_open(stream *s, int64_t start_us, uint64_t lsn) {
+  if (s->nep == s->capep) {
+    size_t nc = s->capep ? s->capep * 2 : 4;
+    epoch *ne = realloc(s->ep, nc * sizeof *ne);
+    if (!ne) return -1;
+    s->ep = ne;
+    s->capep = nc;
+  }
+  epoch *e = &s->ep[s->nep];
+  memset(e, 0, sizeof *e);
+  e->start_us = start_us;
+  e->sh = calloc(s->nshards, sizeof *e->sh);
+  if (!e->sh) return -1;
+  e->start_lsn = lsn;
+  for (uint32_t i = 0; i < s->nshards; i++) shard_id(s, start_us, i, e->sh[i].id);
+  s->nep++;
+  return 0;
+}
+
+static void epoch_close(stream *s, uint64_t last_lsn) {
+  if (s->nep && !s->ep[s->nep - 1].end_lsn) {
+    epoch *e = &s->ep[s->nep - 1];
+    e->end_lsn = last_lsn >= e->start_lsn ? last_lsn : e->start_lsn;
+  }
+}
+
+static stream *current_stream(trb_streams *t, uint64_t table_id) {
+  for (size_t i = t->nst; i > 0; i--) {
+    stream *s = t->st[i - 1];
+    if (s->table_id == table_id && s->info.enabled) return s;
+  }
+  return NULL;
+}
+
+static void end_stream(stream *s, uint64_t lsn) {
+  epoch_close(s, lsn - 1);
+  s->info.enabled = 0;
+}
+
+/* A table record: streams begin and end here. Caller holds mu. */
+static trb_err on_table(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
+  stream *cur = current_stream(t, r->table_id);
+  if (r->kind == TRB_WAL_TABLE_DELETE) {
+    if (cur) end_stream(cur, r->lsn);
+    return TRB_OK;
+  }
+  trb_tabledef d;
+  trb_err rc = trb_tabledef_decode(r->new_img, r->new_len, &d, st);
+  if (rc) return rc;
+  json_t *ss = d.ext ? json_object_get(d.ext, "StreamSpecification") : NULL;
+  const char *label = d.ext ? json_string_value(json_object_get(d.ext, "StreamLabel")) : NULL;
+  const char *vt = ss ? json_string_value(json_object_get(ss, "StreamViewType")) : NULL;
+  int on = ss && json_is_true(json_object_get(ss, "StreamEnabled")) && label && vt;
+  if (cur && (!on || strcmp(cur->info.label, label))) {
+    end_stream(cur, r->lsn);
+    cur = NULL;
+  }
+  if (on && !cur) {
+    stream *s = calloc(1, sizeof *s);
+    if (!s) {
+      trb_tabledef_fini(&d);
+      return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    }
+    snprintf(s->info.table, sizeof s->info.table, "%s", d.name);
+    snprintf(s->info.label, sizeof s->info.label, "%s", label);
+    if (trb_view_parse(vt, &s->info.view)) s->info.view = TRB_VIEW_NEW_AND_OLD_IMAGES;
+    s->info.ks = d.ks;
+    s->info.enabled = 1;
+    s->info.created_us = r->commit_us;
+    s->table_id = r->table_id;
+    s->start_lsn = r->lsn;
+    s->start_us = r->commit_us;
+    json_t *n = json_object_get(d.ext, "StreamShards");
+    s->nshards = n && json_integer_value(n) > 0 && json_integer_value(n) <= 1024
+                     ? (uint32_t)json_integer_value(n)
+                     : t->o.shards;
+    s->next_boundary = s->start_us + t->o.rollover_us;
+    if (t->nst == t->capst) {
+      size_t nc = t->capst ? t->capst * 2 : 8;
+      stream **ns = realloc(t->st, nc * sizeof *ns);
+      if (!ns) {
+        free(s);
+        trb_tabledef_fini(&d);
+        return trb_status_set(st, TRB_ENOMEM, "out of memory");
+      }
+      t->st = ns;
+      t->capst = nc;
+    }
+    /* The first epoch starts at the enabling record itself: every record
+     * of the stream comes after it. */
+    if (epoch_open(s, s->start_us, r->lsn)) {
+      stream_free(s);
+      trb_tabledef_fini(&d);
+      return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    }
+    t->st[t->nst++] = s;
+  }
+  trb_tabledef_fini(&d);
+  return TRB_OK;
+}
+
+/* Time passing: every open stream whose epoch ended before this record's
+ * commit time rolls to the epoch the record falls in. Caller holds mu. */
+static trb_err on_time(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
+  for (size_t i = 0; i < t->nst; i++) {
+    stream *s = t->st[i];
+    if (!s->info.enabled || r->commit_us < s->next_boundary) continue;
+    int64_t k = (r->commit_us - s->start_us) / t->o.rollover_us;
+    epoch_close(s, r->lsn - 1);
+    int64_t start = s->start_us + k * t->o.rollover_us;
+    if (epoch_open(s, start, r->lsn)) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    s->next_boundary = start + t->o.rollover_us;
+  }
+  return TRB_OK;
+}
+
+static trb_err on_item(trb_streams *t, const trb_wal_rec *r, const trb_wal_pos *pos,
+                       trb_status *st) {
+  stream *s = current_stream(t, r->table_id);
+  if (!s) return TRB_OK;
+  trb_av *keys = NULL;
+  if (trb_av_decode(r->keys, r->keys_len, &keys))
+    return trb_status_set(st, TRB_ECORRUPT, "stream index: undecodable keys at LSN %llu",
+                          (unsigned long long)r->lsn);
+  const trb_av *pk = trb_av_m_get(keys, s->info.ks.pk_name, strlen(s->info.ks.pk_name));
+  uint32_t h = pk ? trb_key_hash(pk) : 0;
+  trb_av_destroy(keys);
+  uint32_t i = (uint32_t)(((uint64_t)h * s->nshards) >> 32);
+  shard *sh = &s->ep[s->nep - 1].sh[i];
+  if (sh->n == sh->cap) {
+    size_t nc = sh->cap ? sh->cap * 2 : 64;
+    trb_wal_pos *np = realloc(sh->pos, nc * sizeof *np);
+    if (!np) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    sh->pos = np;
+    sh->cap = nc;
+  }
+  sh->pos[sh->n++] = *pos;
+  return TRB_OK;
+}
+
+static void *tail_main(void *arg) {
+  trb_streams *t = arg;
+  pthread_setname_np(pthread_self(), "trb-streams");
+  trb_wal_reader *rd = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_wal_reader_open(t->o.wal, trb_wal_first_lsn(t->o.wal), &rd, &st);
+  while (!rc) {
+    pthread_mutex_lock(&t->mu);
+    int stop = t->stopping;
+    pthread_mutex_unlock(&t->mu);
+    if (stop) break;
+    trb_wal_rec r;
+    rc = trb_wal_reader_next(rd, &r, 200, &st);
+    if (rc == TRB_ETIMEDOUT) {
+      rc = TRB_OK;
+      continue;
+    }
+    if (rc) break;
+    trb_wal_pos pos;
+    trb_wal_reader_pos(rd, &pos);
+    pthread_mutex_lock(&t->mu);
+    rc = on_time(t, &r, &st);
+    if (!rc) {
+      switch (r.kind) {
+        case TRB_WAL_TABLE_CREATE:
+        case TRB_WAL_TABLE_UPDATE:
+        case TRB_WAL_TABLE_DELETE: rc = on_table(t, &r, &st); break;
+        case TRB_WAL_INSERT:
+        case TRB_WAL_MODIFY:
+        case TRB_WAL_REMOVE: rc = on_item(t, &r, &pos, &st); break;
+        default: break;
+      }
+    }
+    t->done_lsn = r.lsn;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+  }
+  if (rc && rc != TRB_ECLOSED) {
+    trb_log_error("streams", "the stream index stopped: %s; streams show nothing newer until "
+                  "tributary is restarted", trb_status_msg(&st));
+    pthread_mutex_lock(&t->mu);
+    t->failed = rc;
+    t->fail_st = st;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+  }
+  trb_wal_reader_close(rd);
+  return NULL;
+}
+
+trb_err trb_streams_start(const trb_streams_opts *o, trb_streams **out, trb_status *st) {
+  trb_streams *t = calloc(1, sizeof *t);
+  if (!t) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  t->o = *o;
+  if (!t->o.shards) t->o.shards = 4;
+  if (t->o.rollover_us <= 0) t->o.rollover_us = 4ll * 3600 * 1000000;
+  snprintf(t->region, sizeof t->region, "%s", o->region ? o->region : "us-east-1");
+  t->o.region = t->region;
+  pthread_mutex_init(&t->mu, NULL);
+  pthread_cond_init(&t->cv, NULL);
+  trb_status_init(&t->fail_st);
+  t->done_lsn = trb_wal_first_lsn(o->wal) ? trb_wal_first_lsn(o->wal) - 1 : 0;
+  if (pthread_create(&t->thr, NULL, tail_main, t)) {
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+    return trb_status_set(st, TRB_ENOMEM, "cannot start the stream tailer");
+  }
+  t->started = 1;
+  *out = t;
+  return TRB_OK;
+}
+
+void trb_streams_stop(trb_streams *t) {
+  if (!t) return;
+  pthread_mutex_lock(&t->mu);
+  t->stopping = 1;
+  pthread_mutex_unlock(&t->mu);
+  if (t->started) pthread_join(t->thr, NULL);
+  for (size_t i = 0; i < t->nst; i++) stream_free(t->st[i]);
+  free(t->st);
+  pthread_mutex_destroy(&t->mu);
+  pthread_cond_destroy(&t->cv);
+  free(t);
+}
+
+int trb_streams_sync(trb_streams *t, int timeout_ms) {
+  /* Everything the WAL has made visible so far. */
+  uint64_t want = trb_wal_last_lsn(t->o.wal);
+  struct timespec dl = trb_deadline_ms(timeout_ms);
+  pthread_mutex_lock(&t->mu);
+  int r = 0;
+  while (t->done_lsn < want && !t->failed && !t->stopping)
+    if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
+      r = t->done_lsn >= want ? 0 : -1;
+      break;
+    }
+  pthread_mutex_unlock(&t->mu);
+  return r;
+}
+
+trb_err trb_streams_failed(trb_streams *t, trb_status *st) {
+  pthread_mutex_lock(&t->mu);
+  trb_err rc = t->failed;
+  if (rc && st) *st = t->fail_st;
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+trb_err trb_streams_list(trb_streams *t, const char *table, trb_stream_info **out, size_t *n,
+                         trb_status *st) {
+  pthread_mutex_lock(&t->mu);
+  trb_stream_info *v = calloc(t->nst ? t->nst : 1, sizeof *v);
+  size_t k = 0;
+  if (v)
+    for (size_t i = 0; i < t->nst; i++)
+      if (!table || !strcmp(t->st[i]->info.table, table)) v[k++] = t->st[i]->info;
+  pthread_mutex_unlock(&t->mu);
+  if (!v) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  /* by table name, then creation (the array is in creation order) */
+  for (size_t i = 1; i < k; i++)
+    for (size_t j = i; j > 0 && strcmp(v[j - 1].table, v[j].table) > 0; j--) {
+      trb_stream_info x = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = x;
+    }
+  *out = v;
+  *n = k;
+  return TRB_OK;
+}
+
+static stream *find_stream(trb_streams *t, const char *table, const char *label) {
+  for (size_t i = 0; i < t->nst; i++)
+    if (!strcmp(t->st[i]->info.table, table) && !strcmp(t->st[i]->info.label, label))
+      return t->st[i];
+  return NULL;
+}
+
+static void fill_shard(const stream *s, size_t e, uint32_t i, trb_shard_info *o) {
+  const epoch *ep = &s->ep[e];
+  const shard *sh = &ep->sh[i];
+  memset(o, 0, sizeof *o);
+  snprintf(o->id, sizeof o->id, "%s", sh->id);
+  if (e > 0) snprintf(o->parent, sizeof o->parent, "%s", s->ep[e - 1].sh[i].id);
+  o->start_lsn = ep->start_lsn;
+  o->records = sh->n;
+  if (ep->end_lsn) {
+    o->closed = 1;
+    o->end_lsn = sh->n ? sh->pos[sh->n - 1].lsn : ep->start_lsn;
+  }
+}
+
+trb_err trb_streams_describe(trb_streams *t, const char *table, const char *label,
+                             trb_stream_info *info, trb_shard_info **shards, size_t *n,
+                             trb_status *st) {
+  *shards = NULL;
+  *n = 0;
+  pthread_mutex_lock(&t->mu);
+  stream *s = find_stream(t, table, label);
+  if (!s) {
+    pthread_mutex_unlock(&t->mu);
+    return trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Stream: %s/%s not found",
+                          table, label);
+  }
+  *info = s->info;
+  size_t cnt = s->nep * s->nshards, k = 0;
+  trb_shard_info *v = calloc(cnt ? cnt : 1, sizeof *v);
+  if (v)
+    for (size_t e = 0; e < s->nep; e++)
+      for (uint32_t i = 0; i < s->nshards; i++) fill_shard(s, e, i, &v[k++]);
+  pthread_mutex_unlock(&t->mu);
+  if (!v) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  *shards = v;
+  *n = k;
+  return TRB_OK;
+}
+
+/* Caller holds mu. */
+static int find_shard(stream *s, const char *id, size_t *e, uint32_t *i) {
+  for (size_t a = 0; a < s->nep; a++)
+    for (uint32_t b = 0; b < s->nshards; b++)
+      if (!strcmp(s->ep[a].sh[b].id, id)) {
+        *e = a;
+        *i = b;
+        return 1;
+      }
+  return 0;
+}
+
+trb_err trb_streams_shard(trb_streams *t, const char *table, const char *label,
+                          const char *shard_id, trb_shard_info *out, trb_status *st) {
+  pthread_mutex_lock(&t->mu);
+  stream *s = find_stream(t, table, label);
+  size_t e;
+  uint32_t i;
+  int ok = s && find_shard(s, shard_id, &e, &i);
+  if (ok) fill_shard(s, e, i, out);
+  pthread_mutex_unlock(&t->mu);
+  if (!ok)
+    return trb_status_set(st, TRB_ENOTFOUND,
+                          "Requested resource not found: Shard does not exist");
+  return TRB_OK;
+}
+
+uint64_t trb_streams_next_lsn(trb_streams *t) {
+  pthread_mutex_lock(&t->mu);
+  uint64_t v = t->done_lsn + 1;
+  pthread_mutex_unlock(&t->mu);
+  return v;
+}
+
+trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
+                         const char *shard_id, uint64_t from_lsn, size_t limit, size_t max_bytes,
+                         trb_streams_page *out, trb_status *st) {
+  memset(out, 0, sizeof *out);
+  out->next_lsn = from_lsn;
+  /* The positions to read, copied out under the lock. */
+  trb_wal_pos *pos = NULL;
+  size_t np = 0;
+  int closed = 0;
+  uint64_t end_lsn = 0;
+  trb_stream_info info;
+  pthread_mutex_lock(&t->mu);
+  stream *s = find_stream(t, table, label);
+  size_t e;
+  uint32_t i;
+  if (!s || !find_shard(s, shard_id, &e, &i)) {
+    pthread_mutex_unlock(&t->mu);
+    return trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Shard does not exist");
+  }
+  info = s->info;
+  shard *sh = &s->ep[e].sh[i];
+  size_t lo = 0, hi = sh->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (sh->pos[mid].lsn < from_lsn) lo = mid + 1;
+    else hi = mid;
+  }
+  np = sh->n - lo;
+  if (limit && np > limit) np = limit;
+  pos = malloc((np ? np : 1) * sizeof *pos);
+  if (pos && np) memcpy(pos, sh->pos + lo, np * sizeof *pos);
+  closed = s->ep[e].end_lsn != 0;
+  end_lsn = s->ep[e].end_lsn;
+  int rest = lo + np < sh->n;
+  uint64_t done = t->done_lsn;
+  pthread_mutex_unlock(&t->mu);
+  if (!pos) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  out->records = json_array();
+  trb_err rc = TRB_OK;
+  trb_wal_reader *rd = NULL;
+  size_t bytes = 0, taken = 0;
+  if (np) rc = trb_wal_reader_open(t->o.wal, pos[0].lsn, &rd, st);
+  trb_stream_rec_opts ro = {.view = info.view, .region = t->region};
+  for (size_t k = 0; k < np && !rc; k++) {
+    if ((rc = trb_wal_reader_seek(rd, &pos[k], st))) break;
+    trb_wal_rec r;
+    if ((rc = trb_wal_reader_next(rd, &r, 0, st))) break;
+    if (r.lsn != pos[k].lsn) {
+      rc = trb_status_set(st, TRB_ECORRUPT, "stream index: expected LSN %llu, read %llu",
+                          (unsigned long long)pos[k].lsn, (unsigned long long)r.lsn);
+      break;
+    }
+    json_t *j = NULL;
+    if ((rc = trb_stream_record(&r, &ro, &j, st))) break;
+    size_t sz = r.keys_len + r.old_len + r.new_len + 300;
+    if (taken && bytes + sz > max_bytes) {
+      json_decref(j);
+      rest = 1;
+      break;
+    }
+    bytes += sz;
+    json_array_append_new(out->records, j);
+    taken++;
+    out->next_lsn = r.lsn + 1;
+  }
+  trb_wal_reader_close(rd);
+  free(pos);
+  if (rc) {
+    json_decref(out->records);
+    out->records = NULL;
+    return rc;
+  }
+  if (taken < np) rest = 1;
+  if (!taken && !rest) {
+    /* Nothing more in the shard yet: the next read starts after what the
+     * tailer has seen, or the shard is done. */
+    if (closed) out->exhausted = 1;
+    else if (done + 1 > out->next_lsn) out->next_lsn = done + 1;
+  } else if (closed && !rest) {
+    out->exhausted = 1;
+    out->next_lsn = end_lsn + 1;
+  }
+  return TRB_OK;
+}
