@@ -11,6 +11,8 @@
 #include "api/dynamo.h"
 #include "api/http.h"
 #include "api/stream_iter.h"
+#include "capture/tailer.h"
+#include "sinks/file_sink.h"
 #include "transform/streams.h"
 #include "cli/cli.h"
 #include "util/log.h"
@@ -96,12 +98,30 @@ int cmd_serve(cli *c, int argc, char **argv) {
     trb_iter_key_destroy(ikey);
     return CLI_FAIL;
   }
+  /* The sinks, each fed by its own tailer from its checkpoint. */
+  trb_tailer *file_tailer = NULL;
+  if (c->cfg.file_sink.dir[0]) {
+    trb_file_sink_opts fo = {.dir = c->cfg.file_sink.dir,
+                             .rotate_bytes = c->cfg.file_sink.rotate_bytes,
+                             .rotate_us = (int64_t)c->cfg.file_sink.rotate_s * 1000000};
+    trb_sink *fs = NULL;
+    trb_tailer_opts to = {.wal = trb_engine_wal(e), .streams = streams, .region = c->cfg.region};
+    if (trb_file_sink_create(&fo, &fs, &sst) || trb_tailer_start(&to, fs, &file_tailer, &sst)) {
+      fprintf(stderr, "tributary: the file sink in %s cannot start: %s\n", c->cfg.file_sink.dir,
+              trb_status_msg(&sst));
+      trb_streams_stop(streams);
+      trb_iter_key_destroy(ikey);
+      return CLI_FAIL;
+    }
+    trb_log_info("serve", "audit file sink writing to %s", c->cfg.file_sink.dir);
+  }
   trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
   trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
                      .streams = streams, .iter_key = ikey};
   trb_api *api = trb_api_create(e, &ao);
   if (!api) {
     fprintf(stderr, "tributary: out of memory\n");
+    trb_tailer_stop(file_tailer);
     trb_streams_stop(streams);
     trb_iter_key_destroy(ikey);
     return CLI_FAIL;
@@ -114,6 +134,7 @@ int cmd_serve(cli *c, int argc, char **argv) {
     fprintf(stderr, "tributary: cannot listen on %s: %s\n", c->cfg.api.listen,
             trb_status_msg(&st));
     trb_api_destroy(api);
+    trb_tailer_stop(file_tailer);
     trb_streams_stop(streams);
     trb_iter_key_destroy(ikey);
     return CLI_FAIL;
@@ -134,6 +155,7 @@ int cmd_serve(cli *c, int argc, char **argv) {
   trb_log_info("serve", "%s received: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
   trb_http_stop(srv);
   trb_api_destroy(api);
+  trb_tailer_stop(file_tailer);
   trb_streams_stop(streams);
   trb_iter_key_destroy(ikey);
   cli_close(c);

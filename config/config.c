@@ -93,6 +93,13 @@ static const cfg_setting cfg_settings[] = {
   U32("streams.rollover_s", streams.rollover_s, "14400", 1, 604800,
       "Seconds after which a stream's shards close and children take over (DynamoDB's "
       "are about 4 hours)."),
+  STR_OPT("sinks.file.dir", file_sink.dir, "",
+          "Directory of the audit file sink: every stream record of every table with a "
+          "stream, as JSON Lines, exactly once across crashes. Empty: no file sink."),
+  SIZE("sinks.file.rotate_bytes", file_sink.rotate_bytes, "64MiB", MIB, 64 * GIB,
+       "Size at which the file sink starts a new file."),
+  U32("sinks.file.rotate_s", file_sink.rotate_s, "3600", 1, 604800,
+      "Seconds after which the file sink starts a new file."),
   STR("region", region, "us-east-1", "Region name reported in ARNs and responses."),
   ENUM_STR("log_level", log_level, "info", NAMES("debug", "info", "warn", "error"),
            "Least severe log message written."),

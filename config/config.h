@@ -40,6 +40,11 @@ typedef struct trb_config {
     uint32_t shards;                    /* "streams.shards": 1..1024, default 4 */
     uint32_t rollover_s;                /* "streams.rollover_s": 1..604800, default 14400 */
   } streams;
+  struct {
+    char dir[TRB_CONFIG_PATH_MAX];      /* "sinks.file.dir": "" = no file sink */
+    uint64_t rotate_bytes;              /* "sinks.file.rotate_bytes": default 64MiB */
+    uint32_t rotate_s;                  /* "sinks.file.rotate_s": default 3600 */
+  } file_sink;
   char region[64];                      /* "region": default us-east-1 */
   char log_level[16];                   /* "log_level": debug|info|warn|error, default info */
 } trb_config;

@@ -437,6 +437,50 @@ trb_err trb_streams_shard(trb_streams *t, const char *table, const char *label,
   return TRB_OK;
 }
 
+int trb_streams_wait(trb_streams *t, uint64_t lsn, int timeout_ms) {
+  struct timespec dl;
+  if (timeout_ms >= 0) dl = trb_deadline_ms(timeout_ms);
+  pthread_mutex_lock(&t->mu);
+  int r = 0;
+  while (t->done_lsn < lsn) {
+    if (t->failed || t->stopping) {
+      r = -1;
+      break;
+    }
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&t->cv, &t->mu);
+    } else if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
+      r = t->done_lsn >= lsn ? 0 : -1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&t->mu);
+  return r;
+}
+
+int trb_streams_locate(trb_streams *t, uint64_t table_id, uint64_t lsn, const trb_av *keys,
+                       trb_stream_info *si, char shard_id[64]) {
+  int found = 0;
+  pthread_mutex_lock(&t->mu);
+  for (size_t i = t->nst; i > 0 && !found; i--) {
+    stream *s = t->st[i - 1];
+    if (s->table_id != table_id || !s->nep || lsn <= s->start_lsn) continue;
+    /* the epoch holding lsn: the last one starting at or before it */
+    size_t e = s->nep;
+    while (e > 0 && s->ep[e - 1].start_lsn > lsn) e--;
+    if (!e) continue;
+    const epoch *ep = &s->ep[e - 1];
+    if (ep->end_lsn && lsn > ep->end_lsn) continue; /* after the stream ended */
+    const trb_av *pk = trb_av_m_get(keys, s->info.ks.pk_name, strlen(s->info.ks.pk_name));
+    uint32_t k = (uint32_t)(((uint64_t)(pk ? trb_key_hash(pk) : 0) * s->nshards) >> 32);
+    *si = s->info;
+    snprintf(shard_id, 64, "%s", ep->sh[k].id);
+    found = 1;
+  }
+  pthread_mutex_unlock(&t->mu);
+  return found;
+}
+
 uint64_t trb_streams_next_lsn(trb_streams *t) {
   pthread_mutex_lock(&t->mu);
   uint64_t v = t->done_lsn + 1;

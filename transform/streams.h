@@ -87,6 +87,16 @@ trb_err trb_streams_describe(trb_streams *s, const char *table, const char *labe
 trb_err trb_streams_shard(trb_streams *s, const char *table, const char *label,
                           const char *shard_id, trb_shard_info *out, trb_status *st);
 
+/* Waits (up to timeout_ms, -1 = no limit) until the index has taken in the
+ * record at lsn. 0, or -1 on timeout, failure or stop. */
+int trb_streams_wait(trb_streams *s, uint64_t lsn, int timeout_ms);
+/* Where the item record at lsn of table table_id, with key attributes
+ * keys, went: 1 with its stream and shard filled, 0 when the table had no
+ * stream then (the record is in no stream). The index must have taken the
+ * record in (trb_streams_wait). */
+int trb_streams_locate(trb_streams *s, uint64_t table_id, uint64_t lsn, const trb_av *keys,
+                       trb_stream_info *si, char shard_id[64]);
+
 /* The position just after the newest record the tailer has taken in (for
  * LATEST iterators). */
 uint64_t trb_streams_next_lsn(trb_streams *s);

@@ -1,0 +1,288 @@
+/*
+ * tailer.c -- per-sink delivery threads (see tailer.h).
+ */
+#include "capture/tailer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/value.h"
+#include "transform/stream_record.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* A batched record: the WAL record copied out of the reader's buffer (the
+ * reader reuses it), its stream and shard, its Streams record. */
+typedef struct brec {
+  trb_wal_rec wal;
+  unsigned char *buf;
+  trb_stream_info si;
+  char shard[64];
+  json_t *json;
+} brec;
+
+struct trb_tailer {
+  trb_tailer_opts o;
+  char region[64];
+  trb_sink *sink;
+  pthread_t thr;
+  pthread_mutex_t mu;
+  int stopping;
+  trb_tailer_stats stats;   /* under mu */
+  brec *b;
+  size_t nb, capb;
+  trb_sink_rec *out;
+};
+
+static void batch_clear(trb_tailer *t) {
+  for (size_t i = 0; i < t->nb; i++) {
+    free(t->b[i].buf);
+    json_decref(t->b[i].json);
+  }
+  t->nb = 0;
+}
+
+static int stopping(trb_tailer *t) {
+  pthread_mutex_lock(&t->mu);
+  int s = t->stopping;
+  pthread_mutex_unlock(&t->mu);
+  return s;
+}
+
+/* One delivery attempt of the batch with checkpoint `through`. */
+static trb_err deliver_once(trb_tailer *t, uint64_t through, trb_status *st) {
+  for (size_t i = 0; i < t->nb; i++) {
+    t->out[i].wal = &t->b[i].wal;
+    t->out[i].stream = &t->b[i].si;
+    t->out[i].shard_id = t->b[i].shard;
+    t->out[i].record = t->b[i].json;
+  }
+  trb_err rc = t->sink->ops->deliver(t->sink, t->out, t->nb, through, st);
+  pthread_mutex_lock(&t->mu);
+  if (rc) {
+    t->stats.failures++;
+    t->stats.failing = 1;
+  } else {
+    t->stats.checkpoint = through;
+    t->stats.records += t->nb;
+    t->stats.batches++;
+    t->stats.failing = 0;
+  }
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+/* Delivers until it works (or the tailer stops: then 0 is returned only if
+ * it worked). */
+static int deliver(trb_tailer *t, uint64_t through) {
+  int64_t backoff_ms = 100;
+  for (;;) {
+    trb_status st;
+    trb_status_init(&st);
+    if (!deliver_once(t, through, &st)) {
+      batch_clear(t);
+      return 0;
+    }
+    trb_log_error("processor", "the %s sink failed to take %zu records up to LSN %llu: %s; "
+                  "retrying in %lld ms (the WAL keeps the records meanwhile)",
+                  t->sink->ops->kind, t->nb, (unsigned long long)through, trb_status_msg(&st),
+                  (long long)backoff_ms);
+    for (int64_t w = 0; w < backoff_ms; w += 50) {
+      if (stopping(t)) return -1;
+      struct timespec ts = {0, 50 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    if (backoff_ms < 5000) backoff_ms *= 2;
+  }
+}
+
+/* Copies r (item kinds) with its stream and shard and Streams record into
+ * the batch. */
+static trb_err add(trb_tailer *t, const trb_wal_rec *r, const trb_stream_info *si,
+                   const char *shard, trb_status *st) {
+  if (t->nb == t->capb) {
+    size_t nc = t->capb ? t->capb * 2 : 64;
+    brec *nb = realloc(t->b, nc * sizeof *nb);
+    if (!nb) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    t->b = nb;
+    trb_sink_rec *no = realloc(t->out, nc * sizeof *no);
+    if (!no) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    t->out = no;
+    t->capb = nc;
+  }
+  brec *b = &t->b[t->nb];
+  memset(b, 0, sizeof *b);
+  size_t tot = r->table_len + r->keys_len + r->old_len + r->new_len;
+  b->buf = malloc(tot ? tot : 1);
+  if (!b->buf) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  b->wal = *r;
+  size_t off = 0;
+#define CP(f, l)                         \
+  if (r->f) {                            \
+    memcpy(b->buf + off, r->f, r->l);    \
+    b->wal.f = (void *)(b->buf + off);   \
+    off += r->l;                         \
+  }
+  CP(table, table_len);
+  CP(keys, keys_len);
+  CP(old_img, old_len);
+  CP(new_img, new_len);
+#undef CP
+  b->si = *si;
+  snprintf(b->shard, sizeof b->shard, "%s", shard);
+  trb_stream_rec_opts ro = {.view = si->view, .region = t->region};
+  trb_err rc = trb_stream_record(&b->wal, &ro, &b->json, st);
+  if (rc) {
+    free(b->buf);
+    return rc;
+  }
+  t->nb++;
+  return TRB_OK;
+}
+
+static void set_broken(trb_tailer *t) {
+  pthread_mutex_lock(&t->mu);
+  t->stats.broken = 1;
+  pthread_mutex_unlock(&t->mu);
+}
+
+static void *tail_main(void *arg) {
+  trb_tailer *t = arg;
+  pthread_setname_np(pthread_self(), "trb-sink");
+  trb_status st;
+  trb_status_init(&st);
+  uint64_t ckpt = t->stats.checkpoint, read_lsn = ckpt;
+  uint64_t first = trb_wal_first_lsn(t->o.wal);
+  if (first && ckpt + 1 < first) {
+    trb_log_error("processor", "the %s sink's checkpoint is LSN %llu but the WAL starts at "
+                  "LSN %llu: the changes in between are gone; the sink is stopped (give it a "
+                  "fresh checkpoint and a snapshot)", t->sink->ops->kind,
+                  (unsigned long long)ckpt, (unsigned long long)first);
+    set_broken(t);
+    return NULL;
+  }
+  trb_wal_reader *rd = NULL;
+  if (trb_wal_reader_open(t->o.wal, ckpt + 1, &rd, &st)) {
+    trb_log_error("processor", "the %s sink cannot read the WAL: %s", t->sink->ops->kind,
+                  trb_status_msg(&st));
+    set_broken(t);
+    return NULL;
+  }
+  int64_t last_delivery = trb_mono_ns();
+  for (;;) {
+    if (stopping(t)) break;
+    int timeout = t->nb ? 0 : 200;
+    trb_wal_rec r;
+    trb_err rc = trb_wal_reader_next(rd, &r, timeout, &st);
+    if (rc == TRB_ETIMEDOUT) {
+      int64_t now = trb_mono_ns();
+      if (t->nb || (read_lsn > ckpt &&
+                    now - last_delivery >= (int64_t)t->o.heartbeat_ms * 1000000)) {
+        if (deliver(t, read_lsn)) break;
+        ckpt = read_lsn;
+        last_delivery = now;
+      }
+      continue;
+    }
+    if (rc) {
+      if (rc != TRB_ECLOSED) {
+        trb_log_error("processor", "the %s sink stopped reading the WAL: %s",
+                      t->sink->ops->kind, trb_status_msg(&st));
+        set_broken(t);
+      }
+      break;
+    }
+    if (r.kind == TRB_WAL_INSERT || r.kind == TRB_WAL_MODIFY || r.kind == TRB_WAL_REMOVE) {
+      /* The stream index decides where the record goes. */
+      while (trb_streams_wait(t->o.streams, r.lsn, 200) && !stopping(t)) {
+      }
+      if (stopping(t)) break;
+      trb_av *keys = NULL;
+      if (trb_av_decode(r.keys, r.keys_len, &keys)) {
+        trb_log_error("processor", "undecodable keys in WAL record LSN %llu; the %s sink stops",
+                      (unsigned long long)r.lsn, t->sink->ops->kind);
+        set_broken(t);
+        break;
+      }
+      trb_stream_info si;
+      char shard[64];
+      int in = trb_streams_locate(t->o.streams, r.table_id, r.lsn, keys, &si, shard);
+      trb_av_destroy(keys);
+      if (in && (rc = add(t, &r, &si, shard, &st))) {
+        trb_log_error("processor", "the %s sink stops at LSN %llu: %s", t->sink->ops->kind,
+                      (unsigned long long)r.lsn, trb_status_msg(&st));
+        set_broken(t);
+        break;
+      }
+    }
+    read_lsn = r.lsn;
+    pthread_mutex_lock(&t->mu);
+    t->stats.read_lsn = read_lsn;
+    pthread_mutex_unlock(&t->mu);
+    if (t->nb >= t->o.max_batch) {
+      if (deliver(t, read_lsn)) break;
+      ckpt = read_lsn;
+      last_delivery = trb_mono_ns();
+    }
+  }
+  /* What was read is delivered once more on the way out (a clean stop
+   * leaves a fresh checkpoint). */
+  if (t->nb || read_lsn > ckpt) {
+    trb_status_init(&st);
+    if (!deliver_once(t, read_lsn, &st)) batch_clear(t);
+  }
+  batch_clear(t);
+  trb_wal_reader_close(rd);
+  return NULL;
+}
+
+trb_err trb_tailer_start(const trb_tailer_opts *o, trb_sink *sink, trb_tailer **out,
+                         trb_status *st) {
+  trb_tailer *t = calloc(1, sizeof *t);
+  if (!t) {
+    sink->ops->destroy(sink);
+    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  }
+  t->o = *o;
+  if (!t->o.max_batch) t->o.max_batch = 1000;
+  if (t->o.heartbeat_ms <= 0) t->o.heartbeat_ms = 1000;
+  snprintf(t->region, sizeof t->region, "%s", o->region ? o->region : "us-east-1");
+  t->sink = sink;
+  pthread_mutex_init(&t->mu, NULL);
+  t->stats.kind = sink->ops->kind;
+  uint64_t ckpt = 0;
+  trb_err rc = sink->ops->open(sink, &ckpt, st);
+  t->stats.checkpoint = t->stats.read_lsn = ckpt; /* before the thread reads it */
+  if (!rc && pthread_create(&t->thr, NULL, tail_main, t))
+    rc = trb_status_set(st, TRB_ENOMEM, "cannot start the %s sink's thread", sink->ops->kind);
+  if (rc) {
+    sink->ops->destroy(sink);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return rc;
+  }
+  trb_log_info("processor", "the %s sink resumes after LSN %llu", sink->ops->kind,
+               (unsigned long long)ckpt);
+  *out = t;
+  return TRB_OK;
+}
+
+void trb_tailer_stop(trb_tailer *t) {
+  if (!t) return;
+  pthread_mutex_lock(&t->mu);
+  t->stopping = 1;
+  pthread_mutex_unlock(&t->mu);
+  pthread_join(t->thr, NULL);
+  t->sink->ops->destroy(t->sink);
+  free(t->b);
+  free(t->out);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+void trb_tailer_get_stats(trb_tailer *t, trb_tailer_stats *out) {
+  pthread_mutex_lock(&t->mu);
+  *out = t->stats;
+  pthread_mutex_unlock(&t->mu);
+}
