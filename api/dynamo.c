@@ -66,6 +66,8 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
     return NULL;
   }
   a->streams = o ? o->streams : NULL;
+  a->metrics = o ? o->metrics : NULL;
+  a->metrics_ctx = o ? o->metrics_ctx : NULL;
   a->iter_key = o ? o->iter_key : NULL;
   snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
   snprintf(a->account, sizeof a->account, "%s",
@@ -186,6 +188,7 @@ int api_fail_st(api_call *c, trb_err rc, const trb_status *st) {
     case TRB_EEXISTS:
     case TRB_EINUSE: return api_fail(c, "ResourceInUseException", "%s", msg);
     case TRB_ECONDFAIL: return api_fail(c, "ConditionalCheckFailedException", "%s", msg);
+    case TRB_ETRIMMED: return api_fail(c, "TrimmedDataAccessException", "%s", msg);
     default:
       trb_log_error("api", "%s failed: %s (%s)", c->op, msg, trb_err_name(rc));
       return api_fail(c, "InternalServerError", "%s", msg);
@@ -548,6 +551,12 @@ static void fail_resp(trb_http_resp *resp, const char *type, const char *msg) {
 
 void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
   trb_api *a = ctx;
+  if (!strcmp(req->method, "GET") && !strcmp(req->path, "/metrics")) {
+    char *b = a->metrics ? a->metrics(a->metrics_ctx) : strdup("");
+    resp->content_type = "text/plain; version=0.0.4";
+    respond(resp, 200, b, b ? strlen(b) : 0);
+    return;
+  }
   if (!strcmp(req->method, "GET")) {
     char *b = NULL;
     if (asprintf(&b, "healthy: dynamodb.%s.amazonaws.com ", a->region) < 0) b = NULL;

@@ -23,6 +23,10 @@ typedef struct trb_api_opts {
   struct trb_streams *streams;  /* the stream index for the Streams API (borrowed; NULL =
                                    Streams operations fail) */
   const struct trb_iter_key *iter_key; /* signs shard iterators (borrowed) */
+  /* GET /metrics: Prometheus text exposition, malloc'ed (the api frees it);
+   * NULL = no metrics. */
+  char *(*metrics)(void *ctx);
+  void *metrics_ctx;
 } trb_api_opts;
 
 /* The engine is borrowed and must outlive the api. NULL on OOM. */

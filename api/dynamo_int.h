@@ -21,6 +21,8 @@ struct trb_api {
   trb_throttle *thr;
   trb_idem *idem;        /* TransactWriteItems' ClientRequestTokens */
   struct trb_streams *streams;          /* borrowed */
+  char *(*metrics)(void *ctx);
+  void *metrics_ctx;
   const struct trb_iter_key *iter_key;  /* borrowed */
 };
 

@@ -198,10 +198,16 @@ int op_get_shard_iterator(api_call *c) {
   snprintf(it.shard_id, sizeof it.shard_id, "%s", shard);
   it.issued_us = trb_now_us();
   if (!strcmp(type, "TRIM_HORIZON")) {
-    it.next_lsn = si.start_lsn;
+    /* the oldest record retention has kept */
+    it.next_lsn = si.trimmed_through >= si.start_lsn ? si.trimmed_through + 1 : si.start_lsn;
   } else if (!strcmp(type, "LATEST")) {
     it.next_lsn = si.closed ? si.end_lsn + 1 : trb_streams_next_lsn(c->api->streams);
   } else {
+    if (si.trimmed_through && seq_lsn <= si.trimmed_through)
+      return api_fail(c, "TrimmedDataAccessException",
+                      "Attempted to access data that has been trimmed: sequence number %s of "
+                      "shard %s is older than the stream's retention",
+                      seq, shard);
     if (seq_lsn < si.start_lsn || (si.closed && seq_lsn > si.end_lsn))
       return api_fail(c, "ValidationException",
                       "Invalid SequenceNumber %s for shard %s: it is outside the shard's range",
@@ -239,6 +245,11 @@ int op_get_records(api_call *c) {
   trb_streams_page pg;
   rc = trb_streams_read(c->api->streams, table, label, it.shard_id, it.next_lsn, (size_t)limit,
                         MAX_RECORDS_BYTES, &pg, &st);
+  if (rc == TRB_ENOTFOUND && it.next_lsn < trb_streams_trim_lsn(c->api->streams))
+    return api_fail(c, "TrimmedDataAccessException",
+                    "Attempted to access data that has been trimmed: shard %s is past the "
+                    "stream's retention",
+                    it.shard_id);
   if (rc) return api_fail_st(c, rc, &st);
   c->out = json_pack("{s:o}", "Records", pg.records);
   if (!pg.exhausted) {

@@ -337,7 +337,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
     c->started = 1;
     if (strcmp(method, MHD_HTTP_METHOD_POST) && strcmp(method, MHD_HTTP_METHOD_GET))
       c->reject = REJ_BAD_METHOD;
-    else if (strcmp(c->uri, "/"))
+    else if (strcmp(c->uri, "/") && (strcmp(c->uri, "/metrics") || strcmp(method, MHD_HTTP_METHOD_GET)))
       c->reject = REJ_NOT_FOUND;
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);

@@ -228,7 +228,10 @@ static void *tail_main(void *arg) {
   }
   /* What was read is delivered once more on the way out (a clean stop
    * leaves a fresh checkpoint). */
-  if (t->nb || read_lsn > ckpt) {
+  pthread_mutex_lock(&t->mu);
+  int broken = t->stats.broken;
+  pthread_mutex_unlock(&t->mu);
+  if (!broken && (t->nb || read_lsn > ckpt)) {
     trb_status_init(&st);
     if (!deliver_once(t, read_lsn, &st)) batch_clear(t);
   }
@@ -279,6 +282,13 @@ void trb_tailer_stop(trb_tailer *t) {
   free(t->out);
   pthread_mutex_destroy(&t->mu);
   free(t);
+}
+
+void trb_tailer_break(trb_tailer *t) {
+  pthread_mutex_lock(&t->mu);
+  t->stats.broken = 1;
+  t->stopping = 1;
+  pthread_mutex_unlock(&t->mu);
 }
 
 void trb_tailer_get_stats(trb_tailer *t, trb_tailer_stats *out) {

@@ -56,5 +56,8 @@ typedef struct trb_tailer_stats {
   int broken;               /* stopped for good (see the log) */
 } trb_tailer_stats;
 void trb_tailer_get_stats(trb_tailer *t, trb_tailer_stats *out);
+/* Marks the sink broken (retention's lag cap): it stops delivering and no
+ * longer holds the WAL; its checkpoint file stays as it was. */
+void trb_tailer_break(trb_tailer *t);
 
 #endif

@@ -951,6 +951,56 @@ uint64_t trb_wal_first_lsn(const trb_wal *w) {
   return first;
 }
 
+trb_err trb_wal_segments(trb_wal *w, trb_wal_seg_info **out, size_t *n, trb_status *st) {
+  pthread_mutex_lock(&w->mu);
+  size_t k = w->nsegs;
+  trb_wal_seg_info *v = calloc(k ? k : 1, sizeof *v);
+  for (size_t i = 0; v && i < k; i++) {
+    v[i].first_lsn = w->segs[i];
+    v[i].current = i + 1 == k;
+    v[i].bytes = v[i].current && w->wr_first == w->segs[i] ? w->wr_off : w->seg_size;
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!v) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  *out = v;
+  *n = k;
+  return TRB_OK;
+}
+
+trb_err trb_wal_trim(trb_wal *w, uint64_t keep_from, size_t *removed, trb_status *st) {
+  if (removed) *removed = 0;
+  if (w->readonly) return trb_status_set(st, TRB_EINVAL, "the WAL is open read-only");
+  pthread_mutex_lock(&w->mu);
+  size_t k = 0;
+  /* segment i ends just before segs[i+1] */
+  while (k + 1 < w->nsegs && w->segs[k + 1] <= keep_from) k++;
+  uint64_t *gone = k ? malloc(k * sizeof *gone) : NULL;
+  if (k && !gone) {
+    pthread_mutex_unlock(&w->mu);
+    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  }
+  if (k) {
+    memcpy(gone, w->segs, k * sizeof *gone);
+    memmove(w->segs, w->segs + k, (w->nsegs - k) * sizeof *w->segs);
+    w->nsegs -= k;
+  }
+  pthread_mutex_unlock(&w->mu);
+  trb_err rc = TRB_OK;
+  for (size_t i = 0; i < k && !rc; i++) {
+    char *p = trb__wal_seg_path(w->dir, gone[i]);
+    if (!p || (trb_sys.unlink(p) < 0 && errno != ENOENT))
+      rc = trb_status_set(st, TRB_EIO, "cannot remove WAL segment %s: %s", p ? p : "?",
+                          strerror(errno));
+    free(p);
+  }
+  if (!rc && k && trb_sys_fsync_dir(w->dir) != 0)
+    rc = trb_status_set(st, TRB_EIO, "cannot sync the WAL directory %s: %s", w->dir,
+                        strerror(errno));
+  if (!rc && removed) *removed = k;
+  free(gone);
+  return rc;
+}
+
 void trb_wal_get_stats(const trb_wal *w, trb_wal_stats *out) {
   memset(out, 0, sizeof *out);
   if (!w) return;

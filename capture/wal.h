@@ -136,6 +136,22 @@ typedef struct trb_wal_stats {
 } trb_wal_stats;
 void trb_wal_get_stats(const trb_wal *w, trb_wal_stats *out);
 
+/* ---- retention ---- */
+typedef struct trb_wal_seg_info {
+  uint64_t first_lsn;    /* its first record */
+  uint64_t bytes;        /* bytes it takes on disk */
+  int current;           /* the segment being appended to */
+} trb_wal_seg_info;
+/* The segments, oldest first. *out malloc'ed (caller frees). */
+trb_err trb_wal_segments(trb_wal *w, trb_wal_seg_info **out, size_t *n, trb_status *st);
+/* Removes the segments all of whose records have LSN < keep_from (the
+ * current segment always stays), oldest first, and syncs the directory.
+ * The caller decides what may go (capture/retention.h). Readers inside a
+ * removed segment finish it (their descriptor stays valid); opening or
+ * seeking below the new first LSN gives TRB_ENOTFOUND. *removed (may be
+ * NULL) gets how many went. */
+trb_err trb_wal_trim(trb_wal *w, uint64_t keep_from, size_t *removed, trb_status *st);
+
 /* ---- readers ---- */
 typedef struct trb_wal_reader trb_wal_reader;
 

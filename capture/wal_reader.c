@@ -181,9 +181,10 @@ static trb_err next_seg(trb_wal_reader *r, trb_status *st) {
   trb_wal *w = r->w;
   uint64_t next = 0;
   pthread_mutex_lock(&w->mu);
-  for (size_t k = 0; k + 1 < w->nsegs; k++)
-    if (w->segs[k] == r->seg_first) {
-      next = w->segs[k + 1];
+  /* the segment after this one (this one may have been trimmed away) */
+  for (size_t k = 0; k < w->nsegs; k++)
+    if (w->segs[k] > r->seg_first) {
+      next = w->segs[k];
       break;
     }
   pthread_mutex_unlock(&w->mu);

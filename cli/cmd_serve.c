@@ -11,6 +11,7 @@
 #include "api/dynamo.h"
 #include "api/http.h"
 #include "api/stream_iter.h"
+#include "capture/retention.h"
 #include "capture/tailer.h"
 #include "sinks/file_sink.h"
 #include "transform/streams.h"
@@ -32,6 +33,186 @@ static const char *serve_help =
 static int is_loopback(const char *listen) {
   return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) ||
          !strncmp(listen, "[::1]:", 6);
+}
+
+/* Everything `serve` runs, started in order and stopped in reverse. */
+typedef struct serve_ctx {
+  trb_engine *e;
+  trb_iter_key *ikey;
+  trb_streams *streams;
+  trb_tailer *tailers[4];
+  size_t ntailers;
+  trb_retention *ret;
+  trb_api *api;
+  trb_http_server *srv;
+} serve_ctx;
+
+static trb_err flush_engine(void *ctx, uint64_t *lsn, trb_status *st) {
+  return trb_engine_flush(ctx, lsn, st);
+}
+
+/* GET /metrics: Prometheus text format. */
+static char *serve_metrics(void *ctx) {
+  serve_ctx *sv = ctx;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  trb_engine_stats es;
+  trb_engine_get_stats(sv->e, &es);
+#define M(name, type, help, fmt, ...) \
+  fprintf(f, "# HELP " name " " help "\n# TYPE " name " " type "\n" name fmt "\n", __VA_ARGS__)
+  M("tributary_commit_groups_total", "counter", "Commit groups (one WAL sync each under wal.sync always).",
+    " %llu", (unsigned long long)es.groups);
+  M("tributary_writes_total", "counter", "Writes answered.", " %llu", (unsigned long long)es.writes);
+  M("tributary_wal_records_total", "counter", "Records appended to the WAL.", " %llu",
+    (unsigned long long)es.wal.records);
+  M("tributary_wal_bytes_total", "counter", "Bytes appended to the WAL.", " %llu",
+    (unsigned long long)es.wal.bytes);
+  M("tributary_wal_syncs_total", "counter", "fdatasync calls on the WAL.", " %llu",
+    (unsigned long long)es.wal.syncs);
+  M("tributary_wal_segments", "gauge", "WAL segment files on disk.", " %llu",
+    (unsigned long long)es.wal.segments);
+  M("tributary_wal_last_lsn", "gauge", "Newest LSN in the WAL.", " %llu",
+    (unsigned long long)trb_wal_last_lsn(trb_engine_wal(sv->e)));
+  M("tributary_wal_first_lsn", "gauge", "Oldest LSN still in the WAL (retention).", " %llu",
+    (unsigned long long)trb_wal_first_lsn(trb_engine_wal(sv->e)));
+  M("tributary_engine_failed", "gauge", "1 when a WAL or store failure stopped writes (restart).",
+    " %d", trb_engine_failed(sv->e) ? 1 : 0);
+  if (sv->streams)
+    M("tributary_streams_indexed_lsn", "gauge", "Newest LSN the stream index has taken in.",
+      " %llu", (unsigned long long)(trb_streams_next_lsn(sv->streams) - 1));
+  uint64_t last = trb_wal_last_lsn(trb_engine_wal(sv->e));
+  if (sv->ntailers) {
+    fprintf(f, "# HELP tributary_sink_checkpoint_lsn The sink's durable checkpoint.\n"
+               "# TYPE tributary_sink_checkpoint_lsn gauge\n");
+    for (size_t i = 0; i < sv->ntailers; i++) {
+      trb_tailer_stats ts;
+      trb_tailer_get_stats(sv->tailers[i], &ts);
+      fprintf(f, "tributary_sink_checkpoint_lsn{sink=\"%s\"} %llu\n", ts.kind,
+              (unsigned long long)ts.checkpoint);
+      fprintf(f, "tributary_sink_lag_records{sink=\"%s\"} %llu\n", ts.kind,
+              (unsigned long long)(last > ts.checkpoint ? last - ts.checkpoint : 0));
+      fprintf(f, "tributary_sink_delivered_total{sink=\"%s\"} %llu\n", ts.kind,
+              (unsigned long long)ts.records);
+      fprintf(f, "tributary_sink_failures_total{sink=\"%s\"} %llu\n", ts.kind,
+              (unsigned long long)ts.failures);
+      fprintf(f, "tributary_sink_failing{sink=\"%s\"} %d\n", ts.kind, ts.failing);
+      fprintf(f, "tributary_sink_broken{sink=\"%s\"} %d\n", ts.kind, ts.broken);
+    }
+  }
+  if (sv->ret) {
+    trb_retention_stats rs;
+    trb_retention_get_stats(sv->ret, &rs);
+    M("tributary_retention_segments_removed_total", "counter", "WAL segments removed by retention.",
+      " %llu", (unsigned long long)rs.segments_removed);
+    M("tributary_retention_wal_bytes", "gauge", "WAL bytes on disk at the last retention check.",
+      " %llu", (unsigned long long)rs.wal_bytes);
+    M("tributary_retention_held_by_sinks", "gauge",
+      "1 when a sink's checkpoint is what keeps old WAL segments.", " %llu",
+      (unsigned long long)rs.held_by_sinks);
+    M("tributary_retention_sinks_broken_total", "counter",
+      "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
+      (unsigned long long)rs.sinks_broken);
+  }
+#undef M
+  fclose(f);
+  return buf;
+}
+
+static void serve_stop(serve_ctx *sv) {
+  trb_http_stop(sv->srv);
+  trb_api_destroy(sv->api);
+  trb_retention_stop(sv->ret);
+  for (size_t i = 0; i < sv->ntailers; i++) trb_tailer_stop(sv->tailers[i]);
+  trb_streams_stop(sv->streams);
+  trb_iter_key_destroy(sv->ikey);
+  memset(sv, 0, sizeof *sv);
+}
+
+/* The catalog's tables (their definitions), for the stream index. */
+static trb_tabledef *catalog(trb_engine *e, size_t *n) {
+  char **names = NULL;
+  size_t nn = 0;
+  *n = 0;
+  if (trb_table_list(e, NULL, 0, &names, &nn, NULL, NULL)) return NULL;
+  trb_tabledef *v = calloc(nn ? nn : 1, sizeof *v);
+  for (size_t i = 0; v && i < nn; i++) {
+    trb_table_info info;
+    if (trb_table_describe(e, names[i], &info, NULL)) continue;
+    v[(*n)++] = info.def; /* takes its references */
+  }
+  trb_table_list_free(names, nn);
+  return v;
+}
+
+static int serve_start(cli *c, serve_ctx *sv, int auth) {
+  trb_status st;
+  trb_status_init(&st);
+  /* The key that signs shard iterators, kept in the data directory so
+   * iterators survive a restart. */
+  char keypath[TRB_CONFIG_PATH_MAX + 32];
+  snprintf(keypath, sizeof keypath, "%s/stream-iterator.key", c->cfg.data_dir);
+  if (trb_iter_key_load(keypath, &sv->ikey, &st)) goto fail;
+  /* The stream index (DynamoDB Streams). */
+  trb_streams_opts so;
+  trb_streams_opts_default(&so);
+  so.wal = trb_engine_wal(sv->e);
+  so.shards = c->cfg.streams.shards;
+  so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
+  so.region = c->cfg.region;
+  size_t ntables = 0;
+  trb_tabledef *tables = catalog(sv->e, &ntables);
+  so.tables = tables;
+  so.ntables = ntables;
+  trb_err rc = trb_streams_start(&so, &sv->streams, &st);
+  for (size_t i = 0; i < ntables; i++) trb_tabledef_fini(&tables[i]);
+  free(tables);
+  if (rc) goto fail;
+  /* The sinks, each fed by its own tailer from its checkpoint. */
+  if (c->cfg.file_sink.dir[0]) {
+    trb_file_sink_opts fo = {.dir = c->cfg.file_sink.dir,
+                             .rotate_bytes = c->cfg.file_sink.rotate_bytes,
+                             .rotate_us = (int64_t)c->cfg.file_sink.rotate_s * 1000000};
+    trb_sink *fs = NULL;
+    trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .region = c->cfg.region};
+    if (trb_file_sink_create(&fo, &fs, &st) ||
+        trb_tailer_start(&to, fs, &sv->tailers[sv->ntailers], &st)) {
+      fprintf(stderr, "tributary: the file sink in %s cannot start: %s\n", c->cfg.file_sink.dir,
+              trb_status_msg(&st));
+      return CLI_FAIL;
+    }
+    sv->ntailers++;
+    trb_log_info("serve", "audit file sink writing to %s", c->cfg.file_sink.dir);
+  }
+  /* Retention: the WAL keeps what streams and sinks still need. */
+  trb_retention_opts ro = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                           .sinks = sv->tailers, .nsinks = sv->ntailers,
+                           .flush = flush_engine, .flush_ctx = sv->e,
+                           .retention_us = (int64_t)c->cfg.streams.retention_s * 1000000,
+                           .max_lag_bytes = c->cfg.retention.max_sink_lag,
+                           .interval_ms = (int)c->cfg.retention.interval_s * 1000};
+  if (trb_retention_start(&ro, &sv->ret, &st)) goto fail;
+  trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
+  trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
+                     .streams = sv->streams, .iter_key = sv->ikey, .metrics = serve_metrics,
+                     .metrics_ctx = sv};
+  sv->api = trb_api_create(sv->e, &ao);
+  if (!sv->api) {
+    trb_status_set(&st, TRB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  trb_http_opts ho = {.listen = c->cfg.api.listen, .threads = c->cfg.api.threads};
+  if (trb_http_start(&ho, trb_api_handle, trb_api_reject, sv->api, &sv->srv, &st)) {
+    fprintf(stderr, "tributary: cannot listen on %s: %s\n", c->cfg.api.listen,
+            trb_status_msg(&st));
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+fail:
+  fprintf(stderr, "tributary: %s\n", trb_status_msg(&st));
+  return CLI_FAIL;
 }
 
 int cmd_serve(cli *c, int argc, char **argv) {
@@ -75,75 +256,19 @@ int cmd_serve(cli *c, int argc, char **argv) {
 
   trb_engine *e = cli_engine(c);
   if (!e) return CLI_FAIL;
-  /* The stream index (DynamoDB Streams) and the key that signs its shard
-   * iterators, kept in the data directory so iterators survive a restart. */
-  trb_status sst;
-  trb_status_init(&sst);
-  char keypath[TRB_CONFIG_PATH_MAX + 32];
-  snprintf(keypath, sizeof keypath, "%s/stream-iterator.key", c->cfg.data_dir);
-  trb_iter_key *ikey = NULL;
-  if (trb_iter_key_load(keypath, &ikey, &sst)) {
-    fprintf(stderr, "tributary: %s\n", trb_status_msg(&sst));
-    return CLI_FAIL;
-  }
-  trb_streams_opts so;
-  trb_streams_opts_default(&so);
-  so.wal = trb_engine_wal(e);
-  so.shards = c->cfg.streams.shards;
-  so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
-  so.region = c->cfg.region;
-  trb_streams *streams = NULL;
-  if (trb_streams_start(&so, &streams, &sst)) {
-    fprintf(stderr, "tributary: %s\n", trb_status_msg(&sst));
-    trb_iter_key_destroy(ikey);
-    return CLI_FAIL;
-  }
-  /* The sinks, each fed by its own tailer from its checkpoint. */
-  trb_tailer *file_tailer = NULL;
-  if (c->cfg.file_sink.dir[0]) {
-    trb_file_sink_opts fo = {.dir = c->cfg.file_sink.dir,
-                             .rotate_bytes = c->cfg.file_sink.rotate_bytes,
-                             .rotate_us = (int64_t)c->cfg.file_sink.rotate_s * 1000000};
-    trb_sink *fs = NULL;
-    trb_tailer_opts to = {.wal = trb_engine_wal(e), .streams = streams, .region = c->cfg.region};
-    if (trb_file_sink_create(&fo, &fs, &sst) || trb_tailer_start(&to, fs, &file_tailer, &sst)) {
-      fprintf(stderr, "tributary: the file sink in %s cannot start: %s\n", c->cfg.file_sink.dir,
-              trb_status_msg(&sst));
-      trb_streams_stop(streams);
-      trb_iter_key_destroy(ikey);
-      return CLI_FAIL;
-    }
-    trb_log_info("serve", "audit file sink writing to %s", c->cfg.file_sink.dir);
-  }
-  trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
-  trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
-                     .streams = streams, .iter_key = ikey};
-  trb_api *api = trb_api_create(e, &ao);
-  if (!api) {
-    fprintf(stderr, "tributary: out of memory\n");
-    trb_tailer_stop(file_tailer);
-    trb_streams_stop(streams);
-    trb_iter_key_destroy(ikey);
-    return CLI_FAIL;
-  }
-  trb_http_opts ho = {.listen = c->cfg.api.listen, .threads = c->cfg.api.threads};
-  trb_http_server *srv = NULL;
-  trb_status st;
-  trb_status_init(&st);
-  if (trb_http_start(&ho, trb_api_handle, trb_api_reject, api, &srv, &st)) {
-    fprintf(stderr, "tributary: cannot listen on %s: %s\n", c->cfg.api.listen,
-            trb_status_msg(&st));
-    trb_api_destroy(api);
-    trb_tailer_stop(file_tailer);
-    trb_streams_stop(streams);
-    trb_iter_key_destroy(ikey);
-    return CLI_FAIL;
+  serve_ctx sv;
+  memset(&sv, 0, sizeof sv);
+  sv.e = e;
+  int rc = serve_start(c, &sv, auth);
+  if (rc) {
+    serve_stop(&sv);
+    return rc;
   }
   char where[300];
   snprintf(where, sizeof where, "%s", c->cfg.api.listen);
   char *colon = strrchr(where, ':');
   if (colon) snprintf(colon + 1, sizeof where - (size_t)(colon + 1 - where), "%d",
-                      trb_http_port(srv));
+                      trb_http_port(sv.srv));
   trb_log_info("serve",
                "listening on http://%s (data directory %s; authentication %s); stop with "
                "SIGTERM or Ctrl-C",
@@ -153,11 +278,7 @@ int cmd_serve(cli *c, int argc, char **argv) {
   int sig = 0;
   sigwait(&set, &sig);
   trb_log_info("serve", "%s received: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  trb_http_stop(srv);
-  trb_api_destroy(api);
-  trb_tailer_stop(file_tailer);
-  trb_streams_stop(streams);
-  trb_iter_key_destroy(ikey);
+  serve_stop(&sv);
   cli_close(c);
   trb_log_info("serve", "stopped; the WAL is synced");
   return CLI_OK;

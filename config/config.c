@@ -93,6 +93,14 @@ static const cfg_setting cfg_settings[] = {
   U32("streams.rollover_s", streams.rollover_s, "14400", 1, 604800,
       "Seconds after which a stream's shards close and children take over (DynamoDB's "
       "are about 4 hours)."),
+  U32("streams.retention_s", streams.retention_s, "86400", 1, 31536000,
+      "Seconds stream records are kept (DynamoDB keeps 24 hours); older WAL segments are "
+      "removed once every sink has delivered them."),
+  SIZE("retention.max_sink_lag", retention.max_sink_lag, "16GiB", 0, 1024 * GIB,
+       "WAL bytes a sink may fall behind before it is marked broken (so the disk does not "
+       "fill); 0 means no cap."),
+  U32("retention.interval_s", retention.interval_s, "10", 1, 3600,
+      "Seconds between retention checks."),
   STR_OPT("sinks.file.dir", file_sink.dir, "",
           "Directory of the audit file sink: every stream record of every table with a "
           "stream, as JSON Lines, exactly once across crashes. Empty: no file sink."),

@@ -39,7 +39,13 @@ typedef struct trb_config {
   struct {
     uint32_t shards;                    /* "streams.shards": 1..1024, default 4 */
     uint32_t rollover_s;                /* "streams.rollover_s": 1..604800, default 14400 */
+    uint32_t retention_s;               /* "streams.retention_s": 1..31536000, default 86400 */
   } streams;
+  struct {
+    uint64_t max_sink_lag;              /* "retention.max_sink_lag": bytes of WAL, default 16GiB;
+                                           0 = no cap */
+    uint32_t interval_s;                /* "retention.interval_s": 1..3600, default 10 */
+  } retention;
   struct {
     char dir[TRB_CONFIG_PATH_MAX];      /* "sinks.file.dir": "" = no file sink */
     uint64_t rotate_bytes;              /* "sinks.file.rotate_bytes": default 64MiB */

@@ -613,6 +613,31 @@ static trb_err own_indexes(trb_tabledef *def, const trb_indexset *cur, const trb
   return TRB_OK;
 }
 
+/*
+ * A table record that starts a stream (its settings carry a StreamLabel the
+ * table did not have) also records where: "StreamStartLsn" (this record's
+ * LSN, decimal) and "StreamStartUs" (commit time, microseconds) in the
+ * settings. The stream index reads them from the catalog when retention
+ * has removed this record from the WAL, so a stream, its shards and their
+ * ids stay the same (transform/streams.c).
+ */
+static void mark_stream_start(trb_tabledef *def, const json_t *prev_ext, uint64_t lsn) {
+  const char *label = def->ext ? json_string_value(json_object_get(def->ext, "StreamLabel")) : NULL;
+  const char *prev = prev_ext ? json_string_value(json_object_get(prev_ext, "StreamLabel")) : NULL;
+  if (!label) return;
+  if (prev && !strcmp(prev, label)) {
+    /* the same stream: keep where it started */
+    json_t *l = json_object_get(prev_ext, "StreamStartLsn"), *u = json_object_get(prev_ext, "StreamStartUs");
+    if (l) json_object_set(def->ext, "StreamStartLsn", l);
+    if (u) json_object_set(def->ext, "StreamStartUs", u);
+    return;
+  }
+  char b[24];
+  snprintf(b, sizeof b, "%llu", (unsigned long long)lsn);
+  json_object_set_new(def->ext, "StreamStartLsn", json_string(b));
+  json_object_set_new(def->ext, "StreamStartUs", json_integer((json_int_t)trb_now_us()));
+}
+
 static trb_err process_table_op(trb_engine *e, trb_req *r) {
   trb_status *st = r->st;
   trb_err rc = TRB_OK;
@@ -637,6 +662,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     def.table_id = lsn;
     def.created_us = trb_now_us();
     def.ext = r->ext ? json_deep_copy(r->ext) : NULL; /* ours: immutable from here */
+    mark_stream_start(&def, NULL, lsn);
     if (r->set_ix && (rc = own_indexes(&def, NULL, r->ix, lsn, st))) goto done;
     rec.kind = TRB_WAL_TABLE_CREATE;
     rec.table_id = lsn;
@@ -663,6 +689,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
       trb_tabledef_copy(&def, &t->def);
       json_decref(def.ext);
       def.ext = r->ext ? json_deep_copy(r->ext) : NULL;
+      mark_stream_start(&def, t->def.ext, lsn);
       if (r->set_ix && (rc = own_indexes(&def, t->def.ix, r->ix, lsn, st))) goto done;
       rec.kind = TRB_WAL_TABLE_UPDATE;
     }
@@ -746,6 +773,13 @@ void *trb__commit_main(void *arg) {
           }
         answer(e, r);
       }
+      continue;
+    }
+    if (reqs[0]->kind == TRB_REQ_FLUSH) {
+      /* No write runs meanwhile: every family ends at the same LSN. */
+      reqs[0]->flushed_lsn = trb_store_applied_lsn(e->store);
+      reqs[0]->rc = trb_store_flush(e->store, reqs[0]->st);
+      answer(e, reqs[0]);
       continue;
     }
     if (reqs[0]->kind != TRB_REQ_WRITE) {

@@ -743,6 +743,13 @@ trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_tabledef 
   return trb__submit(e, &r);
 }
 
+trb_err trb_engine_flush(trb_engine *e, uint64_t *lsn, trb_status *st) {
+  trb_req r = {.kind = TRB_REQ_FLUSH, .st = st};
+  trb_err rc = trb__submit(e, &r);
+  if (!rc && lsn) *lsn = r.flushed_lsn;
+  return rc;
+}
+
 trb_err trb_table_delete(trb_engine *e, const char *name, trb_table_info *info,
                          trb_status *st) {
   if (info) memset(info, 0, sizeof *info);

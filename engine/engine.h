@@ -286,6 +286,11 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
 trb_err trb_scan(trb_engine *e, const trb_scan_req *s, trb_page *out, trb_status *st);
 void trb_page_fini(trb_page *p);
 
+/* Makes the store durable up to the LSN it has applied, which *lsn gets:
+ * the WAL before it is no longer needed for recovery (retention may remove
+ * it). Writes wait while it runs (a flush of the memtables). */
+trb_err trb_engine_flush(trb_engine *e, uint64_t *lsn, trb_status *st);
+
 /* ---- statistics, for metrics and benchmarks ---- */
 typedef struct trb_engine_stats {
   uint64_t groups;        /* commit groups */

@@ -32,6 +32,7 @@ typedef enum trb_req_kind {
   TRB_REQ_TABLE_CREATE = 2,
   TRB_REQ_TABLE_DELETE = 3,
   TRB_REQ_TABLE_UPDATE = 4,
+  TRB_REQ_FLUSH = 5,         /* make the store durable (retention) */
 } trb_req_kind;
 
 /* One caller's request, on the caller's stack while it waits. */
@@ -46,6 +47,7 @@ typedef struct trb_req {
   const trb_indexset *ix;    /* table create/update with set_ix: borrowed */
   int set_ix;
   const trb_tabledef *base;  /* table update: the definition it was made from, or NULL */
+  uint64_t flushed_lsn;      /* TRB_REQ_FLUSH: out */
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;

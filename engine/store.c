@@ -174,6 +174,21 @@ done:
   return TRB_OK;
 }
 
+trb_err trb_store_flush(trb_store *s, trb_status *st) {
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  if (!fo) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+  rocksdb_flushoptions_set_wait(fo, 1);
+  char *err = NULL;
+  trb_err rc = TRB_OK;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->ncf && !err; i++) rocksdb_flush_cf(s->db, fo, s->cfs[i]->h, &err);
+  pthread_mutex_unlock(&s->mu);
+  if (!err) rocksdb_flush_cf(s->db, fo, s->def, &err);
+  if (err) rc = rerr(st, "flush", err);
+  rocksdb_flushoptions_destroy(fo);
+  return rc;
+}
+
 void trb_store_close(trb_store *s) {
   if (!s) return;
   /* No manual flush here: flushing families one by one persists the

@@ -38,6 +38,13 @@ trb_err trb_store_open(const char *dir, trb_store **out, trb_status *st);
 void trb_store_close(trb_store *s);
 uint64_t trb_store_applied_lsn(const trb_store *s);
 
+/* Flushes every column family's memtable to disk, the tables' and
+ * indexes' first and the default family (with the applied LSN) last. Not
+ * atomic across families: the caller must keep writes out meanwhile (the
+ * engine runs it in the commit thread), so that when it returns every
+ * family holds exactly the state at trb_store_applied_lsn, durably. */
+trb_err trb_store_flush(trb_store *s, trb_status *st);
+
 /* Column families by table id. get returns a borrowed handle or NULL. */
 trb_store_cf *trb_store_cf_get(trb_store *s, uint64_t table_id);
 /* Creates the table's column family (or returns the existing one). */

@@ -122,7 +122,8 @@ static trb_err undo_table(file_sink *f, const char *table, const char *keep, uin
   char dpath[4400], p[4800];
   path_of(f, table, NULL, dpath, sizeof dpath);
   DIR *d = opendir(dpath);
-  if (!d) return errno == ENOENT ? TRB_OK : io_fail(st, "cannot list", dpath);
+  /* absent, or not a directory of ours (then writing there fails, loudly) */
+  if (!d) return errno == ENOENT || errno == ENOTDIR ? TRB_OK : io_fail(st, "cannot list", dpath);
   int removed = 0;
   struct dirent *de;
   while ((de = readdir(d))) {

@@ -5,15 +5,22 @@
  * Epochs. Epoch k of a stream covers the records whose commit time falls in
  * [start_us + k * rollover, start_us + (k+1) * rollover). Commit times never
  * decrease along the WAL, so an epoch is a contiguous LSN range. An epoch
- * comes into being with its first record (of any table: the WAL is read
- * whole); epochs that no record fell into are skipped. The epoch before it
+ * comes into being with its first record of the stream's table; epochs that
+ * no record fell into are skipped. The epoch before it
  * then closes: each of its shards ends at its last record (or, when it has
  * none, at its start), and the new epoch's shard i starts at that first
  * record's LSN with shard i of the closed epoch as its parent. Disabling the
  * stream or deleting the table closes the open epoch the same way.
  *
+ * A stream's start (LSN and time) comes from its table's settings
+ * (StreamStartLsn / StreamStartUs, which the commit thread records in the
+ * enabling record, engine/commit.c), so a stream whose enabling record
+ * retention has removed is seeded from the catalog at start and gets the
+ * same epochs and shard ids as before. An epoch that retention has
+ * emptied is forgotten; the oldest remaining epoch then has no parent.
+ *
  * Memory: 24 bytes per record (its WAL position), until retention trims
- * them (not yet: the index grows with the WAL).
+ * them with the WAL (trb_streams_trim).
  */
 #include "transform/streams.h"
 
@@ -32,6 +39,7 @@ typedef struct shard {
   char id[64];
   trb_wal_pos *pos;
   size_t n, cap;
+  uint64_t trimmed_through; /* highest LSN of a record retention removed, 0 = none */
 } shard;
 
 typedef struct epoch {
@@ -47,6 +55,7 @@ typedef struct stream {
   uint64_t start_lsn;
   int64_t start_us;
   uint32_t nshards;
+  uint32_t id_bits;        /* low 24 bits of every shard id: from table id and label */
   epoch *ep;
   size_t nep, capep;
   int64_t next_boundary;   /* commit time at which the open epoch ends */
@@ -60,6 +69,7 @@ struct trb_streams {
   stream **st;
   size_t nst, capst;
   uint64_t done_lsn;       /* every record <= this is taken in */
+  uint64_t trim_lsn;       /* the WAL starts here (0 = at the beginning) */
   int stopping;
   trb_err failed;
   trb_status fail_st;
@@ -77,8 +87,16 @@ void trb_streams_opts_default(trb_streams_opts *o) {
 static void shard_id(const stream *s, int64_t epoch_start_us, uint32_t i, char out[64]) {
   long long ms = (long long)(epoch_start_us / 1000);
   if (ms < 0) ms = 0;
-  snprintf(out, 64, "shardId-%020lld-%08x", ms,
-           (unsigned)((i << 24) | (uint32_t)(s->start_lsn & 0xFFFFFF)));
+  /* 10 bits of shard index (streams have at most 1024 shards), 22 of the
+   * stream's own bits */
+  snprintf(out, 64, "shardId-%020lld-%08x", ms, (unsigned)((i << 22) | (s->id_bits & 0x3FFFFF)));
+}
+
+static uint32_t id_bits(uint64_t table_id, const char *label) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (int i = 0; i < 8; i++) h = (h ^ (uint8_t)(table_id >> (8 * i))) * 16777619u;
+  for (const char *p = label; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+  return h & 0xFFFFFF;
 }
 
 static void stream_free(stream *s) {
@@ -131,6 +149,44 @@ static void end_stream(stream *s, uint64_t lsn) {
   s->info.enabled = 0;
 }
 
+/* A new enabled stream of table d (the caller opens its first epoch, or a
+ * record's commit time does). Caller holds mu. NULL on OOM (st set). */
+static stream *new_stream(trb_streams *t, const trb_tabledef *d, uint64_t table_id,
+                          uint64_t start_lsn, int64_t start_us, trb_status *st) {
+  json_t *ss = json_object_get(d->ext, "StreamSpecification");
+  const char *label = json_string_value(json_object_get(d->ext, "StreamLabel"));
+  const char *vt = json_string_value(json_object_get(ss, "StreamViewType"));
+  stream *s = calloc(1, sizeof *s);
+  if (!s || t->nst == t->capst) {
+    size_t nc = t->capst ? t->capst * 2 : 8;
+    stream **ns = s ? realloc(t->st, nc * sizeof *ns) : NULL;
+    if (!ns) {
+      free(s);
+      trb_status_set(st, TRB_ENOMEM, "out of memory");
+      return NULL;
+    }
+    t->st = ns;
+    t->capst = nc;
+  }
+  snprintf(s->info.table, sizeof s->info.table, "%s", d->name);
+  snprintf(s->info.label, sizeof s->info.label, "%s", label ? label : "");
+  if (!vt || trb_view_parse(vt, &s->info.view)) s->info.view = TRB_VIEW_NEW_AND_OLD_IMAGES;
+  s->info.ks = d->ks;
+  s->info.enabled = 1;
+  s->info.created_us = start_us;
+  s->table_id = table_id;
+  s->start_lsn = start_lsn;
+  s->start_us = start_us;
+  s->id_bits = id_bits(table_id, s->info.label);
+  json_t *n = json_object_get(d->ext, "StreamShards");
+  s->nshards = n && json_integer_value(n) > 0 && json_integer_value(n) <= 1024
+                   ? (uint32_t)json_integer_value(n)
+                   : t->o.shards;
+  s->next_boundary = s->start_us + t->o.rollover_us;
+  t->st[t->nst++] = s;
+  return s;
+}
+
 /* A table record: streams begin and end here. Caller holds mu. */
 static trb_err on_table(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
   stream *cur = current_stream(t, r->table_id);
@@ -150,56 +206,35 @@ static trb_err on_table(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
     cur = NULL;
   }
   if (on && !cur) {
-    stream *s = calloc(1, sizeof *s);
+    int64_t start_us = r->commit_us;
+    json_t *su = json_object_get(d.ext, "StreamStartUs");
+    if (json_is_integer(su)) start_us = json_integer_value(su);
+    stream *s = new_stream(t, &d, r->table_id, r->lsn, start_us, st);
     if (!s) {
       trb_tabledef_fini(&d);
-      return trb_status_set(st, TRB_ENOMEM, "out of memory");
-    }
-    snprintf(s->info.table, sizeof s->info.table, "%s", d.name);
-    snprintf(s->info.label, sizeof s->info.label, "%s", label);
-    if (trb_view_parse(vt, &s->info.view)) s->info.view = TRB_VIEW_NEW_AND_OLD_IMAGES;
-    s->info.ks = d.ks;
-    s->info.enabled = 1;
-    s->info.created_us = r->commit_us;
-    s->table_id = r->table_id;
-    s->start_lsn = r->lsn;
-    s->start_us = r->commit_us;
-    json_t *n = json_object_get(d.ext, "StreamShards");
-    s->nshards = n && json_integer_value(n) > 0 && json_integer_value(n) <= 1024
-                     ? (uint32_t)json_integer_value(n)
-                     : t->o.shards;
-    s->next_boundary = s->start_us + t->o.rollover_us;
-    if (t->nst == t->capst) {
-      size_t nc = t->capst ? t->capst * 2 : 8;
-      stream **ns = realloc(t->st, nc * sizeof *ns);
-      if (!ns) {
-        free(s);
-        trb_tabledef_fini(&d);
-        return trb_status_set(st, TRB_ENOMEM, "out of memory");
-      }
-      t->st = ns;
-      t->capst = nc;
+      return TRB_ENOMEM;
     }
     /* The first epoch starts at the enabling record itself: every record
      * of the stream comes after it. */
     if (epoch_open(s, s->start_us, r->lsn)) {
-      stream_free(s);
       trb_tabledef_fini(&d);
       return trb_status_set(st, TRB_ENOMEM, "out of memory");
     }
-    t->st[t->nst++] = s;
   }
   trb_tabledef_fini(&d);
   return TRB_OK;
 }
 
-/* Time passing: every open stream whose epoch ended before this record's
- * commit time rolls to the epoch the record falls in. Caller holds mu. */
+/* Time passing: a table's open stream whose epoch ended before this item
+ * record's commit time rolls to the epoch the record falls in (epochs of
+ * one stream come only from its own records, so an idle table keeps its
+ * shards open and gets no empty epochs). Caller holds mu. */
 static trb_err on_time(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
   for (size_t i = 0; i < t->nst; i++) {
     stream *s = t->st[i];
-    if (!s->info.enabled || r->commit_us < s->next_boundary) continue;
-    int64_t k = (r->commit_us - s->start_us) / t->o.rollover_us;
+    if (s->table_id != r->table_id) continue;
+    if (!s->info.enabled || (s->nep && r->commit_us < s->next_boundary)) continue;
+    int64_t k = r->commit_us > s->start_us ? (r->commit_us - s->start_us) / t->o.rollover_us : 0;
     epoch_close(s, r->lsn - 1);
     int64_t start = s->start_us + k * t->o.rollover_us;
     if (epoch_open(s, start, r->lsn)) return trb_status_set(st, TRB_ENOMEM, "out of memory");
@@ -254,19 +289,19 @@ static void *tail_main(void *arg) {
     trb_wal_pos pos;
     trb_wal_reader_pos(rd, &pos);
     pthread_mutex_lock(&t->mu);
-    rc = on_time(t, &r, &st);
-    if (!rc) {
-      switch (r.kind) {
-        case TRB_WAL_TABLE_CREATE:
-        case TRB_WAL_TABLE_UPDATE:
-        case TRB_WAL_TABLE_DELETE: rc = on_table(t, &r, &st); break;
-        case TRB_WAL_INSERT:
-        case TRB_WAL_MODIFY:
-        case TRB_WAL_REMOVE: rc = on_item(t, &r, &pos, &st); break;
-        default: break;
-      }
+    switch (r.kind) {
+      case TRB_WAL_TABLE_CREATE:
+      case TRB_WAL_TABLE_UPDATE:
+      case TRB_WAL_TABLE_DELETE: rc = on_table(t, &r, &st); break;
+      case TRB_WAL_INSERT:
+      case TRB_WAL_MODIFY:
+      case TRB_WAL_REMOVE:
+        rc = on_time(t, &r, &st);
+        if (!rc) rc = on_item(t, &r, &pos, &st);
+        break;
+      default: break;
     }
-    t->done_lsn = r.lsn;
+    if (!rc) t->done_lsn = r.lsn;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
   }
@@ -287,14 +322,38 @@ trb_err trb_streams_start(const trb_streams_opts *o, trb_streams **out, trb_stat
   trb_streams *t = calloc(1, sizeof *t);
   if (!t) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   t->o = *o;
+  t->o.tables = NULL; /* borrowed for this call only */
+  t->o.ntables = 0;
   if (!t->o.shards) t->o.shards = 4;
   if (t->o.rollover_us <= 0) t->o.rollover_us = 4ll * 3600 * 1000000;
   snprintf(t->region, sizeof t->region, "%s", o->region ? o->region : "us-east-1");
   t->o.region = t->region;
   pthread_mutex_init(&t->mu, NULL);
-  pthread_cond_init(&t->cv, NULL);
+  /* deadlines come from trb_deadline_ms: CLOCK_MONOTONIC */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&t->cv, &ca);
+  pthread_condattr_destroy(&ca);
   trb_status_init(&t->fail_st);
-  t->done_lsn = trb_wal_first_lsn(o->wal) ? trb_wal_first_lsn(o->wal) - 1 : 0;
+  uint64_t first = trb_wal_first_lsn(o->wal);
+  t->done_lsn = first ? first - 1 : trb_wal_last_lsn(o->wal);
+  t->trim_lsn = first;
+  /* Streams that began before the WAL does now: from the catalog. */
+  for (size_t i = 0; i < o->ntables; i++) {
+    const trb_tabledef *d = &o->tables[i];
+    json_t *ss = d->ext ? json_object_get(d->ext, "StreamSpecification") : NULL;
+    const char *sl = d->ext ? json_string_value(json_object_get(d->ext, "StreamStartLsn")) : NULL;
+    json_t *su = d->ext ? json_object_get(d->ext, "StreamStartUs") : NULL;
+    if (!ss || !json_is_true(json_object_get(ss, "StreamEnabled")) || !sl || !json_is_integer(su))
+      continue;
+    uint64_t start = strtoull(sl, NULL, 10);
+    if (first && start >= first) continue; /* the tailer will see its record */
+    if (!new_stream(t, d, d->table_id, start, json_integer_value(su), st)) {
+      trb_streams_stop(t);
+      return TRB_ENOMEM;
+    }
+  }
   if (pthread_create(&t->thr, NULL, tail_main, t)) {
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
@@ -326,10 +385,8 @@ int trb_streams_sync(trb_streams *t, int timeout_ms) {
   pthread_mutex_lock(&t->mu);
   int r = 0;
   while (t->done_lsn < want && !t->failed && !t->stopping)
-    if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
-      r = t->done_lsn >= want ? 0 : -1;
-      break;
-    }
+    if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) break;
+  if (t->done_lsn < want) r = -1;
   pthread_mutex_unlock(&t->mu);
   return r;
 }
@@ -365,9 +422,9 @@ trb_err trb_streams_list(trb_streams *t, const char *table, trb_stream_info **ou
 }
 
 static stream *find_stream(trb_streams *t, const char *table, const char *label) {
-  for (size_t i = 0; i < t->nst; i++)
-    if (!strcmp(t->st[i]->info.table, table) && !strcmp(t->st[i]->info.label, label))
-      return t->st[i];
+  for (size_t i = t->nst; i > 0; i--) /* the newest of a name and label */
+    if (!strcmp(t->st[i - 1]->info.table, table) && !strcmp(t->st[i - 1]->info.label, label))
+      return t->st[i - 1];
   return NULL;
 }
 
@@ -379,6 +436,7 @@ static void fill_shard(const stream *s, size_t e, uint32_t i, trb_shard_info *o)
   if (e > 0) snprintf(o->parent, sizeof o->parent, "%s", s->ep[e - 1].sh[i].id);
   o->start_lsn = ep->start_lsn;
   o->records = sh->n;
+  o->trimmed_through = sh->trimmed_through;
   if (ep->end_lsn) {
     o->closed = 1;
     o->end_lsn = sh->n ? sh->pos[sh->n - 1].lsn : ep->start_lsn;
@@ -481,6 +539,54 @@ int trb_streams_locate(trb_streams *t, uint64_t table_id, uint64_t lsn, const tr
   return found;
 }
 
+void trb_streams_trim(trb_streams *t, uint64_t first_lsn) {
+  pthread_mutex_lock(&t->mu);
+  if (first_lsn > t->trim_lsn) t->trim_lsn = first_lsn;
+  for (size_t i = 0; i < t->nst; i++) {
+    stream *s = t->st[i];
+    size_t keep_from = 0;
+    for (size_t e = 0; e < s->nep; e++) {
+      epoch *ep = &s->ep[e];
+      for (uint32_t k = 0; k < s->nshards; k++) {
+        shard *sh = &ep->sh[k];
+        size_t drop = 0;
+        while (drop < sh->n && sh->pos[drop].lsn < first_lsn) drop++;
+        if (drop) {
+          sh->trimmed_through = sh->pos[drop - 1].lsn;
+          memmove(sh->pos, sh->pos + drop, (sh->n - drop) * sizeof *sh->pos);
+          sh->n -= drop;
+        }
+      }
+      /* a closed epoch that ends before the WAL does is gone */
+      if (ep->end_lsn && ep->end_lsn < first_lsn) keep_from = e + 1;
+    }
+    if (keep_from) {
+      for (size_t e = 0; e < keep_from; e++) {
+        for (uint32_t k = 0; k < s->nshards; k++) free(s->ep[e].sh[k].pos);
+        free(s->ep[e].sh);
+      }
+      memmove(s->ep, s->ep + keep_from, (s->nep - keep_from) * sizeof *s->ep);
+      s->nep -= keep_from;
+    }
+  }
+  /* disabled streams with nothing left are forgotten */
+  size_t w = 0;
+  for (size_t i = 0; i < t->nst; i++) {
+    stream *s = t->st[i];
+    if (!s->info.enabled && !s->nep) stream_free(s);
+    else t->st[w++] = s;
+  }
+  t->nst = w;
+  pthread_mutex_unlock(&t->mu);
+}
+
+uint64_t trb_streams_trim_lsn(trb_streams *t) {
+  pthread_mutex_lock(&t->mu);
+  uint64_t v = t->trim_lsn;
+  pthread_mutex_unlock(&t->mu);
+  return v;
+}
+
 uint64_t trb_streams_next_lsn(trb_streams *t) {
   pthread_mutex_lock(&t->mu);
   uint64_t v = t->done_lsn + 1;
@@ -509,6 +615,13 @@ trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
   }
   info = s->info;
   shard *sh = &s->ep[e].sh[i];
+  if (sh->trimmed_through && from_lsn <= sh->trimmed_through) {
+    pthread_mutex_unlock(&t->mu);
+    return trb_status_set(st, TRB_ETRIMMED,
+                          "Attempted to access data that has been trimmed: the shard's records "
+                          "up to sequence number LSN %llu were removed by retention",
+                          (unsigned long long)sh->trimmed_through);
+  }
   size_t lo = 0, hi = sh->n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;

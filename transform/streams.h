@@ -31,6 +31,7 @@
 
 #include "capture/wal.h"
 #include "engine/keyenc.h"
+#include "engine/tabledef.h"
 #include "transform/stream_record.h"
 #include "util/trb_err.h"
 
@@ -41,6 +42,11 @@ typedef struct trb_streams_opts {
   uint32_t shards;          /* hash ranges per epoch, default 4 */
   int64_t rollover_us;      /* epoch length, default 4 hours */
   const char *region;       /* awsRegion of the records */
+  /* The tables as the catalog has them now (borrowed for the call to
+   * trb_streams_start): a stream whose enabling record is no longer in the
+   * WAL is taken from here. */
+  const trb_tabledef *tables;
+  size_t ntables;
 } trb_streams_opts;
 
 void trb_streams_opts_default(trb_streams_opts *o);
@@ -75,7 +81,8 @@ typedef struct trb_shard_info {
   uint64_t start_lsn;       /* StartingSequenceNumber's LSN */
   uint64_t end_lsn;         /* EndingSequenceNumber's LSN when closed */
   int closed;
-  size_t records;           /* records in the shard */
+  size_t records;           /* records in the shard (still in the WAL) */
+  uint64_t trimmed_through; /* its records up to this LSN were removed by retention */
 } trb_shard_info;
 
 /* One stream and its shards in ascending ShardId order. *shards malloc'ed
@@ -97,6 +104,12 @@ int trb_streams_wait(trb_streams *s, uint64_t lsn, int timeout_ms);
 int trb_streams_locate(trb_streams *s, uint64_t table_id, uint64_t lsn, const trb_av *keys,
                        trb_stream_info *si, char shard_id[64]);
 
+/* Retention removed the WAL before first_lsn: forget those records, and
+ * the shards that had nothing after. Reading below it is TRB_ETRIMMED. */
+void trb_streams_trim(trb_streams *s, uint64_t first_lsn);
+/* The first LSN still readable (TRIM_HORIZON). */
+uint64_t trb_streams_trim_lsn(trb_streams *s);
+
 /* The position just after the newest record the tailer has taken in (for
  * LATEST iterators). */
 uint64_t trb_streams_next_lsn(trb_streams *s);
@@ -108,7 +121,9 @@ typedef struct trb_streams_page {
 } trb_streams_page;
 
 /* Reads the shard's records with LSN >= from_lsn: at most limit records and
- * about max_bytes of record JSON. TRB_ENOTFOUND (unknown shard). */
+ * about max_bytes of record JSON. TRB_ENOTFOUND (unknown shard),
+ * TRB_ETRIMMED when retention removed records of the shard at or after
+ * from_lsn (the reader missed them). */
 trb_err trb_streams_read(trb_streams *s, const char *table, const char *label,
                          const char *shard_id, uint64_t from_lsn, size_t limit, size_t max_bytes,
                          trb_streams_page *out, trb_status *st);

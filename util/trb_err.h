@@ -35,7 +35,8 @@
   X(TRB_EINUSE,            13,   1, "resource in use")                        \
   X(TRB_ELIMIT,            14,   0, "limit exceeded")                         \
   X(TRB_EINTERNAL,         15,   0, "internal error")                         \
-  X(TRB_ESERIAL,           16,   0, "request could not be deserialized")
+  X(TRB_ESERIAL,           16,   0, "request could not be deserialized")             \
+  X(TRB_ETRIMMED,          17,   0, "data removed by retention")
 
 typedef enum trb_err {
 #define TRB__ERR_ENUM(name, code, retr, msg) name = code,

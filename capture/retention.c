@@ -1,0 +1,187 @@
+/*
+ * retention.c -- removing WAL segments nobody needs (see retention.h).
+ *
+ * A segment's newest record is older than the first record of the segment
+ * after it, so a segment is past the stream retention when that next first
+ * record's commit time is. Lag of a sink: the bytes of the segments holding
+ * records after its checkpoint (segment-granular: enough for a cap).
+ */
+#include "capture/retention.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+struct trb_retention {
+  trb_retention_opts o;
+  trb_tailer **sinks;
+  pthread_t thr;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stopping, started;
+  trb_retention_stats stats;   /* under mu */
+};
+
+/* Commit time of the record at lsn, or -1 when it cannot be read now. */
+static int64_t commit_time(trb_wal *w, uint64_t lsn) {
+  trb_wal_reader *rd = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  if (trb_wal_reader_open(w, lsn, &rd, &st)) return -1;
+  trb_wal_rec r;
+  int64_t t = -1;
+  if (!trb_wal_reader_next(rd, &r, 0, &st) && r.lsn == lsn) t = r.commit_us;
+  trb_wal_reader_close(rd);
+  return t;
+}
+
+trb_err trb_retention_run(trb_retention *r, trb_status *st) {
+  trb_wal_seg_info *seg = NULL;
+  size_t n = 0;
+  trb_err rc = trb_wal_segments(r->o.wal, &seg, &n, st);
+  if (rc) return rc;
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) total += seg[i].bytes;
+  uint64_t broken_now = 0;
+
+  /* Sinks: the lag cap first, then the oldest checkpoint of those left. */
+  uint64_t keep_sinks = UINT64_MAX;
+  for (size_t s = 0; s < r->o.nsinks; s++) {
+    trb_tailer_stats ts;
+    trb_tailer_get_stats(r->sinks[s], &ts);
+    if (ts.broken) continue;
+    uint64_t lag = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t last = i + 1 < n ? seg[i + 1].first_lsn - 1 : UINT64_MAX;
+      if (last > ts.checkpoint) lag += seg[i].bytes;
+    }
+    if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes && ts.checkpoint + 1 < seg[n - 1].first_lsn) {
+      trb_log_error("retention", "the %s sink is %llu bytes of WAL behind (cap %llu, its "
+                    "checkpoint is LSN %llu): marking it broken so the WAL does not fill the "
+                    "disk; it delivers nothing more; fix what stops it and give it a fresh "
+                    "start (its records past the cap are lost to it)",
+                    ts.kind, (unsigned long long)lag, (unsigned long long)r->o.max_lag_bytes,
+                    (unsigned long long)ts.checkpoint);
+      trb_tailer_break(r->sinks[s]);
+      broken_now++;
+      continue;
+    }
+    if (ts.checkpoint + 1 < keep_sinks) keep_sinks = ts.checkpoint + 1;
+  }
+
+  /* Time: the first segment still inside the retention window. */
+  int64_t horizon = trb_now_us() - r->o.retention_us;
+  uint64_t keep_time = seg[0].first_lsn;
+  for (size_t i = 0; i + 1 < n; i++) {
+    int64_t t = commit_time(r->o.wal, seg[i + 1].first_lsn);
+    if (t < 0 || t >= horizon) break;
+    keep_time = seg[i + 1].first_lsn;
+  }
+  uint64_t keep = keep_time < keep_sinks ? keep_time : keep_sinks;
+  int held = keep_sinks < keep_time;
+  size_t removed = 0;
+  uint64_t bytes = 0;
+  if (n > 1 && keep >= seg[1].first_lsn) {
+    /* Something could go: make sure recovery would not need it. */
+    uint64_t durable = 0;
+    if (r->o.flush && (rc = r->o.flush(r->o.flush_ctx, &durable, st))) goto done;
+    if (r->o.flush && durable + 1 < keep) keep = durable + 1;
+    for (size_t i = 0; i + 1 < n && seg[i + 1].first_lsn <= keep; i++) bytes += seg[i].bytes;
+    if ((rc = trb_wal_trim(r->o.wal, keep, &removed, st))) goto done;
+    if (removed) {
+      uint64_t first = trb_wal_first_lsn(r->o.wal);
+      if (r->o.streams) trb_streams_trim(r->o.streams, first);
+      trb_log_info("retention", "removed %zu WAL segment(s), %llu bytes; the WAL now starts at "
+                   "LSN %llu", removed, (unsigned long long)bytes, (unsigned long long)first);
+    }
+  }
+done:
+  pthread_mutex_lock(&r->mu);
+  r->stats.runs++;
+  r->stats.segments_removed += removed;
+  r->stats.bytes_removed += removed ? bytes : 0;
+  r->stats.first_lsn = trb_wal_first_lsn(r->o.wal);
+  r->stats.wal_bytes = total - (removed ? bytes : 0);
+  r->stats.sinks_broken += broken_now;
+  r->stats.held_by_sinks = (uint64_t)held;
+  pthread_mutex_unlock(&r->mu);
+  free(seg);
+  return rc;
+}
+
+static void *ret_main(void *arg) {
+  trb_retention *r = arg;
+  pthread_setname_np(pthread_self(), "trb-retention");
+  pthread_mutex_lock(&r->mu);
+  while (!r->stopping) {
+    struct timespec dl = trb_deadline_ms(r->o.interval_ms);
+    while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &dl) != ETIMEDOUT) {
+    }
+    if (r->stopping) break;
+    pthread_mutex_unlock(&r->mu);
+    trb_status st;
+    trb_status_init(&st);
+    if (trb_retention_run(r, &st))
+      trb_log_error("retention", "WAL retention check failed: %s; segments stay until the next "
+                    "check", trb_status_msg(&st));
+    pthread_mutex_lock(&r->mu);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+trb_err trb_retention_start(const trb_retention_opts *o, trb_retention **out, trb_status *st) {
+  trb_retention *r = calloc(1, sizeof *r);
+  if (!r) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  r->o = *o;
+  if (r->o.retention_us <= 0) r->o.retention_us = 24ll * 3600 * 1000000;
+  if (r->o.interval_ms <= 0) r->o.interval_ms = 10000;
+  if (o->nsinks) {
+    r->sinks = calloc(o->nsinks, sizeof *r->sinks);
+    if (!r->sinks) {
+      free(r);
+      return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    }
+    memcpy(r->sinks, o->sinks, o->nsinks * sizeof *r->sinks);
+  }
+  r->o.sinks = r->sinks;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_condattr_t ca; /* trb_deadline_ms is CLOCK_MONOTONIC */
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&r->thr, NULL, ret_main, r)) {
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->sinks);
+    free(r);
+    return trb_status_set(st, TRB_ENOMEM, "cannot start the retention thread");
+  }
+  r->started = 1;
+  *out = r;
+  return TRB_OK;
+}
+
+void trb_retention_stop(trb_retention *r) {
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  r->stopping = 1;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  if (r->started) pthread_join(r->thr, NULL);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r->sinks);
+  free(r);
+}
+
+void trb_retention_get_stats(trb_retention *r, trb_retention_stats *out) {
+  pthread_mutex_lock(&r->mu);
+  *out = r->stats;
+  pthread_mutex_unlock(&r->mu);
+}

@@ -1,0 +1,182 @@
+"""Honest retention against `tributary serve`, with 1 MiB WAL segments and a
+3-second stream retention:
+  A. a healthy file sink and an idle table with a stream: old segments are
+     removed once past retention and delivered (the idle stream does not pin
+     the WAL); reading trimmed stream data gives TrimmedDataAccessException,
+     TRIM_HORIZON starts at the oldest kept record; after kill -9 every item
+     is still there (the store was made durable before the WAL went).
+  B. a file sink that cannot write: the WAL is kept for it (metrics say so)
+     until it is further behind than retention.max_sink_lag, then it is
+     marked broken, loudly, and the WAL is trimmed."""
+import glob
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+from trbserver import Harness, Server  # noqa: E402
+
+h = Harness("retention")
+base = os.environ.get("TRB_TEST_TMP", "/tmp")
+os.makedirs(base, exist_ok=True)
+
+
+def server(name, extra=""):
+    work = tempfile.mkdtemp(prefix="ret-%s-" % name, dir=base)
+    cfg = os.path.join(work, "tributary.yaml")
+    with open(cfg, "w") as f:
+        f.write("wal:\n  segment_size: 1MiB\nstreams:\n  retention_s: 3\n  rollover_s: 2\n"
+                "retention:\n  interval_s: 1\n  max_sink_lag: 6MiB\n"
+                "sinks:\n  file:\n    dir: %s/audit\n%s" % (work, extra))
+    return Server(config=cfg, data_dir=os.path.join(work, "data")), work
+
+
+def clients(srv):
+    kw = dict(endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id="local",
+              aws_secret_access_key="local", config=botocore.config.Config(retries={"max_attempts": 1}))
+    return boto3.client("dynamodb", **kw), boto3.client("dynamodbstreams", **kw)
+
+
+def metrics(srv):
+    out = {}
+    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def segments(work):
+    return len(glob.glob(os.path.join(work, "data", "wal", "wal-*.seg")))
+
+
+def mk(ddb, name, stream=True):
+    kw = {}
+    if stream:
+        kw["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], **kw)
+
+
+def fill(ddb, table, n, prefix):
+    for i in range(n):
+        pad = os.urandom(1500).hex()  # 3000 bytes that do not compress
+        ddb.put_item(TableName=table, Item={"pk": {"S": "%s%05d" % (prefix, i)}, "pad": {"S": pad}})
+
+
+def wait_for(cond, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.25)
+    h.check(False, "timed out waiting: " + what)
+    return False
+
+
+srv = None
+try:
+    # ---------------- A ----------------
+    srv, work = server("a")
+    srv.start()
+    ddb, strm = clients(srv)
+    mk(ddb, "busy")
+    mk(ddb, "idle")
+    arn = ddb.describe_table(TableName="busy")["Table"]["LatestStreamArn"]
+    shard = strm.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    early = strm.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    first_recs = strm.get_records(ShardIterator=early, Limit=1)  # a valid, early position
+    fill(ddb, "busy", 1500, "a")          # ~4.5 MB of WAL: several segments
+    made = segments(work) + metrics(srv).get("tributary_retention_segments_removed_total", 0)
+    h.check(made >= 4, "the WAL grew to several segments (%d)" % made)
+    # Past retention and delivered (the idle stream has nothing): trimmed.
+    time.sleep(3.5)
+    fill(ddb, "busy", 300, "b")           # new segments after the horizon
+    wait_for(lambda: metrics(srv).get("tributary_retention_segments_removed_total", 0) >= 2, 20,
+             "retention removes old segments")
+    m = metrics(srv)
+    h.check(m["tributary_wal_first_lsn"] > 1, "the WAL now starts later (LSN %d)" % m["tributary_wal_first_lsn"])
+    h.check(segments(work) < 6, "fewer segment files on disk (%d)" % segments(work))
+    h.eq(m.get('tributary_sink_broken{sink="file"}'), 0.0, "the healthy sink is not broken")
+    # Trimmed stream data.
+    try:
+        strm.get_records(ShardIterator=early)
+        h.check(False, "reading trimmed data should fail")
+    except strm.exceptions.TrimmedDataAccessException:
+        h.check(True, "TrimmedDataAccessException for an iterator below the trim point")
+    d = strm.describe_stream(StreamArn=arn)["StreamDescription"]
+    got = 0
+    for s in d["Shards"]:
+        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        recs = strm.get_records(ShardIterator=it, Limit=1000)["Records"]
+        got += len(recs)
+        h.check(all(int(r["dynamodb"]["SequenceNumber"]) - 10 ** 20 >= m["tributary_wal_first_lsn"] for r in recs),
+                "TRIM_HORIZON reads only kept records")
+    h.check(got > 0, "kept records are readable")
+    if first_recs["Records"]:
+        sn = first_recs["Records"][0]["dynamodb"]["SequenceNumber"]
+        try:
+            strm.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                    SequenceNumber=sn)
+            h.check(False, "an iterator at a trimmed sequence number should fail")
+        except (strm.exceptions.TrimmedDataAccessException, strm.exceptions.ResourceNotFoundException):
+            h.check(True, "a trimmed sequence number is refused")
+    # Nothing acknowledged is lost, even with the WAL trimmed and a kill -9.
+    srv.kill9()
+    srv.start()
+    ddb, strm = clients(srv)
+    n = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName="busy", Select="COUNT"))
+    h.eq(n, 1800, "every item is there after trimming and kill -9")
+    h.eq(ddb.describe_table(TableName="busy")["Table"]["LatestStreamArn"], arn, "the stream survives")
+    h.check(any(s["ShardId"] for s in strm.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]),
+            "its shards are still described after the restart")
+    ddb.put_item(TableName="busy", Item={"pk": {"S": "after"}})
+    found = False
+    for s in strm.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        if "EndingSequenceNumber" in s["SequenceNumberRange"]:
+            continue
+        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(50):
+            r = strm.get_records(ShardIterator=it)
+            found |= any(x["dynamodb"]["Keys"]["pk"]["S"] == "after" for x in r["Records"])
+            if not r["Records"] or "NextShardIterator" not in r:
+                break
+            it = r["NextShardIterator"]
+    h.check(found, "a stream seeded from the catalog after trimming gets new records")
+    h.eq(srv.stop(), 0, "clean stop")
+    srv = None
+
+    # ---------------- B ----------------
+    srv, work = server("b")
+    os.makedirs(os.path.join(work, "audit"))
+    open(os.path.join(work, "audit", "stuck"), "w").close()  # a file where its directory goes
+    srv.start()
+    ddb, strm = clients(srv)
+    mk(ddb, "stuck")
+    fill(ddb, "stuck", 900, "c")   # ~2.7 MB: past retention soon, not past the lag cap
+    time.sleep(4)
+    m = metrics(srv)
+    h.eq(m.get('tributary_sink_failing{sink="file"}'), 1.0, "the sink is failing")
+    h.eq(m.get("tributary_retention_segments_removed_total"), 0.0, "the WAL is kept for the failing sink")
+    h.eq(m.get("tributary_retention_held_by_sinks"), 1.0, "metrics say a sink holds the WAL")
+    fill(ddb, "stuck", 1500, "d")  # now past the 6 MiB cap
+    wait_for(lambda: metrics(srv).get('tributary_sink_broken{sink="file"}') == 1.0, 20,
+             "the sink is marked broken past the lag cap")
+    wait_for(lambda: metrics(srv).get("tributary_retention_segments_removed_total", 0) >= 1, 20,
+             "with the broken sink out of the way, the WAL is trimmed")
+    h.check("marking it broken" in open(srv.log_path).read(), "the log says the sink was marked broken")
+    h.eq(srv.stop(), 0, "clean stop")
+    srv = None
+except Exception as ex:
+    import traceback
+    traceback.print_exc()
+    h.check(False, "exception: %r" % ex)
+finally:
+    if srv:
+        srv.stop()
+sys.exit(h.done())
