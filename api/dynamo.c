@@ -67,6 +67,8 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
   }
   a->streams = o ? o->streams : NULL;
   a->metrics = o ? o->metrics : NULL;
+  a->stream_shards = o && o->stream_shards ? o->stream_shards : 4;
+  a->stream_tables = o && o->stream_tables && o->stream_tables[0] ? strdup(o->stream_tables) : NULL;
   a->metrics_ctx = o ? o->metrics_ctx : NULL;
   a->iter_key = o ? o->iter_key : NULL;
   snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
@@ -75,8 +77,7 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
   if (o && o->nkeys) {
     a->keys = calloc(o->nkeys, sizeof *a->keys);
     if (!a->keys) {
-      trb_idem_destroy(a->idem);
-      free(a);
+      trb_api_destroy(a);
       return NULL;
     }
     for (size_t i = 0; i < o->nkeys; i++) {
@@ -90,6 +91,7 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
 
 void trb_api_destroy(trb_api *a) {
   if (!a) return;
+  free(a->stream_tables);
   for (size_t i = 0; i < a->nkeys; i++) {
     free((char *)a->keys[i].access_key_id);
     free((char *)a->keys[i].secret_access_key);

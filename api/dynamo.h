@@ -27,6 +27,9 @@ typedef struct trb_api_opts {
    * NULL = no metrics. */
   char *(*metrics)(void *ctx);
   void *metrics_ctx;
+  uint32_t stream_shards;       /* shards of a new stream (streams.shards); 0 = 4 */
+  const char *stream_tables;    /* streams.tables: tables that get a stream when created
+                                   without one ("TABLE:VIEW,..."; copied) */
 } trb_api_opts;
 
 /* The engine is borrowed and must outlive the api. NULL on OOM. */

@@ -23,6 +23,8 @@ struct trb_api {
   struct trb_streams *streams;          /* borrowed */
   char *(*metrics)(void *ctx);
   void *metrics_ctx;
+  uint32_t stream_shards;
+  char *stream_tables;                  /* streams.tables: "TABLE:VIEW,..." or NULL */
   const struct trb_iter_key *iter_key;  /* borrowed */
 };
 
@@ -84,6 +86,9 @@ int api_expr_env(api_call *c, json_t *obj, trb_expr_env **env, trb_av **vals);
 /* Parses an optional expression member. 0 absent, 1 parsed, -1 error. */
 int api_expr(api_call *c, json_t *obj, const char *member, trb_expr_kind kind, trb_expr_env *env,
              trb_expr **out);
+
+/* The stream view type streams.tables gives table, into view: 1, or 0. */
+int api_config_stream(const trb_api *a, const char *table, char view[32]);
 
 /* ARNs and descriptions. */
 void api_table_arn(trb_api *a, const char *name, char *out, size_t n);

@@ -116,6 +116,25 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
   return o;
 }
 
+int api_config_stream(const trb_api *a, const char *table, char view[32]) {
+  /* "TABLE:VIEW,TABLE:VIEW" (validated by serve at start) */
+  size_t tl = strlen(table);
+  for (const char *p = a->stream_tables; p && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    if (colon && (size_t)(colon - p) == tl && !memcmp(p, table, tl)) {
+      size_t vl = len - (size_t)(colon + 1 - p);
+      if (vl >= 32) return 0;
+      memcpy(view, colon + 1, vl);
+      view[vl] = 0;
+      return 1;
+    }
+    p = comma ? comma + 1 : p + len;
+  }
+  return 0;
+}
+
 static int describe_into(api_call *c, const char *name, const char *member, const char *status) {
   trb_table_info info;
   trb_status st;
@@ -260,6 +279,19 @@ int op_create_table(api_call *c) {
       stream_label_now(label);
       json_object_set(ext, "StreamSpecification", ss);
       json_object_set_new(ext, "StreamLabel", json_string(label));
+      /* recorded with the stream, so its shards never depend on a later config */
+      json_object_set_new(ext, "StreamShards", json_integer(c->api->stream_shards));
+    }
+  } else {
+    /* No StreamSpecification: the config file may ask for one (streams.tables). */
+    char view[32];
+    if (api_config_stream(c->api, name, view)) {
+      char label[32];
+      stream_label_now(label);
+      json_object_set_new(ext, "StreamSpecification",
+                          json_pack("{s:b,s:s}", "StreamEnabled", 1, "StreamViewType", view));
+      json_object_set_new(ext, "StreamLabel", json_string(label));
+      json_object_set_new(ext, "StreamShards", json_integer(c->api->stream_shards));
     }
   }
   if ((v = json_object_get(c->in, "Tags"))) {
@@ -437,6 +469,8 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
       stream_label_now(label);
       json_object_set(ext, "StreamSpecification", ss);
       json_object_set_new(ext, "StreamLabel", json_string(label));
+      /* recorded with the stream, so its shards never depend on a later config */
+      json_object_set_new(ext, "StreamShards", json_integer(c->api->stream_shards));
     } else {
       json_object_del(ext, "StreamSpecification");
     }

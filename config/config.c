@@ -96,6 +96,11 @@ static const cfg_setting cfg_settings[] = {
   U32("streams.retention_s", streams.retention_s, "86400", 1, 31536000,
       "Seconds stream records are kept (DynamoDB keeps 24 hours); older WAL segments are "
       "removed once every sink has delivered them."),
+  STR_OPT("streams.tables", streams.tables, "",
+          "Tables that get a stream from the config file: TABLE:VIEW_TYPE pairs separated by "
+          "commas, e.g. orders:NEW_AND_OLD_IMAGES,audit:KEYS_ONLY. A listed table gets its "
+          "stream when it is created without a StreamSpecification, or at start when it has "
+          "none."),
   SIZE("retention.max_sink_lag", retention.max_sink_lag, "16GiB", 0, 1024 * GIB,
        "WAL bytes a sink may fall behind before it is marked broken (so the disk does not "
        "fill); 0 means no cap."),

@@ -46,7 +46,8 @@ typedef struct epoch {
   int64_t start_us;        /* the epoch's nominal start (for its shard ids) */
   uint64_t start_lsn;
   uint64_t end_lsn;        /* 0 while open: last LSN inside the epoch otherwise */
-  shard *sh;               /* nshards */
+  uint32_t n;              /* its shards (hash ranges) */
+  shard *sh;
 } epoch;
 
 typedef struct stream {
@@ -54,7 +55,7 @@ typedef struct stream {
   uint64_t table_id;
   uint64_t start_lsn;
   int64_t start_us;
-  uint32_t nshards;
+  uint32_t nshards;        /* for the next epoch (StreamShards) */
   uint32_t id_bits;        /* low 24 bits of every shard id: from table id and label */
   epoch *ep;
   size_t nep, capep;
@@ -101,7 +102,7 @@ static uint32_t id_bits(uint64_t table_id, const char *label) {
 
 static void stream_free(stream *s) {
   for (size_t e = 0; e < s->nep; e++) {
-    for (uint32_t i = 0; i < s->nshards; i++) free(s->ep[e].sh[i].pos);
+    for (uint32_t i = 0; i < s->ep[e].n; i++) free(s->ep[e].sh[i].pos);
     free(s->ep[e].sh);
   }
   free(s->ep);
@@ -118,13 +119,18 @@ static int epoch_open(stream *s, int64_t start_us, uint64_t lsn) {
     s->ep = ne;
     s->capep = nc;
   }
+  /* ids must ascend: an epoch started by a change of N may begin inside a
+   * period, so it never takes a time at or before the previous epoch's */
+  if (s->nep && start_us / 1000 <= s->ep[s->nep - 1].start_us / 1000)
+    start_us = (s->ep[s->nep - 1].start_us / 1000 + 1) * 1000;
   epoch *e = &s->ep[s->nep];
   memset(e, 0, sizeof *e);
   e->start_us = start_us;
-  e->sh = calloc(s->nshards, sizeof *e->sh);
+  e->n = s->nshards;
+  e->sh = calloc(e->n, sizeof *e->sh);
   if (!e->sh) return -1;
   e->start_lsn = lsn;
-  for (uint32_t i = 0; i < s->nshards; i++) shard_id(s, start_us, i, e->sh[i].id);
+  for (uint32_t i = 0; i < e->n; i++) shard_id(s, start_us, i, e->sh[i].id);
   s->nep++;
   return 0;
 }
@@ -205,6 +211,20 @@ static trb_err on_table(trb_streams *t, const trb_wal_rec *r, trb_status *st) {
     end_stream(cur, r->lsn);
     cur = NULL;
   }
+  json_t *ns = d.ext ? json_object_get(d.ext, "StreamShards") : NULL;
+  if (cur && json_is_integer(ns) && json_integer_value(ns) >= 1 && json_integer_value(ns) <= 1024 &&
+      (uint32_t)json_integer_value(ns) != cur->nshards) {
+    /* N changed: the open shards close here, children of the new N take
+     * over (each names the old shard that held the start of its range). */
+    cur->nshards = (uint32_t)json_integer_value(ns);
+    if (cur->nep) {
+      epoch_close(cur, r->lsn - 1);
+      if (epoch_open(cur, r->commit_us, r->lsn)) {
+        trb_tabledef_fini(&d);
+        return trb_status_set(st, TRB_ENOMEM, "out of memory");
+      }
+    }
+  }
   if (on && !cur) {
     int64_t start_us = r->commit_us;
     json_t *su = json_object_get(d.ext, "StreamStartUs");
@@ -254,8 +274,9 @@ static trb_err on_item(trb_streams *t, const trb_wal_rec *r, const trb_wal_pos *
   const trb_av *pk = trb_av_m_get(keys, s->info.ks.pk_name, strlen(s->info.ks.pk_name));
   uint32_t h = pk ? trb_key_hash(pk) : 0;
   trb_av_destroy(keys);
-  uint32_t i = (uint32_t)(((uint64_t)h * s->nshards) >> 32);
-  shard *sh = &s->ep[s->nep - 1].sh[i];
+  epoch *ep = &s->ep[s->nep - 1];
+  uint32_t i = (uint32_t)(((uint64_t)h * ep->n) >> 32);
+  shard *sh = &ep->sh[i];
   if (sh->n == sh->cap) {
     size_t nc = sh->cap ? sh->cap * 2 : 64;
     trb_wal_pos *np = realloc(sh->pos, nc * sizeof *np);
@@ -433,7 +454,13 @@ static void fill_shard(const stream *s, size_t e, uint32_t i, trb_shard_info *o)
   const shard *sh = &ep->sh[i];
   memset(o, 0, sizeof *o);
   snprintf(o->id, sizeof o->id, "%s", sh->id);
-  if (e > 0) snprintf(o->parent, sizeof o->parent, "%s", s->ep[e - 1].sh[i].id);
+  if (e > 0) {
+    /* the shard of the previous epoch that held the start of this one's
+     * hash range (the same range when N did not change) */
+    const epoch *pe = &s->ep[e - 1];
+    uint32_t j = (uint32_t)(((uint64_t)i * pe->n) / ep->n);
+    snprintf(o->parent, sizeof o->parent, "%s", pe->sh[j].id);
+  }
   o->start_lsn = ep->start_lsn;
   o->records = sh->n;
   o->trimmed_through = sh->trimmed_through;
@@ -456,11 +483,12 @@ trb_err trb_streams_describe(trb_streams *t, const char *table, const char *labe
                           table, label);
   }
   *info = s->info;
-  size_t cnt = s->nep * s->nshards, k = 0;
+  size_t cnt = 0, k = 0;
+  for (size_t e = 0; e < s->nep; e++) cnt += s->ep[e].n;
   trb_shard_info *v = calloc(cnt ? cnt : 1, sizeof *v);
   if (v)
     for (size_t e = 0; e < s->nep; e++)
-      for (uint32_t i = 0; i < s->nshards; i++) fill_shard(s, e, i, &v[k++]);
+      for (uint32_t i = 0; i < s->ep[e].n; i++) fill_shard(s, e, i, &v[k++]);
   pthread_mutex_unlock(&t->mu);
   if (!v) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   *shards = v;
@@ -471,7 +499,7 @@ trb_err trb_streams_describe(trb_streams *t, const char *table, const char *labe
 /* Caller holds mu. */
 static int find_shard(stream *s, const char *id, size_t *e, uint32_t *i) {
   for (size_t a = 0; a < s->nep; a++)
-    for (uint32_t b = 0; b < s->nshards; b++)
+    for (uint32_t b = 0; b < s->ep[a].n; b++)
       if (!strcmp(s->ep[a].sh[b].id, id)) {
         *e = a;
         *i = b;
@@ -530,7 +558,7 @@ int trb_streams_locate(trb_streams *t, uint64_t table_id, uint64_t lsn, const tr
     const epoch *ep = &s->ep[e - 1];
     if (ep->end_lsn && lsn > ep->end_lsn) continue; /* after the stream ended */
     const trb_av *pk = trb_av_m_get(keys, s->info.ks.pk_name, strlen(s->info.ks.pk_name));
-    uint32_t k = (uint32_t)(((uint64_t)(pk ? trb_key_hash(pk) : 0) * s->nshards) >> 32);
+    uint32_t k = (uint32_t)(((uint64_t)(pk ? trb_key_hash(pk) : 0) * ep->n) >> 32);
     *si = s->info;
     snprintf(shard_id, 64, "%s", ep->sh[k].id);
     found = 1;
@@ -547,7 +575,7 @@ void trb_streams_trim(trb_streams *t, uint64_t first_lsn) {
     size_t keep_from = 0;
     for (size_t e = 0; e < s->nep; e++) {
       epoch *ep = &s->ep[e];
-      for (uint32_t k = 0; k < s->nshards; k++) {
+      for (uint32_t k = 0; k < ep->n; k++) {
         shard *sh = &ep->sh[k];
         size_t drop = 0;
         while (drop < sh->n && sh->pos[drop].lsn < first_lsn) drop++;
@@ -562,7 +590,7 @@ void trb_streams_trim(trb_streams *t, uint64_t first_lsn) {
     }
     if (keep_from) {
       for (size_t e = 0; e < keep_from; e++) {
-        for (uint32_t k = 0; k < s->nshards; k++) free(s->ep[e].sh[k].pos);
+        for (uint32_t k = 0; k < s->ep[e].n; k++) free(s->ep[e].sh[k].pos);
         free(s->ep[e].sh);
       }
       memmove(s->ep, s->ep + keep_from, (s->nep - keep_from) * sizeof *s->ep);

@@ -22,7 +22,7 @@ from trbserver import Harness, Server  # noqa: E402
 h = Harness("api_streams")
 cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False,
                                   dir=os.environ.get("TRB_TEST_TMP", "/tmp"))
-cfg.write("streams:\n  shards: 3\n  rollover_s: 2\nregion: eu-west-1\n")
+cfg.write("streams:\n  shards: 3\n  rollover_s: 2\n  tables: pre:KEYS_ONLY\nregion: eu-west-1\n")
 cfg.close()
 srv = Server(config=cfg.name).start()
 seed = int(os.environ.get("TRB_TEST_SEED", random.randrange(1 << 30)))
@@ -189,6 +189,15 @@ try:
     ddb.put_item(TableName=t, Item=state[v][("x", "2")])
     ddb.delete_item(TableName=t, Key=key("nobody", 1))
 
+    # A table the config file gives a stream.
+    d = ddb.create_table(TableName="pre", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])["TableDescription"]
+    h.eq(d.get("StreamSpecification"), {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
+         "streams.tables gives a created table its stream")
+    pre_arn = d["LatestStreamArn"]
+    ddb.delete_table(TableName="pre")
+
     # ---- ListStreams ----
     got = []
     start = None
@@ -201,7 +210,7 @@ try:
         start = r.get("LastEvaluatedStreamArn")
         if not start:
             break
-    h.eq(sorted(got), sorted(arns.values()), "ListStreams pages through every stream once")
+    h.eq(sorted(got), sorted(list(arns.values()) + [pre_arn]), "ListStreams pages through every stream once")
     h.eq(strm.list_streams(TableName="nostream")["Streams"], [], "a table without a stream lists none")
     h.eq([x["StreamArn"] for x in strm.list_streams(TableName="t_keys_only")["Streams"]], [arns["KEYS_ONLY"]],
          "ListStreams by table")
@@ -385,6 +394,36 @@ try:
     for v in ("NEW_IMAGE", "OLD_IMAGE"):
         after, _ = read_stream(arns[v])
         h.eq(after, before[v], "%s: the same shards and records after kill -9" % v)
+
+    # ---- N changes (streams.shards 3 -> 6): shards close, 6 children name their parents ----
+    old_ids = {s["ShardId"] for s in strm.describe_stream(StreamArn=busy_arn)["StreamDescription"]["Shards"]}
+    with open(cfg.name, "w") as f:
+        f.write("streams:\n  shards: 6\n  rollover_s: 600\n  tables: nostream:NEW_IMAGE\nregion: eu-west-1\n")
+    srv.stop()
+    srv.start()
+    ddb, strm = clients()
+    busy_after = strm.describe_stream(StreamArn=busy_arn)["StreamDescription"]["Shards"]
+    d = ddb.describe_table(TableName="nostream")["Table"]
+    h.eq(d.get("StreamSpecification"), {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+         "streams.tables gives an existing table a stream at start")
+    h.check(all("EndingSequenceNumber" in s["SequenceNumberRange"] for s in busy_after if s["ShardId"] in old_ids),
+            "the change of N closed every shard there was")
+    for i in range(60):
+        ddb.put_item(TableName="busy", Item={"pk": {"S": "w%d-k%d" % (i % 16, i % 5)}, "n": {"N": str(10 ** 6 + i)}})
+    recs, shards = read_stream(busy_arn)
+    newest = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    h.eq(len(newest), 6, "six open shards after the change")
+    by_id = {s["ShardId"]: s for s in shards}
+    h.check(all(s.get("ParentShardId") in by_id for s in newest), "each new shard names a listed parent")
+    h.eq(len({s["ParentShardId"] for s in newest}), 3, "each old shard is the parent of two new ones")
+    per = {}
+    for s in shards:
+        for r in recs.get(s["ShardId"], []):
+            per.setdefault(r["dynamodb"]["Keys"]["pk"]["S"], []).append(int(r["dynamodb"]["NewImage"]["n"]["N"]))
+    h.check(all(v == sorted(v) for v in per.values()), "per-item order across the change of N")
+    h.check(all(per[k][-1] >= 10 ** 6 for k in per if k.startswith("w") and k.split("-")[0] in
+                ["w%d" % i for i in range(16)] and any(x >= 10 ** 6 for x in per[k])),
+            "new writes land after the old ones")
 except Exception as ex:
     import traceback
     traceback.print_exc()

@@ -478,7 +478,7 @@ static void test_print_doc(void **state) {
   static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms",
                                 "wal.segment_size", "api.listen", "api.threads",
                                 "api.access_key_id", "api.secret_access_key", "streams.shards",
-                                "streams.rollover_s", "streams.retention_s",
+                                "streams.rollover_s", "streams.retention_s", "streams.tables",
                                 "retention.max_sink_lag", "retention.interval_s", "sinks.file.dir",
                                 "sinks.file.rotate_bytes", "sinks.file.rotate_s", "region",
                                 "log_level"};
