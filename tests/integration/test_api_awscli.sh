@@ -64,6 +64,31 @@ out=$(aws dynamodb query $EP --table-name music --index-name byPlays --key-condi
       --expression-attribute-values '{":p":{"N":"3"}}' --output json)
 [[ $(echo "$out" | python3 -c 'import json,sys; print([i["Song"]["S"] for i in json.load(sys.stdin)["Items"]])') == "['s3']" ]] \
   && ok || bad "query GSI: $out"
+# DynamoDB Streams through `aws dynamodbstreams`.
+aws dynamodb update-table $EP --table-name music \
+  --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES >"$D/out" && ok || bad "enable stream: $(cat "$D/out")"
+aws dynamodb put-item $EP --table-name music --item '{"Artist":{"S":"B"},"Song":{"S":"x"},"Plays":{"N":"9"}}' || bad "put after enabling"
+aws dynamodb delete-item $EP --table-name music --key '{"Artist":{"S":"B"},"Song":{"S":"x"}}' || bad "delete after enabling"
+SARN=$(aws dynamodbstreams list-streams $EP --table-name music --query 'Streams[0].StreamArn' --output text)
+[[ "$SARN" == arn:aws:dynamodb:*:table/music/stream/* ]] && ok || bad "list-streams: $SARN"
+aws dynamodbstreams describe-stream $EP --stream-arn "$SARN" --output json >"$D/desc" && ok || bad "describe-stream"
+python3 - "$D/desc" >"$D/shards" <<'PY' || bad "describe-stream output"
+import json, sys
+d = json.load(open(sys.argv[1]))["StreamDescription"]
+assert d["StreamStatus"] == "ENABLED" and d["StreamViewType"] == "NEW_AND_OLD_IMAGES", d
+print("\n".join(s["ShardId"] for s in d["Shards"]))
+PY
+events=""
+while read -r sh; do
+  it=$(aws dynamodbstreams get-shard-iterator $EP --stream-arn "$SARN" --shard-id "$sh" \
+         --shard-iterator-type TRIM_HORIZON --query ShardIterator --output text)
+  aws dynamodbstreams get-records $EP --shard-iterator "$it" --output json >"$D/recs" || bad "get-records"
+  events+=$(python3 -c 'import json,sys; print(" ".join(r["eventName"] for r in json.load(open(sys.argv[1]))["Records"]))' "$D/recs")
+  events+=" "
+done <"$D/shards"
+[[ $(echo $events | tr ' ' '\n' | sort | tr '\n' ' ') == "INSERT REMOVE " ]] && ok || bad "stream events: '$events'"
+if aws dynamodbstreams get-records $EP --shard-iterator "garbage-iterator-that-is-long-enough" 2>"$D/err"; then
+  bad "garbage iterator accepted"; else grep -q ValidationException "$D/err" && ok || bad "garbage iterator: $(cat "$D/err")"; fi
 aws dynamodb delete-table $EP --table-name music >/dev/null && ok || bad "delete-table"
 stop && ok || bad "stop"
 
