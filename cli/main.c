@@ -30,6 +30,10 @@ static const char *usage_text =
     "  scan TABLE [--segment I --total-segments N]\n"
     "  wal dump [--from LSN]        print WAL records\n"
     "  wal verify                   check every WAL record's CRC\n"
+    "  history TABLE --key KEY_JSON [--since T] [--until T]\n"
+    "                               every version of one item that the WAL holds\n"
+    "  stream tail TABLE [--from trim_horizon|latest|SEQ] [--format json|pretty]\n"
+    "                               follow a table's stream live from a server\n"
     "  config doc | config show     the settings reference / the current settings\n"
     "\n"
     "Global options:\n"
@@ -230,6 +234,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "wal")) rc = cmd_wal(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "config")) rc = cmd_config(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "serve")) rc = cmd_serve(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "history")) rc = cmd_history(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "stream")) rc = cmd_stream(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "help")) {
     fputs(usage_text, stdout);
     rc = CLI_OK;
