@@ -2,10 +2,13 @@
 # The README's run command: installs, builds, and runs the main job: the
 # DynamoDB-compatible server with the embedded engine, on 127.0.0.1:8000
 # (override with TRIBUTARY_LISTEN), data in ./tributary-data (override with
-# TRIBUTARY_DATA_DIR). Ctrl-C or SIGTERM stops it cleanly.
+# TRIBUTARY_DATA_DIR), and its default sink, the audit file sink in
+# ./tributary-audit (config/default.yaml; another file with
+# TRIBUTARY_CONFIG). Ctrl-C or SIGTERM stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh release
-exec ./build/tributary --data-dir "${TRIBUTARY_DATA_DIR:-./tributary-data}" \
+exec ./build/tributary --config "${TRIBUTARY_CONFIG:-config/default.yaml}" \
+  --data-dir "${TRIBUTARY_DATA_DIR:-./tributary-data}" \
   serve --listen "${TRIBUTARY_LISTEN:-127.0.0.1:8000}"
