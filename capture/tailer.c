@@ -50,6 +50,12 @@ static int stopping(trb_tailer *t) {
   return s;
 }
 
+static void set_broken(trb_tailer *t) {
+  pthread_mutex_lock(&t->mu);
+  t->stats.broken = 1;
+  pthread_mutex_unlock(&t->mu);
+}
+
 /* One delivery attempt of the batch with checkpoint `through`. */
 static trb_err deliver_once(trb_tailer *t, uint64_t through, trb_status *st) {
   for (size_t i = 0; i < t->nb; i++) {
@@ -80,9 +86,17 @@ static int deliver(trb_tailer *t, uint64_t through) {
   for (;;) {
     trb_status st;
     trb_status_init(&st);
-    if (!deliver_once(t, through, &st)) {
+    trb_err rc = deliver_once(t, through, &st);
+    if (!rc) {
       batch_clear(t);
       return 0;
+    }
+    if (rc == TRB_EFAILED) {
+      trb_log_error("processor", "the %s sink failed for good: %s; it is stopped and delivers "
+                    "nothing more (its checkpoint stays at what it had delivered)",
+                    t->sink->ops->kind, trb_status_msg(&st));
+      set_broken(t);
+      return -1;
     }
     trb_log_error("processor", "the %s sink failed to take %zu records up to LSN %llu: %s; "
                   "retrying in %lld ms (the WAL keeps the records meanwhile)",
@@ -141,10 +155,48 @@ static trb_err add(trb_tailer *t, const trb_wal_rec *r, const trb_stream_info *s
   return TRB_OK;
 }
 
-static void set_broken(trb_tailer *t) {
-  pthread_mutex_lock(&t->mu);
-  t->stats.broken = 1;
-  pthread_mutex_unlock(&t->mu);
+/* Opens the sink, retrying with backoff while it cannot be reached (a
+ * Kafka or PostgreSQL that is down at start): 0, or -1 when stopping or
+ * broken. */
+static int open_sink(trb_tailer *t) {
+  int64_t backoff_ms = 100;
+  for (;;) {
+    trb_status st;
+    trb_status_init(&st);
+    uint64_t ckpt = 0;
+    trb_err rc = t->sink->ops->open(t->sink, &ckpt, &st);
+    if (!rc) {
+      pthread_mutex_lock(&t->mu);
+      t->stats.checkpoint = t->stats.read_lsn = ckpt;
+      t->stats.failing = 0;
+      t->stats.opened = 1;
+      pthread_mutex_unlock(&t->mu);
+      trb_log_info("processor", "the %s sink resumes after LSN %llu", t->sink->ops->kind,
+                   (unsigned long long)ckpt);
+      return 0;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->stats.failing = 1;
+    t->stats.failures++;
+    if (rc == TRB_EFAILED || rc == TRB_ECONFIG || rc == TRB_EVERSION || rc == TRB_ECORRUPT)
+      t->stats.broken = 1;
+    int broken = t->stats.broken;
+    pthread_mutex_unlock(&t->mu);
+    if (broken) {
+      trb_log_error("processor", "the %s sink cannot start: %s; it is stopped (fix the cause "
+                    "and restart tributary; the WAL keeps its records within retention)",
+                    t->sink->ops->kind, trb_status_msg(&st));
+      return -1;
+    }
+    trb_log_error("processor", "the %s sink cannot start yet: %s; retrying in %lld ms",
+                  t->sink->ops->kind, trb_status_msg(&st), (long long)backoff_ms);
+    for (int64_t w = 0; w < backoff_ms; w += 50) {
+      if (stopping(t)) return -1;
+      struct timespec ts = {0, 50 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    if (backoff_ms < 5000) backoff_ms *= 2;
+  }
 }
 
 static void *tail_main(void *arg) {
@@ -152,6 +204,7 @@ static void *tail_main(void *arg) {
   pthread_setname_np(pthread_self(), "trb-sink");
   trb_status st;
   trb_status_init(&st);
+  if (open_sink(t)) return NULL;
   uint64_t ckpt = t->stats.checkpoint, read_lsn = ckpt;
   uint64_t first = trb_wal_first_lsn(t->o.wal);
   if (first && ckpt + 1 < first) {
@@ -254,19 +307,14 @@ trb_err trb_tailer_start(const trb_tailer_opts *o, trb_sink *sink, trb_tailer **
   t->sink = sink;
   pthread_mutex_init(&t->mu, NULL);
   t->stats.kind = sink->ops->kind;
-  uint64_t ckpt = 0;
-  trb_err rc = sink->ops->open(sink, &ckpt, st);
-  t->stats.checkpoint = t->stats.read_lsn = ckpt; /* before the thread reads it */
-  if (!rc && pthread_create(&t->thr, NULL, tail_main, t))
-    rc = trb_status_set(st, TRB_ENOMEM, "cannot start the %s sink's thread", sink->ops->kind);
-  if (rc) {
+  /* The sink is opened by its thread (retrying while what it writes to is
+   * unreachable); until then its checkpoint counts as 0 for retention. */
+  if (pthread_create(&t->thr, NULL, tail_main, t)) {
     sink->ops->destroy(sink);
     pthread_mutex_destroy(&t->mu);
     free(t);
-    return rc;
+    return trb_status_set(st, TRB_ENOMEM, "cannot start the %s sink's thread", sink->ops->kind);
   }
-  trb_log_info("processor", "the %s sink resumes after LSN %llu", sink->ops->kind,
-               (unsigned long long)ckpt);
   *out = t;
   return TRB_OK;
 }

@@ -36,9 +36,12 @@ typedef struct trb_tailer_opts {
   int heartbeat_ms;         /* default 1000 */
 } trb_tailer_opts;
 
-/* Opens the sink (reading its checkpoint) and starts its thread. Takes
- * ownership of sink (destroyed by trb_tailer_stop, or here on failure).
- * *out caller-owned. */
+/* Starts the sink's thread, which opens the sink (reading its checkpoint;
+ * retried with backoff while it fails, except for errors that cannot pass:
+ * TRB_EFAILED, TRB_ECONFIG, TRB_EVERSION, TRB_ECORRUPT mark it broken).
+ * Takes ownership of sink (destroyed by trb_tailer_stop, or here on
+ * failure). *out caller-owned. A deliver() that returns TRB_EFAILED marks
+ * the sink broken too (a fenced or unauthorized Kafka producer). */
 trb_err trb_tailer_start(const trb_tailer_opts *o, trb_sink *sink, trb_tailer **out,
                          trb_status *st);
 /* Delivers what is pending (one attempt), stops the thread, destroys the
@@ -54,6 +57,7 @@ typedef struct trb_tailer_stats {
   uint64_t failures;        /* failed deliveries (each retried) */
   int failing;              /* the last delivery failed */
   int broken;               /* stopped for good (see the log) */
+  int opened;               /* the sink is open (its checkpoint is known) */
 } trb_tailer_stats;
 void trb_tailer_get_stats(trb_tailer *t, trb_tailer_stats *out);
 /* Marks the sink broken (retention's lag cap): it stops delivering and no

@@ -55,6 +55,7 @@ int cmd_scan(cli *c, int argc, char **argv);
 int cmd_wal(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_serve(cli *c, int argc, char **argv);
+int cmd_kafka_mock(cli *c, int argc, char **argv);
 int cmd_history(cli *c, int argc, char **argv);
 int cmd_stream(cli *c, int argc, char **argv);
 

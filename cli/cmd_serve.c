@@ -15,6 +15,9 @@
 #include "capture/retention.h"
 #include "capture/tailer.h"
 #include "sinks/file_sink.h"
+#include "sinks/kafka_mock.h"
+#include "sinks/kafka_sink.h"
+#include <openssl/sha.h>
 #include "transform/streams.h"
 #include "cli/cli.h"
 #include "util/clock.h"
@@ -45,6 +48,7 @@ typedef struct serve_ctx {
   trb_tailer *tailers[4];
   size_t ntailers;
   trb_retention *ret;
+  trb_kafka_mock *kmock;
   trb_api *api;
   trb_http_server *srv;
 } serve_ctx;
@@ -128,6 +132,7 @@ static void serve_stop(serve_ctx *sv) {
   trb_retention_stop(sv->ret);
   for (size_t i = 0; i < sv->ntailers; i++) trb_tailer_stop(sv->tailers[i]);
   trb_streams_stop(sv->streams);
+  trb_kafka_mock_stop(sv->kmock);
   trb_iter_key_destroy(sv->ikey);
   memset(sv, 0, sizeof *sv);
 }
@@ -278,6 +283,48 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     }
     sv->ntailers++;
     trb_log_info("serve", "audit file sink writing to %s", c->cfg.file_sink.dir);
+  }
+  /* The Kafka sink: to kafka.brokers, or to an embedded mock cluster. */
+  const char *brokers = c->cfg.kafka.brokers;
+  if (c->cfg.kafka.embedded) {
+    if (trb_kafka_mock_start((int)c->cfg.kafka.embedded_brokers, &sv->kmock, &st)) goto fail;
+    brokers = trb_kafka_mock_bootstraps(sv->kmock);
+    trb_log_info("serve", "embedded Kafka (librdkafka's mock cluster: for development, it keeps "
+                 "nothing across restarts) at %s; read a table's changes with: kcat -b %s -C -t "
+                 "%s.TABLE", brokers, brokers, c->cfg.region);
+  }
+  if (brokers[0]) {
+    char txid[300], ckpath[TRB_CONFIG_PATH_MAX + 32];
+    if (c->cfg.kafka.transactional_id[0]) {
+      snprintf(txid, sizeof txid, "%s", c->cfg.kafka.transactional_id);
+    } else {
+      /* stable for this data directory */
+      char real[TRB_CONFIG_PATH_MAX];
+      const char *dd = realpath(c->cfg.data_dir, real) ? real : c->cfg.data_dir;
+      unsigned char h[SHA256_DIGEST_LENGTH];
+      SHA256((const unsigned char *)dd, strlen(dd), h);
+      snprintf(txid, sizeof txid, "tributary-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
+               h[4], h[5]);
+    }
+    snprintf(ckpath, sizeof ckpath, "%s/kafka-sink.checkpoint", c->cfg.data_dir);
+    trb_kafka_sink_opts ko = {.brokers = brokers, .topic_template = c->cfg.kafka.topic_template,
+                              .region = c->cfg.region, .exactly_once = c->cfg.kafka.exactly_once,
+                              .transactional_id = txid, .offsets_topic = c->cfg.kafka.offsets_topic,
+                              .checkpoint_path = ckpath, .tombstones = c->cfg.kafka.tombstones,
+                              .format = (trb_kafka_format)c->cfg.kafka.format,
+                              .compression = c->cfg.kafka.compression};
+    trb_sink *ks = NULL;
+    trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .region = c->cfg.region};
+    if (trb_kafka_sink_create(&ko, &ks, &st) ||
+        trb_tailer_start(&to, ks, &sv->tailers[sv->ntailers], &st)) {
+      fprintf(stderr, "tributary: the Kafka sink cannot start: %s\n", trb_status_msg(&st));
+      return CLI_FAIL;
+    }
+    sv->ntailers++;
+    trb_log_info("serve", "Kafka sink to %s (%s, topics %s)", brokers,
+                 c->cfg.kafka.exactly_once ? "exactly once: transactions" : "at least once",
+                 c->cfg.kafka.topic_template);
   }
   /* Retention: the WAL keeps what streams and sinks still need. */
   trb_retention_opts ro = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,

@@ -20,6 +20,7 @@ static const char *usage_text =
     "\n"
     "Commands:\n"
     "  serve [--listen HOST:PORT]   the DynamoDB-compatible HTTP API (default 127.0.0.1:8000)\n"
+    "  kafka-mock [--brokers N]     a mock Kafka cluster for development and tests\n"
     "  table create NAME --partition-key NAME:TYPE [--sort-key NAME:TYPE]\n"
     "  table list | table describe NAME | table delete NAME\n"
     "  put TABLE ITEM_JSON          write an item (replaces any item with its key)\n"
@@ -234,6 +235,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "wal")) rc = cmd_wal(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "config")) rc = cmd_config(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "serve")) rc = cmd_serve(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "kafka-mock")) rc = cmd_kafka_mock(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "history")) rc = cmd_history(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "stream")) rc = cmd_stream(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "help")) {

@@ -106,6 +106,33 @@ static const cfg_setting cfg_settings[] = {
        "fill); 0 means no cap."),
   U32("retention.interval_s", retention.interval_s, "10", 1, 3600,
       "Seconds between retention checks."),
+  STR_OPT("kafka.brokers", kafka.brokers, "",
+          "Kafka bootstrap servers (host:port,...) of the Kafka sink. Empty: no Kafka sink, "
+          "unless kafka.embedded is true."),
+  ENUM_INT("kafka.embedded", kafka.embedded, "false", NAMES("false", "true"),
+           "Start librdkafka's mock cluster inside the server and send to it: a Kafka for "
+           "development that keeps nothing across restarts (its address is logged)."),
+  U32("kafka.embedded_brokers", kafka.embedded_brokers, "3", 1, 32,
+      "Brokers of the embedded mock cluster."),
+  ENUM_INT("kafka.format", kafka.format, "json", NAMES("avro", "json"),
+           "Message values: avro (the envelope of schemas/tributary-envelope.avsc) or json "
+           "(the DynamoDB Streams record)."),
+  STR("kafka.topic_template", kafka.topic_template, "{region}.{table}",
+      "Topic of a table's changes; {region} and {table} are replaced."),
+  ENUM_INT("kafka.exactly_once", kafka.exactly_once, "true", NAMES("false", "true"),
+           "true: Kafka transactions carry each batch with the sink's checkpoint (a "
+           "read_committed consumer sees every change once); false: at least once, the "
+           "checkpoint in a local file."),
+  STR_OPT("kafka.transactional_id", kafka.transactional_id, "",
+          "The producer's transactional id (and the key of its checkpoints). Empty: derived "
+          "from the data directory. Two servers must not share one."),
+  STR("kafka.offsets_topic", kafka.offsets_topic, "__tributary_offsets",
+      "Topic (compacted) holding the sink's checkpoints in exactly-once mode."),
+  ENUM_INT("kafka.tombstones", kafka.tombstones, "true", NAMES("false", "true"),
+           "After each REMOVE, a message with the same key and a null value (for compacted "
+           "topics)."),
+  ENUM_STR("kafka.compression", kafka.compression, "lz4",
+           NAMES("none", "gzip", "snappy", "lz4", "zstd"), "Compression of produced batches."),
   STR_OPT("sinks.file.dir", file_sink.dir, "",
           "Directory of the audit file sink: every stream record of every table with a "
           "stream, as JSON Lines, exactly once across crashes. Empty: no file sink."),

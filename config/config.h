@@ -49,6 +49,19 @@ typedef struct trb_config {
     uint32_t interval_s;                /* "retention.interval_s": 1..3600, default 10 */
   } retention;
   struct {
+    char brokers[2048];                 /* "kafka.brokers": bootstrap servers; "" = no Kafka sink
+                                           unless embedded */
+    int embedded;                       /* "kafka.embedded": false|true */
+    uint32_t embedded_brokers;          /* "kafka.embedded_brokers": 1..32, default 3 */
+    int format;                         /* "kafka.format": avro|json (trb_kafka_format) */
+    char topic_template[256];           /* "kafka.topic_template": default {region}.{table} */
+    int exactly_once;                   /* "kafka.exactly_once": false|true, default true */
+    char transactional_id[256];         /* "kafka.transactional_id": "" = from the data dir */
+    char offsets_topic[256];            /* "kafka.offsets_topic" */
+    int tombstones;                     /* "kafka.tombstones": false|true, default true */
+    char compression[16];               /* "kafka.compression": none|gzip|snappy|lz4|zstd */
+  } kafka;
+  struct {
     char dir[TRB_CONFIG_PATH_MAX];      /* "sinks.file.dir": "" = no file sink */
     uint64_t rotate_bytes;              /* "sinks.file.rotate_bytes": default 64MiB */
     uint32_t rotate_s;                  /* "sinks.file.rotate_s": default 3600 */

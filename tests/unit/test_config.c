@@ -479,7 +479,11 @@ static void test_print_doc(void **state) {
                                 "wal.segment_size", "api.listen", "api.threads",
                                 "api.access_key_id", "api.secret_access_key", "streams.shards",
                                 "streams.rollover_s", "streams.retention_s", "streams.tables",
-                                "retention.max_sink_lag", "retention.interval_s", "sinks.file.dir",
+                                "retention.max_sink_lag", "retention.interval_s", "kafka.brokers",
+                                "kafka.embedded", "kafka.embedded_brokers", "kafka.format",
+                                "kafka.topic_template", "kafka.exactly_once",
+                                "kafka.transactional_id", "kafka.offsets_topic", "kafka.tombstones",
+                                "kafka.compression", "sinks.file.dir",
                                 "sinks.file.rotate_bytes", "sinks.file.rotate_s", "region",
                                 "log_level"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -1,0 +1,515 @@
+/*
+ * kafka_sink.c -- the Kafka sink (see kafka_sink.h).
+ *
+ * MESSAGES
+ *   topic      the template with {region} and {table} replaced
+ *   partition  (hash32(partition key) * partitions) >> 32: the shard's
+ *              hash range scaled to the topic, so an item's changes share a
+ *              partition whatever shard they were in
+ *   key        the item's key: Avro (schemas/tributary-key.avsc, entries in
+ *              name order) or, with the JSON format, the Keys map as compact
+ *              DynamoDB JSON with names in order
+ *   value      the change (format); NULL for the tombstone after a REMOVE
+ *   headers    eventName, table, shardId, sequenceNumber, lsn (decimal),
+ *              transactionId (when the change is part of one)
+ *
+ * CHECKPOINT MESSAGE (exactly once; offsets topic, key = transactional id)
+ *   {"format": "tributary-kafka-checkpoint", "version": 1, "lsn": "<decimal>"}
+ * The newest committed one wins; a reader refuses another format/version.
+ *
+ * CHECKPOINT FILE (at least once): the same JSON, replaced durably.
+ */
+#include "sinks/kafka_sink.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/keyenc.h"
+#include "engine/value.h"
+#include "transform/stream_record.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/sysio.h"
+
+#define CKPT_FORMAT "tributary-kafka-checkpoint"
+
+typedef struct topic_ent {
+  char name[512];
+  rd_kafka_topic_t *t;
+  int partitions;
+} topic_ent;
+
+typedef struct kafka_sink {
+  trb_sink base;
+  trb_kafka_sink_opts o;
+  char brokers[2048], tmpl[256], region[64], txid[256], offsets[256], ckpath[4096], comp[16];
+  rd_kafka_t *rk;
+  topic_ent *topics;
+  size_t ntopics, captopics;
+  int in_txn;
+  /* delivery reports (at least once) */
+  long failed;
+  char last_err[256];
+} kafka_sink;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  (void)rk;
+  if (level <= 3) trb_log_error("kafka", "%s: %s", fac, buf);
+  else if (level <= 4) trb_log_warn("kafka", "%s: %s", fac, buf);
+  else if (level <= 6) trb_log_info("kafka", "%s: %s", fac, buf);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  kafka_sink *k = opaque;
+  if (m->err) {
+    k->failed++;
+    snprintf(k->last_err, sizeof k->last_err, "%s", rd_kafka_err2str(m->err));
+  }
+}
+
+static trb_err set(rd_kafka_conf_t *c, const char *name, const char *v, trb_status *st) {
+  char err[512];
+  if (rd_kafka_conf_set(c, name, v, err, sizeof err) != RD_KAFKA_CONF_OK)
+    return trb_status_set(st, TRB_ECONFIG, "kafka: %s=%s: %s", name, v, err);
+  return TRB_OK;
+}
+
+static trb_err make_producer(kafka_sink *k, trb_status *st) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  char tmo[24];
+  snprintf(tmo, sizeof tmo, "%d", k->o.timeout_ms * 2);
+  trb_err rc = set(c, "bootstrap.servers", k->brokers, st);
+  if (!rc) rc = set(c, "acks", "all", st);
+  if (!rc) rc = set(c, "enable.idempotence", "true", st);
+  if (!rc) rc = set(c, "compression.type", k->comp, st);
+  if (!rc) rc = set(c, "linger.ms", "2", st);
+  if (!rc) rc = set(c, "client.id", "tributary", st);
+  if (!rc && k->o.exactly_once) rc = set(c, "transactional.id", k->txid, st);
+  if (!rc && k->o.exactly_once) rc = set(c, "transaction.timeout.ms", tmo, st);
+  /* A message is retried until the transaction (or, at least once, the
+   * batch) gives up: Kafka down means waiting, never dropping. */
+  if (!rc) rc = set(c, "message.timeout.ms", k->o.exactly_once ? tmo : "0", st);
+  if (rc) {
+    rd_kafka_conf_destroy(c);
+    return rc;
+  }
+  rd_kafka_conf_set_log_cb(c, log_cb);
+  rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+  rd_kafka_conf_set_opaque(c, k);
+  char err[512];
+  k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+  if (!k->rk) {
+    rd_kafka_conf_destroy(c);
+    return trb_status_set(st, TRB_ECONFIG, "kafka: cannot create the producer: %s", err);
+  }
+  return TRB_OK;
+}
+
+static trb_err parse_ckpt(const char *p, size_t n, const char *where, uint64_t *lsn,
+                          trb_status *st) {
+  json_error_t je;
+  json_t *o = json_loadb(p, n, 0, &je);
+  const char *f = o ? json_string_value(json_object_get(o, "format")) : NULL;
+  const char *l = o ? json_string_value(json_object_get(o, "lsn")) : NULL;
+  json_t *v = o ? json_object_get(o, "version") : NULL;
+  trb_err rc = TRB_OK;
+  if (!f || strcmp(f, CKPT_FORMAT) || !l || !json_is_integer(v))
+    rc = trb_status_set(st, TRB_ECORRUPT, "kafka sink: %s is not a tributary checkpoint", where);
+  else if (json_integer_value(v) != 1)
+    rc = trb_status_set(st, TRB_EVERSION, "kafka sink: %s has checkpoint version %lld; this "
+                        "tributary reads version 1", where, (long long)json_integer_value(v));
+  else
+    *lsn = strtoull(l, NULL, 10);
+  json_decref(o);
+  return rc;
+}
+
+static char *ckpt_json(uint64_t lsn) {
+  char l[24];
+  snprintf(l, sizeof l, "%" PRIu64, lsn);
+  json_t *o = json_pack("{s:s,s:i,s:s}", "format", CKPT_FORMAT, "version", 1, "lsn", l);
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(o);
+  return s;
+}
+
+/* The newest committed checkpoint of this sink on the offsets topic. */
+static trb_err read_kafka_ckpt(kafka_sink *k, uint64_t *lsn, trb_status *st) {
+  *lsn = 0;
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  trb_err rc = set(c, "bootstrap.servers", k->brokers, st);
+  if (!rc) rc = set(c, "isolation.level", "read_committed", st);
+  if (!rc) rc = set(c, "enable.auto.commit", "false", st);
+  if (!rc) rc = set(c, "group.id", k->txid, st); /* assign() only: nothing is committed */
+  if (rc) {
+    rd_kafka_conf_destroy(c);
+    return rc;
+  }
+  rd_kafka_conf_set_log_cb(c, log_cb);
+  char err[512];
+  rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+  if (!cons) {
+    rd_kafka_conf_destroy(c);
+    return trb_status_set(st, TRB_ECONFIG, "kafka: cannot create a consumer: %s", err);
+  }
+  rd_kafka_topic_t *t = rd_kafka_topic_new(cons, k->offsets, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(cons, 0, t, &md, k->o.timeout_ms);
+  rd_kafka_topic_destroy(t);
+  int parts = 0;
+  if (!e && md->topic_cnt == 1 && !md->topics[0].err) parts = md->topics[0].partition_cnt;
+  else if (!e && md->topic_cnt == 1 &&
+           md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+    parts = 0; /* no checkpoint yet */
+  else
+    rc = trb_status_set(st, TRB_EIO, "kafka: metadata of %s: %s", k->offsets,
+                        rd_kafka_err2str(e ? e : md->topics[0].err));
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts ? parts : 1);
+  int64_t *hi = calloc((size_t)(parts ? parts : 1), sizeof *hi);
+  int want = 0;
+  for (int p = 0; !rc && p < parts; p++) {
+    int64_t lo;
+    e = rd_kafka_query_watermark_offsets(cons, k->offsets, p, &lo, &hi[p], k->o.timeout_ms);
+    if (e) {
+      rc = trb_status_set(st, TRB_EIO, "kafka: offsets of %s [%d]: %s", k->offsets, p,
+                          rd_kafka_err2str(e));
+      break;
+    }
+    if (hi[p] > lo) {
+      rd_kafka_topic_partition_list_add(tp, k->offsets, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      want++;
+    }
+  }
+  if (!rc && want) {
+    rd_kafka_assign(cons, tp);
+    int done = 0;
+    int idle = 0;
+    while (done < want && idle < k->o.timeout_ms / 100) {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 100);
+      if (!m) {
+        /* the position passes control records without messages: check it */
+        rd_kafka_position(cons, tp);
+        done = 0;
+        for (int i = 0; i < tp->cnt; i++)
+          if (tp->elems[i].offset >= hi[tp->elems[i].partition]) done++;
+        idle++;
+        continue;
+      }
+      idle = 0;
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          trb_log_warn("kafka", "reading the checkpoint: %s", rd_kafka_message_errstr(m));
+      } else if (m->key_len == strlen(k->txid) && !memcmp(m->key, k->txid, m->key_len) &&
+                 m->payload) {
+        uint64_t v = 0;
+        if ((rc = parse_ckpt(m->payload, m->len, k->offsets, &v, st))) {
+          rd_kafka_message_destroy(m);
+          break;
+        }
+        if (v > *lsn) *lsn = v;
+      }
+      rd_kafka_message_destroy(m);
+      rd_kafka_position(cons, tp);
+      done = 0;
+      for (int i = 0; i < tp->cnt; i++)
+        if (tp->elems[i].offset >= hi[tp->elems[i].partition]) done++;
+    }
+    if (!rc && done < want)
+      rc = trb_status_set(st, TRB_ETIMEDOUT, "kafka: could not read the checkpoints in %s to "
+                          "their end", k->offsets);
+  }
+  free(hi);
+  rd_kafka_topic_partition_list_destroy(tp);
+  rd_kafka_consumer_close(cons);
+  rd_kafka_destroy(cons);
+  return rc;
+}
+
+static trb_err ks_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
+  kafka_sink *k = (kafka_sink *)s;
+  *checkpoint = 0;
+  if (!k->rk) {
+    trb_err rc = make_producer(k, st);
+    if (rc) return rc;
+  }
+  if (!k->o.exactly_once) {
+    size_t n = 0;
+    char *data = NULL;
+    FILE *f = fopen(k->ckpath, "rb");
+    if (!f) return TRB_OK; /* a new sink */
+    data = malloc(4096);
+    n = data ? fread(data, 1, 4096, f) : 0;
+    fclose(f);
+    trb_err rc = parse_ckpt(data, n, k->ckpath, checkpoint, st);
+    free(data);
+    return rc;
+  }
+  /* Fences an older producer with this id and aborts what it left open,
+   * so what read_committed shows next is final. */
+  rd_kafka_error_t *e = rd_kafka_init_transactions(k->rk, k->o.timeout_ms);
+  if (e) {
+    trb_err rc = rd_kafka_error_is_fatal(e) ? TRB_EFAILED : TRB_EIO;
+    trb_status_set(st, rc, "kafka: init_transactions: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    if (rc == TRB_EFAILED) {
+      rd_kafka_destroy(k->rk);
+      k->rk = NULL;
+    }
+    return rc;
+  }
+  return read_kafka_ckpt(k, checkpoint, st);
+}
+
+static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_status *st) {
+  *rc = TRB_EIO;
+  char name[512];
+  size_t o = 0;
+  for (const char *p = k->tmpl; *p && o + 1 < sizeof name;) {
+    if (!strncmp(p, "{region}", 8)) {
+      o += (size_t)snprintf(name + o, sizeof name - o, "%s", k->region);
+      p += 8;
+    } else if (!strncmp(p, "{table}", 7)) {
+      o += (size_t)snprintf(name + o, sizeof name - o, "%s", table);
+      p += 7;
+    } else {
+      name[o++] = *p++;
+    }
+    if (o >= sizeof name) o = sizeof name - 1;
+  }
+  name[o] = 0;
+  for (size_t i = 0; i < k->ntopics; i++)
+    if (!strcmp(k->topics[i].name, name)) return &k->topics[i];
+  rd_kafka_topic_t *t = rd_kafka_topic_new(k->rk, name, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(k->rk, 0, t, &md, k->o.timeout_ms);
+  int parts = 0;
+  if (!e && md->topic_cnt == 1 && !md->topics[0].err) parts = md->topics[0].partition_cnt;
+  if (!parts) {
+    trb_status_set(st, TRB_EIO, "kafka: no partitions for topic %s: %s", name,
+                   e ? rd_kafka_err2str(e)
+                     : md && md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                           : "no metadata");
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return NULL;
+  }
+  rd_kafka_metadata_destroy(md);
+  if (k->ntopics == k->captopics) {
+    size_t nc = k->captopics ? k->captopics * 2 : 8;
+    topic_ent *nt = realloc(k->topics, nc * sizeof *nt);
+    if (!nt) {
+      rd_kafka_topic_destroy(t);
+      *rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
+      return NULL;
+    }
+    k->topics = nt;
+    k->captopics = nc;
+  }
+  topic_ent *te = &k->topics[k->ntopics++];
+  snprintf(te->name, sizeof te->name, "%s", name);
+  te->t = t;
+  te->partitions = parts;
+  return te;
+}
+
+/* Keys as compact DynamoDB JSON, attribute names in order. */
+static char *json_key(const trb_av *keys) {
+  json_t *o = trb_item_to_json(keys);
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(o);
+  return s;
+}
+
+/* Produces, waiting while librdkafka's queue is full. */
+static rd_kafka_resp_err_t produce(kafka_sink *k, rd_kafka_topic_t *t, int32_t part,
+                                   const void *key, size_t kl, const void *val, size_t vl,
+                                   rd_kafka_headers_t *hdrs) {
+  for (;;) {
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(t), RD_KAFKA_V_PARTITION(part),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(key, kl), RD_KAFKA_V_VALUE((void *)val, vl),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) return e;
+    rd_kafka_poll(k->rk, 10);
+  }
+}
+
+static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st) {
+  trb_err trc;
+  topic_ent *te = topic_for(k, r->stream->table, &trc, st);
+  if (!te) return trc;
+  trb_av *keys = NULL;
+  if (trb_av_decode(r->wal->keys, r->wal->keys_len, &keys))
+    return trb_status_set(st, TRB_ECORRUPT, "kafka: undecodable keys at LSN %" PRIu64,
+                          r->wal->lsn);
+  const trb_av *pk = trb_av_m_get(keys, r->stream->ks.pk_name, strlen(r->stream->ks.pk_name));
+  uint32_t h = pk ? trb_key_hash(pk) : 0;
+  int32_t part = (int32_t)(((uint64_t)h * (uint64_t)te->partitions) >> 32);
+  char *key = json_key(keys);
+  trb_av_destroy(keys);
+  char *val = json_dumps(r->record, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (!key || !val) {
+    free(key);
+    free(val);
+    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  }
+  char seq[TRB_SEQNO_BUF], lsn[24], txn[24];
+  trb_seqno_format(r->wal->lsn, seq);
+  snprintf(lsn, sizeof lsn, "%" PRIu64, r->wal->lsn);
+  const char *ev = r->wal->kind == TRB_WAL_INSERT ? "INSERT"
+                   : r->wal->kind == TRB_WAL_MODIFY ? "MODIFY" : "REMOVE";
+  rd_kafka_headers_t *hd = rd_kafka_headers_new(6);
+  rd_kafka_header_add(hd, "eventName", -1, ev, -1);
+  rd_kafka_header_add(hd, "table", -1, r->stream->table, -1);
+  rd_kafka_header_add(hd, "shardId", -1, r->shard_id, -1);
+  rd_kafka_header_add(hd, "sequenceNumber", -1, seq, -1);
+  rd_kafka_header_add(hd, "lsn", -1, lsn, -1);
+  if (r->wal->txn_id) {
+    snprintf(txn, sizeof txn, "%" PRIu64, r->wal->txn_id);
+    rd_kafka_header_add(hd, "transactionId", -1, txn, -1);
+  }
+  rd_kafka_resp_err_t e = produce(k, te->t, part, key, strlen(key), val, strlen(val), hd);
+  if (e) rd_kafka_headers_destroy(hd); /* owned by the message only on success */
+  if (!e && r->wal->kind == TRB_WAL_REMOVE && k->o.tombstones) {
+    rd_kafka_headers_t *th = rd_kafka_headers_new(2);
+    rd_kafka_header_add(th, "eventName", -1, "REMOVE", -1);
+    rd_kafka_header_add(th, "lsn", -1, lsn, -1);
+    e = produce(k, te->t, part, key, strlen(key), NULL, 0, th);
+    if (e) rd_kafka_headers_destroy(th);
+  }
+  free(key);
+  free(val);
+  if (e)
+    return trb_status_set(st, e == RD_KAFKA_RESP_ERR__FATAL ? TRB_EFAILED : TRB_EIO,
+                          "kafka: producing to %s: %s", te->name, rd_kafka_err2str(e));
+  return TRB_OK;
+}
+
+static trb_err txn_error(kafka_sink *k, rd_kafka_error_t *e, const char *what, trb_status *st) {
+  trb_err rc = TRB_EIO;
+  if (rd_kafka_error_is_fatal(e)) {
+    rc = TRB_EFAILED;
+  } else if (rd_kafka_error_txn_requires_abort(e)) {
+    rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+    if (a && rd_kafka_error_is_fatal(a)) rc = TRB_EFAILED;
+    if (a) rd_kafka_error_destroy(a);
+    k->in_txn = 0;
+  }
+  trb_status_set(st, rc, "kafka: %s: %s%s", what, rd_kafka_error_string(e),
+                 rc == TRB_EFAILED ? " (fatal: the producer was fenced by another with the same "
+                                     "transactional id, or is not authorized; the sink stops)"
+                                   : "");
+  rd_kafka_error_destroy(e);
+  return rc;
+}
+
+static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
+                          trb_status *st) {
+  kafka_sink *k = (kafka_sink *)s;
+  trb_err rc;
+  if (!k->rk) return trb_status_set(st, TRB_EFAILED, "kafka: the producer is gone");
+  if (k->o.exactly_once) {
+    if (k->in_txn) { /* a retry after a failure that left it open */
+      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+      if (a) return txn_error(k, a, "abort_transaction", st);
+      k->in_txn = 0;
+    }
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(k->rk);
+    if (e) return txn_error(k, e, "begin_transaction", st);
+    k->in_txn = 1;
+  }
+  k->failed = 0;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = produce_one(k, &recs[i], st))) {
+      if (k->o.exactly_once) {
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+        if (a) rd_kafka_error_destroy(a);
+        else k->in_txn = 0;
+      }
+      return rc;
+    }
+  char *ck = ckpt_json(through);
+  if (!ck) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  if (k->o.exactly_once) {
+    rd_kafka_resp_err_t pe =
+        rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(k->offsets),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(k->txid, strlen(k->txid)),
+                          RD_KAFKA_V_VALUE(ck, strlen(ck)), RD_KAFKA_V_END);
+    free(ck);
+    if (pe) {
+      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+      if (a) rd_kafka_error_destroy(a);
+      else k->in_txn = 0;
+      return trb_status_set(st, TRB_EIO, "kafka: producing the checkpoint: %s",
+                            rd_kafka_err2str(pe));
+    }
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(k->rk, k->o.timeout_ms);
+    if (e) return txn_error(k, e, "commit_transaction", st);
+    k->in_txn = 0;
+    return TRB_OK;
+  }
+  /* At least once: Kafka acknowledges everything, then the local file. */
+  rd_kafka_resp_err_t fe = rd_kafka_flush(k->rk, k->o.timeout_ms);
+  if (fe || k->failed) {
+    free(ck);
+    return trb_status_set(st, TRB_EIO, "kafka: %s", fe ? rd_kafka_err2str(fe) : k->last_err);
+  }
+  int w = trb_sys_write_file_durable(k->ckpath, ck, strlen(ck));
+  free(ck);
+  if (w < 0) return trb_status_set(st, TRB_EIO, "kafka sink: cannot write %s", k->ckpath);
+  return TRB_OK;
+}
+
+static void ks_destroy(trb_sink *s) {
+  kafka_sink *k = (kafka_sink *)s;
+  if (!k) return;
+  for (size_t i = 0; i < k->ntopics; i++) rd_kafka_topic_destroy(k->topics[i].t);
+  free(k->topics);
+  if (k->rk) {
+    if (k->in_txn) {
+      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, 5000);
+      if (a) rd_kafka_error_destroy(a);
+    }
+    rd_kafka_flush(k->rk, 5000);
+    rd_kafka_destroy(k->rk);
+  }
+  free(k);
+}
+
+static const trb_sink_ops kafka_ops = {
+    .kind = "kafka", .open = ks_open, .deliver = ks_deliver, .destroy = ks_destroy};
+
+trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_status *st) {
+  if (!o->brokers || !o->brokers[0])
+    return trb_status_set(st, TRB_ECONFIG, "kafka: no brokers (kafka.brokers, or kafka.embedded)");
+  if (o->format != TRB_KAFKA_JSON)
+    return trb_status_set(st, TRB_ECONFIG, "kafka: only the json format is available in this "
+                          "build (kafka.format: json)");
+  if (o->exactly_once && (!o->transactional_id || !o->transactional_id[0]))
+    return trb_status_set(st, TRB_ECONFIG, "kafka: exactly once needs a transactional id");
+  if (!o->exactly_once && (!o->checkpoint_path || !o->checkpoint_path[0]))
+    return trb_status_set(st, TRB_ECONFIG, "kafka: at least once needs a checkpoint file");
+  kafka_sink *k = calloc(1, sizeof *k);
+  if (!k) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  k->base.ops = &kafka_ops;
+  k->o = *o;
+  snprintf(k->brokers, sizeof k->brokers, "%s", o->brokers);
+  snprintf(k->tmpl, sizeof k->tmpl, "%s", o->topic_template && o->topic_template[0]
+                                              ? o->topic_template : "{region}.{table}");
+  snprintf(k->region, sizeof k->region, "%s", o->region ? o->region : "us-east-1");
+  snprintf(k->txid, sizeof k->txid, "%s", o->transactional_id ? o->transactional_id : "");
+  snprintf(k->offsets, sizeof k->offsets, "%s",
+           o->offsets_topic && o->offsets_topic[0] ? o->offsets_topic : "__tributary_offsets");
+  snprintf(k->ckpath, sizeof k->ckpath, "%s", o->checkpoint_path ? o->checkpoint_path : "");
+  snprintf(k->comp, sizeof k->comp, "%s", o->compression && o->compression[0] ? o->compression : "lz4");
+  if (k->o.timeout_ms <= 0) k->o.timeout_ms = 30000;
+  *out = &k->base;
+  return TRB_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * kafka_sink.h -- the Kafka sink: a topic per table, one message per
+ * change, the item's key as the message key, the partition from the key's
+ * hash (so one item's changes stay in one partition, in order, across shard
+ * rollovers), headers naming the change, and a tombstone after each REMOVE
+ * for compacted topics.
+ *
+ * Exactly once (the default): a transactional producer; every batch and the
+ * sink's checkpoint (a message on the offsets topic, keyed by the
+ * transactional id) commit in one Kafka transaction, and the checkpoint is
+ * read back from there at start (after init_transactions has aborted
+ * whatever a crashed run left open). A read_committed consumer sees every
+ * change once. At least once (exactly_once off): an idempotent producer,
+ * the checkpoint in a local file written after Kafka acknowledged the batch;
+ * a crash between the two delivers the batch again.
+ */
+#ifndef TRB_KAFKA_SINK_H
+#define TRB_KAFKA_SINK_H
+
+#include "sinks/sink.h"
+
+typedef enum trb_kafka_format {
+  TRB_KAFKA_AVRO = 0,       /* the envelope of schemas/tributary-envelope.avsc */
+  TRB_KAFKA_JSON = 1,       /* the DynamoDB Streams record, as GetRecords returns it */
+} trb_kafka_format;
+
+typedef struct trb_kafka_sink_opts {
+  const char *brokers;          /* bootstrap.servers */
+  const char *topic_template;   /* "{region}.{table}" */
+  const char *region;
+  int exactly_once;             /* 1: transactions (default) */
+  const char *transactional_id; /* exactly once: the producer's (and checkpoint's) id */
+  const char *offsets_topic;    /* exactly once: where checkpoints go */
+  const char *checkpoint_path;  /* at least once: the local checkpoint file */
+  int tombstones;               /* a null-valued message after each REMOVE */
+  trb_kafka_format format;
+  const char *compression;      /* none | gzip | snappy | lz4 | zstd */
+  int timeout_ms;               /* a transaction's commit; default 30000 */
+} trb_kafka_sink_opts;
+
+/* Checks the options and creates the sink (the processor opens it: that
+ * is where Kafka is first contacted). *out caller-owned (ops->destroy). */
+trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_status *st);
+
+#endif
