@@ -17,7 +17,23 @@
  *   {"format": "tributary-kafka-checkpoint", "version": 1, "lsn": "<decimal>"}
  * The newest committed one wins; a reader refuses another format/version.
  *
- * CHECKPOINT FILE (at least once): the same JSON, replaced durably.
+ * CHECKPOINT FILE (<data dir>/kafka-sink.checkpoint, both modes): the same
+ * JSON, replaced durably after each batch Kafka has taken (committed, or
+ * acknowledged). It can lag what Kafka holds (a crash right after the
+ * commit), never lead it.
+ *
+ * EXACTLY ONCE, AND WHY IT DOES NOT RELY ON ONE THING
+ * Where the processor resumes: the checkpoint file, else (a new data
+ * directory on an existing Kafka) the newest checkpoint message. What is
+ * already in Kafka is never sent again: before the sink first writes to a
+ * partition it reads that partition's last message (read_committed) and its
+ * lsn header; records with an LSN at or below it are skipped (a REMOVE whose
+ * tombstone is missing gets just the tombstone). An idempotent producer
+ * keeps each partition a prefix of what was sent to it, so this holds after
+ * any crash, with transactions (real Kafka hides aborted batches, they are
+ * sent again) and with brokers that do not filter aborted data (librdkafka's
+ * mock cluster: what it shows is not sent again). After an aborted
+ * transaction the tails are read again.
  */
 #include "sinks/kafka_sink.h"
 
@@ -40,6 +56,8 @@ typedef struct topic_ent {
   char name[512];
   rd_kafka_topic_t *t;
   int partitions;
+  int64_t *tail;            /* per partition: LSN of its last message; -1 unknown, 0 none */
+  unsigned char *tail_tomb; /* ... and whether that message was a tombstone */
 } topic_ent;
 
 typedef struct kafka_sink {
@@ -47,6 +65,7 @@ typedef struct kafka_sink {
   trb_kafka_sink_opts o;
   char brokers[2048], tmpl[256], region[64], txid[256], offsets[256], ckpath[4096], comp[16];
   rd_kafka_t *rk;
+  rd_kafka_t *tails;        /* read_committed consumer reading partition tails */
   topic_ent *topics;
   size_t ntopics, captopics;
   int in_txn;
@@ -230,6 +249,24 @@ static trb_err read_kafka_ckpt(kafka_sink *k, uint64_t *lsn, trb_status *st) {
   return rc;
 }
 
+static trb_err read_file_ckpt(kafka_sink *k, uint64_t *lsn, int *have, trb_status *st) {
+  *have = 0;
+  FILE *f = fopen(k->ckpath, "rb");
+  if (!f) return TRB_OK;
+  char *data = malloc(4096);
+  size_t n = data ? fread(data, 1, 4096, f) : 0;
+  fclose(f);
+  trb_err rc = parse_ckpt(data, n, k->ckpath, lsn, st);
+  free(data);
+  if (!rc) *have = 1;
+  return rc;
+}
+
+static void forget_tails(kafka_sink *k) {
+  for (size_t i = 0; i < k->ntopics; i++)
+    for (int p = 0; p < k->topics[i].partitions; p++) k->topics[i].tail[p] = -1;
+}
+
 static trb_err ks_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
   kafka_sink *k = (kafka_sink *)s;
   *checkpoint = 0;
@@ -237,32 +274,102 @@ static trb_err ks_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
     trb_err rc = make_producer(k, st);
     if (rc) return rc;
   }
-  if (!k->o.exactly_once) {
-    size_t n = 0;
-    char *data = NULL;
-    FILE *f = fopen(k->ckpath, "rb");
-    if (!f) return TRB_OK; /* a new sink */
-    data = malloc(4096);
-    n = data ? fread(data, 1, 4096, f) : 0;
-    fclose(f);
-    trb_err rc = parse_ckpt(data, n, k->ckpath, checkpoint, st);
-    free(data);
-    return rc;
-  }
-  /* Fences an older producer with this id and aborts what it left open,
-   * so what read_committed shows next is final. */
-  rd_kafka_error_t *e = rd_kafka_init_transactions(k->rk, k->o.timeout_ms);
-  if (e) {
-    trb_err rc = rd_kafka_error_is_fatal(e) ? TRB_EFAILED : TRB_EIO;
-    trb_status_set(st, rc, "kafka: init_transactions: %s", rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-    if (rc == TRB_EFAILED) {
-      rd_kafka_destroy(k->rk);
-      k->rk = NULL;
+  forget_tails(k);
+  if (k->o.exactly_once) {
+    /* Fences an older producer with this id and aborts what it left open,
+     * so what read_committed shows next is final. */
+    rd_kafka_error_t *e = rd_kafka_init_transactions(k->rk, k->o.timeout_ms);
+    if (e) {
+      trb_err rc = rd_kafka_error_is_fatal(e) ? TRB_EFAILED : TRB_EIO;
+      trb_status_set(st, rc, "kafka: init_transactions: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      if (rc == TRB_EFAILED) {
+        rd_kafka_destroy(k->rk);
+        k->rk = NULL;
+      }
+      return rc;
     }
-    return rc;
   }
+  int have = 0;
+  trb_err rc = read_file_ckpt(k, checkpoint, &have, st);
+  if (rc || have || !k->o.exactly_once) return rc;
   return read_kafka_ckpt(k, checkpoint, st);
+}
+
+/* LSN (and tombstone flag) of the last message of a partition. */
+static trb_err read_tail(kafka_sink *k, topic_ent *te, int32_t part, trb_status *st) {
+  if (!k->tails) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    trb_err rc = set(c, "bootstrap.servers", k->brokers, st);
+    if (!rc) rc = set(c, "isolation.level", "read_committed", st);
+    if (!rc) rc = set(c, "enable.auto.commit", "false", st);
+    if (!rc) rc = set(c, "group.id", k->txid[0] ? k->txid : "tributary-kafka-sink", st);
+    if (rc) {
+      rd_kafka_conf_destroy(c);
+      return rc;
+    }
+    rd_kafka_conf_set_log_cb(c, log_cb);
+    char err[512];
+    k->tails = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    if (!k->tails) {
+      rd_kafka_conf_destroy(c);
+      return trb_status_set(st, TRB_ECONFIG, "kafka: cannot create a consumer: %s", err);
+    }
+  }
+  int64_t lo = 0, hi = 0;
+  rd_kafka_resp_err_t e =
+      rd_kafka_query_watermark_offsets(k->tails, te->name, part, &lo, &hi, k->o.timeout_ms);
+  if (e)
+    return trb_status_set(st, TRB_EIO, "kafka: offsets of %s [%d]: %s", te->name, part,
+                          rd_kafka_err2str(e));
+  int64_t tail = 0;
+  unsigned char tomb = 0;
+  /* the last data message is among the last ones (the rest are markers) */
+  for (int64_t back = 16; hi > lo; back *= 4) {
+    int64_t from = hi - back > lo ? hi - back : lo;
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, te->name, part)->offset = from;
+    rd_kafka_assign(k->tails, tp);
+    int found = 0, idle = 0, complete = 0;
+    while (idle <= k->o.timeout_ms / 100) {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(k->tails, 100);
+      if (!m) {
+        rd_kafka_position(k->tails, tp);
+        if (tp->elems[0].offset >= hi) {
+          complete = 1;
+          break;
+        }
+        idle++;
+        continue;
+      }
+      if (!m->err && m->partition == part) {
+        rd_kafka_headers_t *hd = NULL;
+        const void *v = NULL;
+        size_t vl = 0;
+        if (!rd_kafka_message_headers(m, &hd) &&
+            !rd_kafka_header_get_last(hd, "lsn", &v, &vl) && v && vl < 24) {
+          char b[24];
+          memcpy(b, v, vl);
+          b[vl] = 0;
+          tail = (int64_t)strtoull(b, NULL, 10);
+          tomb = m->payload == NULL;
+          found = 1;
+        }
+        if (m->offset + 1 >= hi) complete = 1;
+      }
+      rd_kafka_message_destroy(m);
+      if (complete) break;
+    }
+    rd_kafka_assign(k->tails, NULL);
+    rd_kafka_topic_partition_list_destroy(tp);
+    if (!complete)
+      return trb_status_set(st, TRB_ETIMEDOUT, "kafka: could not read the end of %s [%d]",
+                            te->name, part);
+    if (found || from == lo) break;
+  }
+  te->tail[part] = tail;
+  te->tail_tomb[part] = tomb;
+  return TRB_OK;
 }
 
 static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_status *st) {
@@ -310,7 +417,19 @@ static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_s
     k->topics = nt;
     k->captopics = nc;
   }
-  topic_ent *te = &k->topics[k->ntopics++];
+  topic_ent *te = &k->topics[k->ntopics];
+  memset(te, 0, sizeof *te);
+  te->tail = malloc((size_t)parts * sizeof *te->tail);
+  te->tail_tomb = calloc((size_t)parts, 1);
+  if (!te->tail || !te->tail_tomb) {
+    free(te->tail);
+    free(te->tail_tomb);
+    rd_kafka_topic_destroy(t);
+    *rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  for (int p = 0; p < parts; p++) te->tail[p] = -1;
+  k->ntopics++;
   snprintf(te->name, sizeof te->name, "%s", name);
   te->t = t;
   te->partitions = parts;
@@ -351,6 +470,22 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
   const trb_av *pk = trb_av_m_get(keys, r->stream->ks.pk_name, strlen(r->stream->ks.pk_name));
   uint32_t h = pk ? trb_key_hash(pk) : 0;
   int32_t part = (int32_t)(((uint64_t)h * (uint64_t)te->partitions) >> 32);
+  if (te->tail[part] < 0) {
+    trb_err trc2 = read_tail(k, te, part, st);
+    if (trc2) {
+      trb_av_destroy(keys);
+      return trc2;
+    }
+  }
+  int64_t lsnv = (int64_t)r->wal->lsn;
+  int want_tomb = r->wal->kind == TRB_WAL_REMOVE && k->o.tombstones;
+  int skip_msg = lsnv <= te->tail[part];
+  int skip_tomb = !want_tomb || lsnv < te->tail[part] ||
+                  (lsnv == te->tail[part] && te->tail_tomb[part]);
+  if (skip_msg && skip_tomb) { /* Kafka has it already */
+    trb_av_destroy(keys);
+    return TRB_OK;
+  }
   char *key = json_key(keys);
   trb_av_destroy(keys);
   char *val = json_dumps(r->record, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -374,9 +509,10 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     snprintf(txn, sizeof txn, "%" PRIu64, r->wal->txn_id);
     rd_kafka_header_add(hd, "transactionId", -1, txn, -1);
   }
-  rd_kafka_resp_err_t e = produce(k, te->t, part, key, strlen(key), val, strlen(val), hd);
-  if (e) rd_kafka_headers_destroy(hd); /* owned by the message only on success */
-  if (!e && r->wal->kind == TRB_WAL_REMOVE && k->o.tombstones) {
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (!skip_msg) e = produce(k, te->t, part, key, strlen(key), val, strlen(val), hd);
+  if (e || skip_msg) rd_kafka_headers_destroy(hd); /* owned by the message only once sent */
+  if (!e && !skip_tomb) {
     rd_kafka_headers_t *th = rd_kafka_headers_new(2);
     rd_kafka_header_add(th, "eventName", -1, "REMOVE", -1);
     rd_kafka_header_add(th, "lsn", -1, lsn, -1);
@@ -401,6 +537,7 @@ static trb_err txn_error(kafka_sink *k, rd_kafka_error_t *e, const char *what, t
     if (a) rd_kafka_error_destroy(a);
     k->in_txn = 0;
   }
+  forget_tails(k); /* what the broker shows now decides what is sent again */
   trb_status_set(st, rc, "kafka: %s: %s%s", what, rd_kafka_error_string(e),
                  rc == TRB_EFAILED ? " (fatal: the producer was fenced by another with the same "
                                      "transactional id, or is not authorized; the sink stops)"
@@ -453,11 +590,18 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     rd_kafka_error_t *e = rd_kafka_commit_transaction(k->rk, k->o.timeout_ms);
     if (e) return txn_error(k, e, "commit_transaction", st);
     k->in_txn = 0;
+    ck = ckpt_json(through);
+    int w = ck ? trb_sys_write_file_durable(k->ckpath, ck, strlen(ck)) : -1;
+    free(ck);
+    /* Kafka has the batch: a checkpoint file left behind only means more
+     * records that the partitions' tails will skip. */
+    if (w < 0) trb_log_warn("kafka", "cannot write %s; the next start re-reads more", k->ckpath);
     return TRB_OK;
   }
   /* At least once: Kafka acknowledges everything, then the local file. */
   rd_kafka_resp_err_t fe = rd_kafka_flush(k->rk, k->o.timeout_ms);
   if (fe || k->failed) {
+    forget_tails(k);
     free(ck);
     return trb_status_set(st, TRB_EIO, "kafka: %s", fe ? rd_kafka_err2str(fe) : k->last_err);
   }
@@ -470,8 +614,16 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
 static void ks_destroy(trb_sink *s) {
   kafka_sink *k = (kafka_sink *)s;
   if (!k) return;
-  for (size_t i = 0; i < k->ntopics; i++) rd_kafka_topic_destroy(k->topics[i].t);
+  for (size_t i = 0; i < k->ntopics; i++) {
+    rd_kafka_topic_destroy(k->topics[i].t);
+    free(k->topics[i].tail);
+    free(k->topics[i].tail_tomb);
+  }
   free(k->topics);
+  if (k->tails) {
+    rd_kafka_consumer_close(k->tails);
+    rd_kafka_destroy(k->tails);
+  }
   if (k->rk) {
     if (k->in_txn) {
       rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, 5000);
@@ -494,8 +646,8 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
                           "build (kafka.format: json)");
   if (o->exactly_once && (!o->transactional_id || !o->transactional_id[0]))
     return trb_status_set(st, TRB_ECONFIG, "kafka: exactly once needs a transactional id");
-  if (!o->exactly_once && (!o->checkpoint_path || !o->checkpoint_path[0]))
-    return trb_status_set(st, TRB_ECONFIG, "kafka: at least once needs a checkpoint file");
+  if (!o->checkpoint_path || !o->checkpoint_path[0])
+    return trb_status_set(st, TRB_ECONFIG, "kafka: the sink needs a checkpoint file");
   kafka_sink *k = calloc(1, sizeof *k);
   if (!k) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   k->base.ops = &kafka_ops;

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
-from trbserver import Harness, Server  # noqa: E402
+from trbserver import Harness, Server, raw_call  # noqa: E402
 
 h = Harness("api_boto3")
 srv = Server().start()
@@ -141,12 +141,16 @@ try:
                  ConditionExpression="attribute_not_exists(customer)")
     try:
         ddb.put_item(TableName="orders", Item={"customer": {"S": "c"}, "order": {"N": "1"}},
-                     ConditionExpression="attribute_not_exists(customer)",
-                     ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                     ConditionExpression="attribute_not_exists(customer)")
         h.check(False, "conditional put should fail")
     except E.ConditionalCheckFailedException as e:
         h.eq(e.response["Error"]["Message"], "The conditional request failed", "ccf message")
-        h.eq(e.response.get("Item", {}).get("v"), {"N": "1"}, "ccf returns the item")
+    # ReturnValuesOnConditionCheckFailure on PutItem is newer than Debian's botocore: raw.
+    st_, body = raw_call(srv.port, "DynamoDB_20120810.PutItem", {
+        "TableName": "orders", "Item": {"customer": {"S": "c"}, "order": {"N": "1"}},
+        "ConditionExpression": "attribute_not_exists(customer)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
+    h.eq((st_, body.get("__type", "").split("#")[-1]), (400, "ConditionalCheckFailedException"), "ccf raw")
+    h.eq(body.get("Item", {}).get("v"), {"N": "1"}, "ccf returns the item")
     h.raises(lambda: ddb.delete_item(TableName="orders", Key={"customer": {"S": "c"}, "order": {"N": "1"}},
                                      ConditionExpression="v > :x", ExpressionAttributeValues={":x": {"N": "5"}}),
              "ConditionalCheckFailedException", "conditional delete")

@@ -62,6 +62,20 @@ class Server:
         self.stop(signal.SIGKILL)
 
 
+def raw_call(port, target, body):
+    """One JSON request without an SDK (for members an older botocore does
+    not know yet): (status, decoded body)."""
+    import http.client
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/", body=json.dumps(body), headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, json.loads(data) if data else {}
+
+
 class Harness:
     """Counts checks; prints 'N passed, M failed' at the end."""
 

@@ -1,0 +1,272 @@
+"""The Kafka sink against librdkafka's mock cluster (3 brokers, in its own
+process: `tributary kafka-mock`, so it outlives the server). A workload of
+puts, updates, deletes and transactions runs while the mock injects faults
+(a broker down for seconds, leader changes, produce errors) and the server
+is killed with SIGKILL at random moments, at least 10 times, and restarted.
+An independent read_committed consumer (python3-confluent-kafka), and kcat
+for the raw bytes, then check that every change is in Kafka exactly once,
+in order per item and in one partition per item, with the right headers and
+a tombstone after each REMOVE."""
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from trbserver import Harness, Server  # noqa: E402
+
+h = Harness("kafka_sink")
+base = os.environ.get("TRB_TEST_TMP", "/tmp")
+os.makedirs(base, exist_ok=True)
+work = tempfile.mkdtemp(prefix="kafka-", dir=base)
+seed = int(os.environ.get("TRB_TEST_SEED", random.randrange(1 << 30)))
+print("TRB_TEST_SEED=%d" % seed, flush=True)
+rnd = random.Random(seed)
+KILLS = int(os.environ.get("TRB_KAFKA_KILLS", "10"))
+FORMAT = os.environ.get("TRB_KAFKA_FORMAT", "json")
+
+mock = subprocess.Popen([os.environ["TRB_BIN"], "kafka-mock", "--brokers", "3"], stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, text=True, bufsize=1)
+first = mock.stdout.readline().split()
+assert first[0] == "bootstrap", first
+BOOT = first[1]
+mock_lock = threading.Lock()
+
+
+def mock_cmd(line):
+    with mock_lock:
+        mock.stdin.write(line + "\n")
+        mock.stdin.flush()
+        ans = mock.stdout.readline().strip()
+    h.eq(ans, "ok", "mock: " + line)
+
+
+cfg = os.path.join(work, "tributary.yaml")
+with open(cfg, "w") as f:
+    f.write("streams:\n  shards: 2\n  rollover_s: 4\nkafka:\n  brokers: %s\n  format: %s\n" % (BOOT, FORMAT))
+srv = Server(config=cfg, data_dir=os.path.join(work, "data"))
+TOPIC = "us-east-1.orders"
+
+
+def clients():
+    kw = dict(endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id="local",
+              aws_secret_access_key="local",
+              config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+    return boto3.client("dynamodb", **kw), boto3.client("dynamodbstreams", **kw)
+
+
+def metrics():
+    out = {}
+    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+acked = {}
+counter = [0]
+lock = threading.Lock()
+
+
+def writer(wid, stop):
+    ddb, _ = clients()
+    rw = random.Random(seed * 31 + wid * 7 + counter[0])
+    while not stop.is_set():
+        k = "w%d-%d" % (wid, rw.randrange(5))
+        with lock:
+            counter[0] += 1
+            n = counter[0]
+        r = rw.random()
+        try:
+            if r < 0.5:
+                ddb.put_item(TableName="orders", Item={"pk": {"S": k}, "n": {"N": str(n)}})
+                op = [(k, "put", n)]
+            elif r < 0.7:
+                ddb.update_item(TableName="orders", Key={"pk": {"S": k}}, UpdateExpression="SET n = :n",
+                                ExpressionAttributeValues={":n": {"N": str(n)}})
+                op = [(k, "put", n)]
+            elif r < 0.85:
+                res = ddb.delete_item(TableName="orders", Key={"pk": {"S": k}}, ReturnValues="ALL_OLD")
+                op = [(k, "del", n)] if "Attributes" in res else []
+            else:
+                k2 = "w%d-%d" % (wid, (int(k.split("-")[1]) + 1) % 5)
+                ddb.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": "orders", "Item": {"pk": {"S": k}, "n": {"N": str(n)}}}},
+                    {"Put": {"TableName": "orders", "Item": {"pk": {"S": k2}, "n": {"N": str(n)}}}}])
+                op = [(k, "put", n), (k2, "put", n)]
+        except Exception:  # noqa: BLE001  killed under us
+            return
+        for kk, what, nn in op:
+            acked.setdefault(kk, []).append((what, nn))
+
+
+faults = ["down 2", "leader %s 0 3" % TOPIC, "errors produce 4 NOT_LEADER_FOR_PARTITION",
+          "leader %s 1 1" % TOPIC, "errors endtxn 2 COORDINATOR_LOAD_IN_PROGRESS", "down 3"]
+
+try:
+    srv.start()
+    ddb, strm = clients()
+    ddb.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    ddb.put_item(TableName="orders", Item={"pk": {"S": "seed"}, "n": {"N": "0"}})
+    for round_ in range(KILLS):
+        stop = threading.Event()
+        ths = [threading.Thread(target=writer, args=(w, stop)) for w in range(4)]
+        for th in ths:
+            th.start()
+        time.sleep(rnd.uniform(0.2, 0.8))
+        f = faults[round_ % len(faults)]
+        mock_cmd(f)
+        time.sleep(rnd.uniform(0.2, 1.0))
+        if f.startswith("down"):
+            time.sleep(2.0)  # a broker down for seconds, writes going on
+            mock_cmd("up " + f.split()[1])
+        srv.kill9()
+        stop.set()
+        for th in ths:
+            th.join()
+        srv.start()
+    ddb, strm = clients()
+    # Everything the WAL holds reaches Kafka.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        m = metrics()
+        if m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"]:
+            break
+        time.sleep(0.5)
+    m = metrics()
+    h.check(m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"],
+            "the Kafka sink caught up: %r" % {k: v for k, v in m.items() if "sink" in k})
+    h.eq(m.get('tributary_sink_broken{sink="kafka"}'), 0.0, "the sink is not broken")
+
+    # ---- the truth: the stream ----
+    arn = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+    shards, start = [], None
+    while True:
+        kw = {"StreamArn": arn}
+        if start:
+            kw["ExclusiveStartShardId"] = start
+        d = strm.describe_stream(**kw)["StreamDescription"]
+        shards += d["Shards"]
+        start = d.get("LastEvaluatedShardId")
+        if not start:
+            break
+    truth = {}
+    for s in shards:
+        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            r = strm.get_records(ShardIterator=it)
+            for rec in r["Records"]:
+                truth[rec["dynamodb"]["SequenceNumber"]] = rec
+            if not r["Records"]:
+                break
+            it = r.get("NextShardIterator")
+    h.check(len(shards) > 2, "the stream rolled over during the test")
+
+    # ---- what a read_committed consumer sees ----
+    c = Consumer({"bootstrap.servers": BOOT, "group.id": "check-%d" % seed, "isolation.level": "read_committed",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    md = c.list_topics(TOPIC, timeout=10).topics[TOPIC]
+    parts = sorted(md.partitions)
+    his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in parts}
+    c.assign([TopicPartition(TOPIC, p, 0) for p in parts])
+    msgs = []
+    idle = 0
+    while idle < 30:
+        mm = c.poll(0.2)
+        if mm is None:
+            pos = {tp.partition: tp.offset for tp in c.position([TopicPartition(TOPIC, p) for p in parts])}
+            if all(pos[p] >= his[p] for p in parts):
+                break
+            idle += 1
+            continue
+        if mm.error():
+            continue
+        msgs.append((mm.partition(), mm.offset(), mm.key(), mm.value(), dict(mm.headers() or [])))
+    c.close()
+    changes = [x for x in msgs if x[3] is not None]
+    tombs = [x for x in msgs if x[3] is None]
+    sns = [x[4]["sequenceNumber"].decode() for x in changes]
+    h.eq(len(sns), len(set(sns)), "every change once in Kafka (%d messages)" % len(sns))
+    extra = sorted(set(sns) - set(truth), key=int)
+    lost = sorted(set(truth) - set(sns), key=int)
+    h.check(not extra and not lost, "Kafka holds exactly the committed changes (%d of them; extra %r, "
+            "missing %r)" % (len(truth), extra[:5], lost[:5]))
+    bad = 0
+    part_of = {}
+    last_sn = {}
+    for p, off, key, val, hd in sorted(msgs, key=lambda x: (x[0], x[1])):
+        k = json.loads(key)["pk"]["S"]
+        if part_of.setdefault(k, p) != p:
+            bad += 1
+        if val is None:
+            continue
+        rec = json.loads(val)
+        sn = int(hd["sequenceNumber"])
+        t = truth.get(hd["sequenceNumber"].decode())
+        if t is None or rec["eventName"] != t["eventName"] or rec["dynamodb"].get("NewImage") != t["dynamodb"].get("NewImage") \
+                or rec["dynamodb"].get("OldImage") != t["dynamodb"].get("OldImage"):
+            bad += 1
+        if hd["eventName"].decode() != rec["eventName"] or hd["table"] != b"orders" or \
+                int(hd["lsn"]) != sn - 10 ** 20 or hd["shardId"].decode() not in {s["ShardId"] for s in shards}:
+            bad += 1
+        if sn <= last_sn.get(k, 0):
+            bad += 1
+        last_sn[k] = sn
+    h.eq(bad, 0, "one partition per item, its changes in order, images and headers right")
+    removes = [x for x in changes if json.loads(x[3])["eventName"] == "REMOVE"]
+    h.eq(len(tombs), len(removes), "one tombstone per REMOVE")
+    by_pos = {(p, off): (key, val) for p, off, key, val, hd in msgs}
+    h.check(all(by_pos.get((p, off + 1), (None, b"x"))[1] is None or True for p, off, key, val, hd in removes),
+            "tombstones present")
+    h.check(all(any(t[0] == p and t[1] > off and t[2] == key for t in tombs) for p, off, key, val, hd in removes),
+            "each REMOVE is followed by a tombstone with its key in its partition")
+    txh = [x for x in changes if "transactionId" in x[4]]
+    h.check(len(txh) > 0 and len(txh) % 2 == 0, "transaction members carry a transactionId header")
+    missing = 0
+    per = {}
+    for p, off, key, val, hd in sorted(changes, key=lambda x: (x[0], x[1])):
+        rec = json.loads(val)
+        k = rec["dynamodb"]["Keys"]["pk"]["S"]
+        per.setdefault(k, []).append(("del", None) if rec["eventName"] == "REMOVE" else
+                                     ("put", int(rec["dynamodb"]["NewImage"]["n"]["N"])))
+    for k, ops in acked.items():
+        seen = per.get(k, [])
+        j = 0
+        for op in ops:
+            while j < len(seen) and not (seen[j][0] == op[0] and (op[0] == "del" or seen[j][1] == op[1])):
+                j += 1
+            if j == len(seen):
+                missing += 1
+                break
+            j += 1
+    h.eq(missing, 0, "every acknowledged write reached Kafka in order (%d writes)" % sum(len(v) for v in acked.values()))
+    # ---- kcat sees the same committed messages ----
+    out = subprocess.run(["kcat", "-b", BOOT, "-C", "-t", TOPIC, "-e", "-q", "-X", "isolation.level=read_committed",
+                          "-f", "%p %o %S\\n"], capture_output=True, text=True, timeout=60).stdout.split("\n")
+    kc = [ln for ln in out if ln.strip()]
+    h.eq(len(kc), len(msgs), "kcat reads the same number of committed messages")
+except Exception as ex:
+    import traceback
+    traceback.print_exc()
+    h.check(False, "exception: %r" % ex)
+finally:
+    srv.stop()
+    try:
+        mock.stdin.write("quit\n")
+        mock.stdin.flush()
+        mock.wait(timeout=10)
+    except Exception:  # noqa: BLE001
+        mock.kill()
+sys.exit(h.done())
