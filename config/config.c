@@ -82,7 +82,8 @@ static const cfg_setting cfg_settings[] = {
   HOSTPORT("api.listen", api.listen, "127.0.0.1:8000",
            "Address of the DynamoDB-compatible HTTP API (HOST:PORT, IPv6 as [::1]:8000)."),
   U32("api.threads", api.threads, "0", 0, 256,
-      "HTTP worker threads; 0 means one per CPU (at least 2)."),
+      "HTTP worker threads; 0 means 16 per CPU, at least 32 (a worker waits for its "
+      "write's group commit, so more workers make bigger groups)."),
   STR_OPT("api.access_key_id", api.access_key_id, "",
           "Access key that clients must sign requests with (SigV4). Empty: any signature "
           "is accepted and the server listens on loopback only."),

@@ -32,7 +32,7 @@ typedef struct trb_config {
   } wal;
   struct {
     char listen[256];                   /* "api.listen": HOST:PORT, default 127.0.0.1:8000 */
-    uint32_t threads;                   /* "api.threads": 0 = one per CPU */
+    uint32_t threads;                   /* "api.threads": 0 = 16 per CPU, at least 32 */
     char access_key_id[128];            /* "api.access_key_id": "" = no authentication */
     char secret_access_key[128];        /* "api.secret_access_key" */
   } api;
