@@ -115,7 +115,7 @@ static const cfg_setting cfg_settings[] = {
            "development that keeps nothing across restarts (its address is logged)."),
   U32("kafka.embedded_brokers", kafka.embedded_brokers, "3", 1, 32,
       "Brokers of the embedded mock cluster."),
-  ENUM_INT("kafka.format", kafka.format, "json", NAMES("avro", "json"),
+  ENUM_INT("kafka.format", kafka.format, "avro", NAMES("avro", "json"),
            "Message values: avro (the envelope of schemas/tributary-envelope.avsc) or json "
            "(the DynamoDB Streams record)."),
   STR("kafka.topic_template", kafka.topic_template, "{region}.{table}",

@@ -9,7 +9,11 @@
  *   key        the item's key: Avro (schemas/tributary-key.avsc, entries in
  *              name order) or, with the JSON format, the Keys map as compact
  *              DynamoDB JSON with names in order
- *   value      the change (format); NULL for the tombstone after a REMOVE
+ *   value      the change (format); NULL for the tombstone after a REMOVE.
+ *              Avro keys and values are in single-object encoding (C3 01,
+ *              the schema's 64-bit fingerprint, the datum); the schemas
+ *              themselves go to the schemas topic (compacted), keyed by
+ *              their fingerprint in hex, once per producer
  *   headers    eventName, table, shardId, sequenceNumber, lsn (decimal),
  *              transactionId (when the change is part of one)
  *
@@ -45,6 +49,7 @@
 
 #include "engine/keyenc.h"
 #include "engine/value.h"
+#include "transform/avro_envelope.h"
 #include "transform/stream_record.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -63,12 +68,16 @@ typedef struct topic_ent {
 typedef struct kafka_sink {
   trb_sink base;
   trb_kafka_sink_opts o;
-  char brokers[2048], tmpl[256], region[64], txid[256], offsets[256], ckpath[4096], comp[16];
+  char brokers[2048], tmpl[256], region[64], txid[256], offsets[256], schemas[256],
+      ckpath[4096], comp[16];
   rd_kafka_t *rk;
   rd_kafka_t *tails;        /* read_committed consumer reading partition tails */
   topic_ent *topics;
   size_t ntopics, captopics;
   int in_txn;
+  trb_avro *avro;           /* the Avro format's encoder */
+  int schemas_sent;
+  trb_buf kbuf, vbuf;
   /* delivery reports (at least once) */
   long failed;
   char last_err[256];
@@ -486,13 +495,34 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     trb_av_destroy(keys);
     return TRB_OK;
   }
-  char *key = json_key(keys);
-  trb_av_destroy(keys);
-  char *val = json_dumps(r->record, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (!key || !val) {
-    free(key);
-    free(val);
-    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  char *key = NULL, *val = NULL;
+  size_t kl, vl;
+  if (k->o.format == TRB_KAFKA_AVRO) {
+    trb_avro_source src = {.table = r->stream->table, .region = k->region,
+                           .shard_id = r->shard_id};
+    trb_buf_reset(&k->kbuf);
+    trb_buf_reset(&k->vbuf);
+    trb_err arc = trb_avro_frame_single(trb_avro_key_fingerprint(k->avro), &k->kbuf);
+    if (!arc) arc = trb_avro_encode_key(k->avro, keys, &k->kbuf, st);
+    if (!arc) arc = trb_avro_frame_single(trb_avro_value_fingerprint(k->avro), &k->vbuf);
+    if (!arc) arc = trb_avro_encode_change(k->avro, r->wal, &src, &k->vbuf, st);
+    trb_av_destroy(keys);
+    if (arc) return arc;
+    key = (char *)k->kbuf.p;
+    kl = k->kbuf.len;
+    val = (char *)k->vbuf.p;
+    vl = k->vbuf.len;
+  } else {
+    key = json_key(keys);
+    trb_av_destroy(keys);
+    val = json_dumps(r->record, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!key || !val) {
+      free(key);
+      free(val);
+      return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    }
+    kl = strlen(key);
+    vl = strlen(val);
   }
   char seq[TRB_SEQNO_BUF], lsn[24], txn[24];
   trb_seqno_format(r->wal->lsn, seq);
@@ -510,17 +540,19 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     rd_kafka_header_add(hd, "transactionId", -1, txn, -1);
   }
   rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (!skip_msg) e = produce(k, te->t, part, key, strlen(key), val, strlen(val), hd);
+  if (!skip_msg) e = produce(k, te->t, part, key, kl, val, vl, hd);
   if (e || skip_msg) rd_kafka_headers_destroy(hd); /* owned by the message only once sent */
   if (!e && !skip_tomb) {
     rd_kafka_headers_t *th = rd_kafka_headers_new(2);
     rd_kafka_header_add(th, "eventName", -1, "REMOVE", -1);
     rd_kafka_header_add(th, "lsn", -1, lsn, -1);
-    e = produce(k, te->t, part, key, strlen(key), NULL, 0, th);
+    e = produce(k, te->t, part, key, kl, NULL, 0, th);
     if (e) rd_kafka_headers_destroy(th);
   }
-  free(key);
-  free(val);
+  if (k->o.format != TRB_KAFKA_AVRO) {
+    free(key);
+    free(val);
+  }
   if (e)
     return trb_status_set(st, e == RD_KAFKA_RESP_ERR__FATAL ? TRB_EFAILED : TRB_EIO,
                           "kafka: producing to %s: %s", te->name, rd_kafka_err2str(e));
@@ -562,6 +594,28 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     k->in_txn = 1;
   }
   k->failed = 0;
+  if (k->o.format == TRB_KAFKA_AVRO && !k->schemas_sent && n) {
+    /* the schemas, where consumers of single-object messages find them */
+    const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
+    uint64_t fp[2] = {trb_avro_key_fingerprint(k->avro), trb_avro_value_fingerprint(k->avro)};
+    for (int i = 0; i < 2; i++) {
+      char key[24];
+      snprintf(key, sizeof key, "%016" PRIx64, fp[i]);
+      rd_kafka_resp_err_t pe = rd_kafka_producev(
+          k->rk, RD_KAFKA_V_TOPIC(k->schemas), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)sch[i], strlen(sch[i])),
+          RD_KAFKA_V_END);
+      if (pe) {
+        if (k->o.exactly_once) {
+          rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+          if (a) rd_kafka_error_destroy(a);
+          else k->in_txn = 0;
+        }
+        return trb_status_set(st, TRB_EIO, "kafka: producing the schemas: %s",
+                              rd_kafka_err2str(pe));
+      }
+    }
+  }
   for (size_t i = 0; i < n; i++)
     if ((rc = produce_one(k, &recs[i], st))) {
       if (k->o.exactly_once) {
@@ -590,6 +644,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     rd_kafka_error_t *e = rd_kafka_commit_transaction(k->rk, k->o.timeout_ms);
     if (e) return txn_error(k, e, "commit_transaction", st);
     k->in_txn = 0;
+    if (n) k->schemas_sent = 1;
     ck = ckpt_json(through);
     int w = ck ? trb_sys_write_file_durable(k->ckpath, ck, strlen(ck)) : -1;
     free(ck);
@@ -608,6 +663,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   int w = trb_sys_write_file_durable(k->ckpath, ck, strlen(ck));
   free(ck);
   if (w < 0) return trb_status_set(st, TRB_EIO, "kafka sink: cannot write %s", k->ckpath);
+  if (n) k->schemas_sent = 1;
   return TRB_OK;
 }
 
@@ -620,6 +676,9 @@ static void ks_destroy(trb_sink *s) {
     free(k->topics[i].tail_tomb);
   }
   free(k->topics);
+  trb_avro_destroy(k->avro);
+  trb_buf_fini(&k->kbuf);
+  trb_buf_fini(&k->vbuf);
   if (k->tails) {
     rd_kafka_consumer_close(k->tails);
     rd_kafka_destroy(k->tails);
@@ -641,9 +700,6 @@ static const trb_sink_ops kafka_ops = {
 trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_status *st) {
   if (!o->brokers || !o->brokers[0])
     return trb_status_set(st, TRB_ECONFIG, "kafka: no brokers (kafka.brokers, or kafka.embedded)");
-  if (o->format != TRB_KAFKA_JSON)
-    return trb_status_set(st, TRB_ECONFIG, "kafka: only the json format is available in this "
-                          "build (kafka.format: json)");
   if (o->exactly_once && (!o->transactional_id || !o->transactional_id[0]))
     return trb_status_set(st, TRB_ECONFIG, "kafka: exactly once needs a transactional id");
   if (!o->checkpoint_path || !o->checkpoint_path[0])
@@ -662,6 +718,17 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
   snprintf(k->ckpath, sizeof k->ckpath, "%s", o->checkpoint_path ? o->checkpoint_path : "");
   snprintf(k->comp, sizeof k->comp, "%s", o->compression && o->compression[0] ? o->compression : "lz4");
   if (k->o.timeout_ms <= 0) k->o.timeout_ms = 30000;
+  snprintf(k->schemas, sizeof k->schemas, "%s",
+           o->schemas_topic && o->schemas_topic[0] ? o->schemas_topic : "__tributary_schemas");
+  trb_buf_init(&k->kbuf, 0);
+  trb_buf_init(&k->vbuf, 0);
+  if (k->o.format == TRB_KAFKA_AVRO) {
+    trb_err rc = trb_avro_create(&k->avro, st);
+    if (rc) {
+      free(k);
+      return rc;
+    }
+  }
   *out = &k->base;
   return TRB_OK;
 }

@@ -31,6 +31,7 @@ typedef struct trb_kafka_sink_opts {
   int exactly_once;             /* 1: transactions (default) */
   const char *transactional_id; /* exactly once: the producer's (and checkpoint's) id */
   const char *offsets_topic;    /* exactly once: where checkpoints go */
+  const char *schemas_topic;    /* Avro: where the schemas go (by fingerprint) */
   const char *checkpoint_path;  /* at least once: the local checkpoint file */
   int tombstones;               /* a null-valued message after each REMOVE */
   trb_kafka_format format;

@@ -31,7 +31,61 @@ seed = int(os.environ.get("TRB_TEST_SEED", random.randrange(1 << 30)))
 print("TRB_TEST_SEED=%d" % seed, flush=True)
 rnd = random.Random(seed)
 KILLS = int(os.environ.get("TRB_KAFKA_KILLS", "10"))
-FORMAT = os.environ.get("TRB_KAFKA_FORMAT", "json")
+FORMAT = os.environ.get("TRB_KAFKA_FORMAT", "avro")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+if FORMAT == "avro":
+    import io
+
+    import avro.io
+    import avro.schema
+    VSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-envelope.avsc")).read())
+    KSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-key.avsc")).read())
+
+
+def av_to_ddb(av):
+    """An io.tributary.AttributeValue as DynamoDB JSON."""
+    for t in ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"):
+        v = av.get(t)
+        if v is not None:
+            if t == "M":
+                return {"M": {k: av_to_ddb(x) for k, x in v.items()}}
+            if t == "L":
+                return {"L": [av_to_ddb(x) for x in v]}
+            return {t: v}
+    raise ValueError("an AttributeValue with no type: %r" % av)
+
+
+def unframe(b, schema):
+    """Avro single-object encoding: C3 01, the 8-byte fingerprint, the datum."""
+    assert b[:2] == b"\xc3\x01", b[:2]
+    return avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(b[10:])))
+
+
+def decode_key(key):
+    if FORMAT == "json":
+        return json.loads(key)
+    return {k: av_to_ddb(v) for k, v in unframe(key, KSCHEMA)["attributes"].items()}
+
+
+OPS = {"c": "INSERT", "u": "MODIFY", "d": "REMOVE"}
+
+
+def decode_value(val):
+    """The change in the shape of a Streams record (eventName, Keys and the
+    images NEW_AND_OLD_IMAGES gives) whatever the format."""
+    if FORMAT == "json":
+        return json.loads(val)
+    env = unframe(val, VSCHEMA)
+    assert OPS[env["op"]] == env["eventName"], env
+    img = env["after"] or env["before"]
+    d = {"Keys": {"pk": av_to_ddb(img["pk"])}}
+    if env["after"] is not None:
+        d["NewImage"] = {k: av_to_ddb(v) for k, v in env["after"].items()}
+    if env["before"] is not None:
+        d["OldImage"] = {k: av_to_ddb(v) for k, v in env["before"].items()}
+    assert env["source"]["table"] == "orders" and env["source"]["lsn"] + 10 ** 20 == int(env["source"]["sequence_number"]), env
+    return {"eventName": env["eventName"], "dynamodb": d}
 
 mock = subprocess.Popen([os.environ["TRB_BIN"], "kafka-mock", "--brokers", "3"], stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -207,12 +261,12 @@ try:
     part_of = {}
     last_sn = {}
     for p, off, key, val, hd in sorted(msgs, key=lambda x: (x[0], x[1])):
-        k = json.loads(key)["pk"]["S"]
+        k = decode_key(key)["pk"]["S"]
         if part_of.setdefault(k, p) != p:
             bad += 1
         if val is None:
             continue
-        rec = json.loads(val)
+        rec = decode_value(val)
         sn = int(hd["sequenceNumber"])
         t = truth.get(hd["sequenceNumber"].decode())
         if t is None or rec["eventName"] != t["eventName"] or rec["dynamodb"].get("NewImage") != t["dynamodb"].get("NewImage") \
@@ -225,19 +279,33 @@ try:
             bad += 1
         last_sn[k] = sn
     h.eq(bad, 0, "one partition per item, its changes in order, images and headers right")
-    removes = [x for x in changes if json.loads(x[3])["eventName"] == "REMOVE"]
+    removes = [x for x in changes if decode_value(x[3])["eventName"] == "REMOVE"]
     h.eq(len(tombs), len(removes), "one tombstone per REMOVE")
     by_pos = {(p, off): (key, val) for p, off, key, val, hd in msgs}
     h.check(all(by_pos.get((p, off + 1), (None, b"x"))[1] is None or True for p, off, key, val, hd in removes),
             "tombstones present")
     h.check(all(any(t[0] == p and t[1] > off and t[2] == key for t in tombs) for p, off, key, val, hd in removes),
             "each REMOVE is followed by a tombstone with its key in its partition")
+    if FORMAT == "avro":
+        # the schemas topic holds both schemas, keyed by fingerprint
+        sc = Consumer({"bootstrap.servers": BOOT, "group.id": "schemas-%d" % seed, "auto.offset.reset": "earliest"})
+        sc.subscribe(["__tributary_schemas"])
+        got = {}
+        t0 = time.time()
+        while time.time() - t0 < 15 and len(got) < 2:
+            mm = sc.poll(0.5)
+            if mm is not None and not mm.error():
+                got[mm.key().decode()] = mm.value().decode()
+        sc.close()
+        h.eq(sorted(got), sorted(["%016x" % 0x2c598b92b564f2af, "%016x" % 0xb59374152de4d7d5]),
+             "the schemas topic holds the value and key schemas by fingerprint")
+        h.check(all(avro.schema.parse(v) for v in got.values()), "the published schemas parse")
     txh = [x for x in changes if "transactionId" in x[4]]
     h.check(len(txh) > 0 and len(txh) % 2 == 0, "transaction members carry a transactionId header")
     missing = 0
     per = {}
     for p, off, key, val, hd in sorted(changes, key=lambda x: (x[0], x[1])):
-        rec = json.loads(val)
+        rec = decode_value(val)
         k = rec["dynamodb"]["Keys"]["pk"]["S"]
         per.setdefault(k, []).append(("del", None) if rec["eventName"] == "REMOVE" else
                                      ("put", int(rec["dynamodb"]["NewImage"]["n"]["N"])))
