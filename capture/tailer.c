@@ -223,6 +223,7 @@ static void *tail_main(void *arg) {
     return NULL;
   }
   int64_t last_delivery = trb_mono_ns();
+  uint64_t indexed = 0; /* the stream index has taken in every LSN <= this */
   for (;;) {
     if (stopping(t)) break;
     int timeout = t->nb ? 0 : 200;
@@ -247,10 +248,14 @@ static void *tail_main(void *arg) {
       break;
     }
     if (r.kind == TRB_WAL_INSERT || r.kind == TRB_WAL_MODIFY || r.kind == TRB_WAL_REMOVE) {
-      /* The stream index decides where the record goes. */
-      while (trb_streams_wait(t->o.streams, r.lsn, 200) && !stopping(t)) {
+      /* The stream index decides where the record goes (asked again only
+       * when the record is past what it had taken in last time). */
+      if (r.lsn > indexed) {
+        while (trb_streams_wait(t->o.streams, r.lsn, 200) && !stopping(t)) {
+        }
+        if (stopping(t)) break;
+        indexed = trb_streams_next_lsn(t->o.streams) - 1;
       }
-      if (stopping(t)) break;
       trb_av *keys = NULL;
       if (trb_av_decode(r.keys, r.keys_len, &keys)) {
         trb_log_error("processor", "undecodable keys in WAL record LSN %llu; the %s sink stops",

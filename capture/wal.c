@@ -951,6 +951,13 @@ uint64_t trb_wal_first_lsn(const trb_wal *w) {
   return first;
 }
 
+uint64_t trb_wal_published_lsn(trb_wal *w) {
+  pthread_mutex_lock(&w->mu);
+  uint64_t v = w->published;
+  pthread_mutex_unlock(&w->mu);
+  return v;
+}
+
 trb_err trb_wal_segments(trb_wal *w, trb_wal_seg_info **out, size_t *n, trb_status *st) {
   pthread_mutex_lock(&w->mu);
   size_t k = w->nsegs;

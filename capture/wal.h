@@ -123,6 +123,8 @@ trb_err trb_wal_append(trb_wal *w, trb_wal_rec *recs, size_t n, trb_status *st);
 trb_err trb_wal_commit(trb_wal *w, trb_status *st);
 /* Makes records up to lsn visible to readers and wakes them. */
 void trb_wal_publish(trb_wal *w, uint64_t lsn);
+/* The highest LSN readers may see now. */
+uint64_t trb_wal_published_lsn(trb_wal *w);
 /* TRB_OK, or the error that failed the WAL. */
 trb_err trb_wal_failed(const trb_wal *w);
 

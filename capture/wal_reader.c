@@ -29,6 +29,7 @@
 #include "util/clock.h"
 
 #define READ_CHUNK ((size_t)256 << 10)
+#define TAIL_CHUNK ((size_t)16 << 10)
 
 struct trb_wal_reader {
   trb_wal *w;
@@ -199,9 +200,15 @@ static trb_err next_seg(trb_wal_reader *r, trb_status *st) {
 /* Window bytes at r->off, re-read when the last read predates next_lsn's
  * publication. */
 static ssize_t get(trb_wal_reader *r, size_t n, uint64_t pub, const unsigned char **p) {
-  if (r->fill_pub < r->next_lsn) r->win.len = 0; /* stale: read again */
+  size_t chunk = READ_CHUNK;
+  if (r->fill_pub < r->next_lsn) {
+    /* stale: a reader that caught up and was woken for a few new records
+     * reads a little ahead, not a whole chunk of preallocated zeros */
+    r->win.len = 0;
+    chunk = TAIL_CHUNK;
+  }
   uint64_t before = r->win.reads;
-  ssize_t a = trb__wal_win_get(&r->win, r->off, n, READ_CHUNK, p);
+  ssize_t a = trb__wal_win_get(&r->win, r->off, n, chunk, p);
   if (r->win.reads != before) r->fill_pub = pub;
   return a;
 }

@@ -400,8 +400,9 @@ void trb_streams_stop(trb_streams *t) {
 }
 
 int trb_streams_sync(trb_streams *t, int timeout_ms) {
-  /* Everything the WAL has made visible so far. */
-  uint64_t want = trb_wal_last_lsn(t->o.wal);
+  /* Everything the WAL has made visible so far (not what is appended and
+   * still being synced: that would wait for the fdatasync in flight). */
+  uint64_t want = trb_wal_published_lsn(t->o.wal);
   struct timespec dl = trb_deadline_ms(timeout_ms);
   pthread_mutex_lock(&t->mu);
   int r = 0;
