@@ -312,7 +312,8 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                               .transactional_id = txid, .offsets_topic = c->cfg.kafka.offsets_topic,
                               .checkpoint_path = ckpath, .tombstones = c->cfg.kafka.tombstones,
                               .format = (trb_kafka_format)c->cfg.kafka.format,
-                              .compression = c->cfg.kafka.compression};
+                              .compression = c->cfg.kafka.compression,
+                              .schema_registry = c->cfg.kafka.schema_registry};
     trb_sink *ks = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
                           .region = c->cfg.region};

@@ -134,6 +134,12 @@ static const cfg_setting cfg_settings[] = {
            "topics)."),
   ENUM_STR("kafka.compression", kafka.compression, "lz4",
            NAMES("none", "gzip", "snappy", "lz4", "zstd"), "Compression of produced batches."),
+  STR_OPT("kafka.schema_registry", kafka.schema_registry, "",
+          "Base URL of a Confluent-compatible schema registry (http://host:8081). Set, with "
+          "the avro format: the key and value schemas are registered under <topic>-key and "
+          "<topic>-value and messages use Confluent's wire format (00, the 4-byte schema id). "
+          "Empty: Avro single-object encoding (C3 01, the schema's fingerprint), the schemas "
+          "on the __tributary_schemas topic."),
   STR_OPT("sinks.file.dir", file_sink.dir, "",
           "Directory of the audit file sink: every stream record of every table with a "
           "stream, as JSON Lines, exactly once across crashes. Empty: no file sink."),

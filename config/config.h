@@ -60,6 +60,8 @@ typedef struct trb_config {
     char offsets_topic[256];            /* "kafka.offsets_topic" */
     int tombstones;                     /* "kafka.tombstones": false|true, default true */
     char compression[16];               /* "kafka.compression": none|gzip|snappy|lz4|zstd */
+    char schema_registry[2048];         /* "kafka.schema_registry": base URL; "" = none (Avro
+                                           single-object framing) */
   } kafka;
   struct {
     char dir[TRB_CONFIG_PATH_MAX];      /* "sinks.file.dir": "" = no file sink */

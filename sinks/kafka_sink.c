@@ -10,10 +10,14 @@
  *              name order) or, with the JSON format, the Keys map as compact
  *              DynamoDB JSON with names in order
  *   value      the change (format); NULL for the tombstone after a REMOVE.
- *              Avro keys and values are in single-object encoding (C3 01,
- *              the schema's 64-bit fingerprint, the datum); the schemas
- *              themselves go to the schemas topic (compacted), keyed by
- *              their fingerprint in hex, once per producer
+ *              Avro keys and values are framed in one of two ways:
+ *              - a schema registry configured: Confluent's wire format (00,
+ *                the schema id, 4 bytes big-endian, the datum), the ids
+ *                those of subjects "<topic>-key" and "<topic>-value";
+ *              - none: single-object encoding (C3 01, the schema's 64-bit
+ *                fingerprint, the datum); the schemas themselves go to
+ *                the schemas topic (compacted), keyed by their fingerprint
+ *                in hex, once per producer
  *   headers    eventName, table, shardId, sequenceNumber, lsn (decimal),
  *              transactionId (when the change is part of one)
  *
@@ -38,6 +42,18 @@
  * sent again) and with brokers that do not filter aborted data (librdkafka's
  * mock cluster: what it shows is not sent again). After an aborted
  * transaction the tails are read again.
+ *
+ * SCHEMA IDS
+ * Registered when a topic gets its first message, inside the batch that
+ * carries it, and kept in the topic's entry. The two registry calls are
+ * bounded by timeout_ms / 2 each (at most TRB_REGISTRY_TIMEOUT_MS), so
+ * together they stay within the transaction's timeout (2 * timeout_ms).
+ * Registering the same schema again is harmless (the registry answers
+ * with the id it has), so a crash never leaves anything to undo. Any
+ * failure fails the delivery as TRB_EIO, so the processor retries with
+ * backoff: a registry down, or one refusing the schema (409, 422) until
+ * someone fixes it, holds the sink back, never drops a change or sends it
+ * with another framing.
  */
 #include "sinks/kafka_sink.h"
 
@@ -49,6 +65,7 @@
 
 #include "engine/keyenc.h"
 #include "engine/value.h"
+#include "sinks/schema_registry.h"
 #include "transform/avro_envelope.h"
 #include "transform/stream_record.h"
 #include "util/buf.h"
@@ -63,6 +80,8 @@ typedef struct topic_ent {
   int partitions;
   int64_t *tail;            /* per partition: LSN of its last message; -1 unknown, 0 none */
   unsigned char *tail_tomb; /* ... and whether that message was a tombstone */
+  int have_ids;             /* with a registry: key_id and value_id are set */
+  uint32_t key_id, value_id;
 } topic_ent;
 
 typedef struct kafka_sink {
@@ -76,6 +95,7 @@ typedef struct kafka_sink {
   size_t ntopics, captopics;
   int in_txn;
   trb_avro *avro;           /* the Avro format's encoder */
+  trb_registry *reg;        /* Avro with a schema registry: Confluent framing */
   int schemas_sent;
   trb_buf kbuf, vbuf;
   /* delivery reports (at least once) */
@@ -453,6 +473,34 @@ static char *json_key(const trb_av *keys) {
   return s;
 }
 
+/* The registry's ids of the topic's key and value schemas (subjects
+ * "<topic>-key", "<topic>-value"), asked for once per topic. Any failure
+ * is TRB_EIO (ENOMEM aside): the processor retries the batch. */
+static trb_err topic_ids(kafka_sink *k, topic_ent *te, trb_status *st) {
+  if (te->have_ids) return TRB_OK;
+  char subj[sizeof te->name + 8];
+  uint32_t ids[2];
+  const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
+  const char *suffix[2] = {"key", "value"};
+  for (int i = 0; i < 2; i++) {
+    trb_status rst;
+    trb_status_init(&rst);
+    snprintf(subj, sizeof subj, "%s-%s", te->name, suffix[i]);
+    trb_err rc = trb_registry_register(k->reg, subj, sch[i], &ids[i], &rst);
+    if (rc)
+      return trb_status_set(st, rc == TRB_ENOMEM ? TRB_ENOMEM : TRB_EIO,
+                            "kafka: registering the %s schema of %s: %s", suffix[i], te->name,
+                            trb_status_msg(&rst));
+  }
+  te->key_id = ids[0];
+  te->value_id = ids[1];
+  te->have_ids = 1;
+  trb_log_info("kafka", "topic %s: schema ids %" PRIu32 " (%s-key) and %" PRIu32
+               " (%s-value) from %s", te->name, ids[0], te->name, ids[1], te->name,
+               trb_registry_url(k->reg));
+  return TRB_OK;
+}
+
 /* Produces, waiting while librdkafka's queue is full. */
 static rd_kafka_resp_err_t produce(kafka_sink *k, rd_kafka_topic_t *t, int32_t part,
                                    const void *key, size_t kl, const void *val, size_t vl,
@@ -502,9 +550,14 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
                            .shard_id = r->shard_id};
     trb_buf_reset(&k->kbuf);
     trb_buf_reset(&k->vbuf);
-    trb_err arc = trb_avro_frame_single(trb_avro_key_fingerprint(k->avro), &k->kbuf);
+    trb_err arc = k->reg ? topic_ids(k, te, st) : TRB_OK;
+    if (!arc)
+      arc = k->reg ? trb_avro_frame_confluent(te->key_id, &k->kbuf)
+                   : trb_avro_frame_single(trb_avro_key_fingerprint(k->avro), &k->kbuf);
     if (!arc) arc = trb_avro_encode_key(k->avro, keys, &k->kbuf, st);
-    if (!arc) arc = trb_avro_frame_single(trb_avro_value_fingerprint(k->avro), &k->vbuf);
+    if (!arc)
+      arc = k->reg ? trb_avro_frame_confluent(te->value_id, &k->vbuf)
+                   : trb_avro_frame_single(trb_avro_value_fingerprint(k->avro), &k->vbuf);
     if (!arc) arc = trb_avro_encode_change(k->avro, r->wal, &src, &k->vbuf, st);
     trb_av_destroy(keys);
     if (arc) return arc;
@@ -594,7 +647,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     k->in_txn = 1;
   }
   k->failed = 0;
-  if (k->o.format == TRB_KAFKA_AVRO && !k->schemas_sent && n) {
+  if (k->o.format == TRB_KAFKA_AVRO && !k->reg && !k->schemas_sent && n) {
     /* the schemas, where consumers of single-object messages find them */
     const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
     uint64_t fp[2] = {trb_avro_key_fingerprint(k->avro), trb_avro_value_fingerprint(k->avro)};
@@ -676,6 +729,7 @@ static void ks_destroy(trb_sink *s) {
     free(k->topics[i].tail_tomb);
   }
   free(k->topics);
+  trb_registry_destroy(k->reg);
   trb_avro_destroy(k->avro);
   trb_buf_fini(&k->kbuf);
   trb_buf_fini(&k->vbuf);
@@ -722,13 +776,23 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
            o->schemas_topic && o->schemas_topic[0] ? o->schemas_topic : "__tributary_schemas");
   trb_buf_init(&k->kbuf, 0);
   trb_buf_init(&k->vbuf, 0);
+  int want_reg = o->schema_registry && o->schema_registry[0];
   if (k->o.format == TRB_KAFKA_AVRO) {
     trb_err rc = trb_avro_create(&k->avro, st);
+    int rto = k->o.timeout_ms / 2 < TRB_REGISTRY_TIMEOUT_MS ? k->o.timeout_ms / 2
+                                                            : TRB_REGISTRY_TIMEOUT_MS;
+    if (rto < 1) rto = 1;
+    if (!rc && want_reg) rc = trb_registry_create(o->schema_registry, rto, &k->reg, st);
     if (rc) {
+      trb_avro_destroy(k->avro);
       free(k);
       return rc;
     }
+  } else if (want_reg) {
+    trb_log_warn("kafka", "kafka.schema_registry is set but kafka.format is json: the registry "
+                 "is not used (it serves the Avro format)");
   }
+  k->o.schema_registry = NULL; /* the caller's string: the handle has its own copy */
   *out = &k->base;
   return TRB_OK;
 }

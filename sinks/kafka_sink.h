@@ -13,6 +13,15 @@
  * change once. At least once (exactly_once off): an idempotent producer,
  * the checkpoint in a local file written after Kafka acknowledged the batch;
  * a crash between the two delivers the batch again.
+ *
+ * Avro framing: with a schema registry (schema_registry, see
+ * sinks/schema_registry.h) keys and values are in Confluent's wire format,
+ * with the ids the registry gave the key and value schemas under
+ * "<topic>-key" and "<topic>-value" (TopicNameStrategy), registered at the
+ * topic's first message and then cached; nothing goes to the schemas topic.
+ * A registration that fails fails the delivery (TRB_EIO: the processor
+ * retries it). Without a registry: single-object encoding, the schemas on
+ * the schemas topic. The JSON format ignores the registry.
  */
 #ifndef TRB_KAFKA_SINK_H
 #define TRB_KAFKA_SINK_H
@@ -31,7 +40,10 @@ typedef struct trb_kafka_sink_opts {
   int exactly_once;             /* 1: transactions (default) */
   const char *transactional_id; /* exactly once: the producer's (and checkpoint's) id */
   const char *offsets_topic;    /* exactly once: where checkpoints go */
-  const char *schemas_topic;    /* Avro: where the schemas go (by fingerprint) */
+  const char *schemas_topic;    /* Avro without a registry: where the schemas go (by
+                                   fingerprint) */
+  const char *schema_registry;  /* Avro: a schema registry's base URL; NULL or "" = none
+                                   (single-object framing) */
   const char *checkpoint_path;  /* at least once: the local checkpoint file */
   int tombstones;               /* a null-valued message after each REMOVE */
   trb_kafka_format format;

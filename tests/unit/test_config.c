@@ -483,7 +483,7 @@ static void test_print_doc(void **state) {
                                 "kafka.embedded", "kafka.embedded_brokers", "kafka.format",
                                 "kafka.topic_template", "kafka.exactly_once",
                                 "kafka.transactional_id", "kafka.offsets_topic", "kafka.tombstones",
-                                "kafka.compression", "sinks.file.dir",
+                                "kafka.compression", "kafka.schema_registry", "sinks.file.dir",
                                 "sinks.file.rotate_bytes", "sinks.file.rotate_s", "region",
                                 "log_level"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
