@@ -1,99 +1,300 @@
 #!/usr/bin/env bash
-# bench_http.sh -- PutItem and GetItem over HTTP: tributary (durable) vs
-# dynalite (the npm DynamoDB emulator, in memory) vs a bare libmicrohttpd
-# server (the HTTP layer's ceiling), all under the same wrk load on
-# loopback: 32 connections, 2 threads. One `name=value` line per figure.
+# bench_http.sh -- PutItem and GetItem over HTTP: tributary (durable, WAL
+# sync=always) vs dynalite (the npm DynamoDB emulator, in memory) vs a bare
+# libmicrohttpd server (the HTTP layer's ceiling), all under the same wrk
+# load on loopback: 32 connections, 2 threads. One `name=value` line per
+# figure on stdout; progress and diagnostics on stderr.
 #
 #   bash bench/bench_http.sh [SECONDS]      (run after scripts/build.sh release)
+#
+# Needs wrk (apt-get install wrk), curl, python3, and Node.js >= 20 for
+# dynalite. dynalite is installed with npm, pinned, into $TRB_BENCH_CACHE
+# (default /opt/trb-bench, outside the repository) the first time it is
+# missing; nothing is installed inside the repository.
+#
+# Environment:
+#   TRB_BENCH_BUILD       directory holding tributary and bench_mhd_bare
+#                         (default ./build)
+#   TRB_BENCH_CACHE       where dynalite is installed (default /opt/trb-bench)
+#   TRB_BENCH_SERVE_ARGS  extra arguments for `tributary serve`, e.g.
+#                         "--threads 32" (default: none, the server's default)
+#   TRB_BENCH_DATA        parent directory of tributary's data directory
+#                         (default /tmp; must be a real disk, not tmpfs, for
+#                         the durable figures to mean anything)
+#
+# Every response is checked: *_non200 counts responses whose status is not
+# 200, *_sock_errors counts connect/read/write errors and timeouts, and
+# *_get_missing counts GetItem answers with a 200 but no Item (the keys read
+# all exist). All of them should be 0; the script exits 1 if one is not.
+# Other work on the two cores makes every figure lower and noisier:
+# cpu_idle_before_pct is how idle the machine was just before the run, and
+# for each load *_other_cpu_pct is the share of all CPUs that processes
+# other than the server and wrk took during it (should be near 0);
+# *_server_cpu_us_per_req and *_wrk_cpu_us_per_req are the CPU time the
+# server (all its threads, user+system) and wrk spent per request, which
+# move much less with such noise than the rates do. (Kernel threads doing
+# the server's disk writeback count as other, a few percent for PutItem.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
-B=./build
-command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 1; }
+B=${TRB_BENCH_BUILD:-./build}
+CACHE=${TRB_BENCH_CACHE:-/opt/trb-bench}
+DYNALITE_VERSION=4.0.0 # needs Node >= 20
+SERVE_ARGS=${TRB_BENCH_SERVE_ARGS:-}
+P_BARE=18001 P_TRB=18002 P_DYN=18003
+
+say() { echo "bench_http: $*" >&2; }
+die() { say "$*"; exit 1; }
+for t in wrk curl python3; do
+  command -v "$t" >/dev/null || die "$t missing (wrk: apt-get install wrk)"
+done
+[[ -x $B/tributary && -x $B/bench_mhd_bare ]] || die "build first: bash scripts/build.sh release"
+for p in $P_BARE $P_TRB $P_DYN; do
+  ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/" || die "port $p is already in use"
+done
+
 W=$(mktemp -d /tmp/trb-bench-http-XXXXXX)
+D=$(mktemp -d "${TRB_BENCH_DATA:-/tmp}/trb-bench-http-data-XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W" "$D"
+}
 trap cleanup EXIT
+stop() { # stop PID: SIGTERM, wait for it to exit (one server runs at a time)
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  PIDS=()
+}
 
-# wrk scripts: unique keys for PutItem; GetItem over keys that exist. Both
-# carry an Authorization header (dynalite insists on one; neither server
-# here verifies it).
-cat >"$W/put.lua" <<'LUA'
+# ---- wrk scripts ----
+# Both carry SigV4-shaped headers (dynalite refuses a request without an
+# Authorization header; neither server here verifies the signature).
+# Items are about 200 bytes of DynamoDB item size, as in bench_put: id S
+# (14 bytes), n N, pad S (170 bytes). Keys are unique across both wrk
+# threads: setup() hands each thread its own number through a global
+# (thread:set sets a global, so request() must read a global, not a local).
+cat >"$W/common.lua" <<'LUA'
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+local hdr = {
+  ["Authorization"] = "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000",
+  ["X-Amz-Date"] = "20260101T000000Z",
+  ["Content-Type"] = "application/x-amz-json-1.0",
+}
+function dynamo(op, body)
+  hdr["X-Amz-Target"] = "DynamoDB_20120810." .. op
+  return wrk.format("POST", "/", hdr, body)
+end
+non200 = 0
+missing = 0
+first_bad = ""
+function check(status, body, want_item)
+  if status ~= 200 then
+    non200 = non200 + 1
+    if first_bad == "" then first_bad = status .. " " .. string.sub(body or "", 1, 300) end
+  elseif want_item and not string.find(body, '"Item"', 1, true) then
+    missing = missing + 1
+    if first_bad == "" then first_bad = "200 without Item: " .. string.sub(body or "", 1, 300) end
+  end
+end
+function done(summary, latency, requests)
+  local bad, miss, first = 0, 0, ""
+  for _, t in ipairs(threads) do
+    bad = bad + t:get("non200")
+    miss = miss + t:get("missing")
+    if first == "" then first = t:get("first_bad") end
+  end
+  local e = summary.errors
+  io.write(string.format("RESULT %.0f %.0f %.0f %d %d %d %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.requests, bad, miss, e.connect + e.read + e.write + e.timeout))
+  if first ~= "" then io.write("FIRST_BAD " .. first .. "\n") end
+end
+LUA
+{ cat "$W/common.lua"; cat <<'LUA'
 local n = 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+local pad = string.rep("x", 170)
 request = function()
   n = n + 1
-  local body = string.format('{"TableName":"bench","Item":{"id":{"S":"t%d-%d"},"n":{"N":"%d"},"pad":{"S":"%s"}}}',
-    tid, n, n, string.rep("x", 150))
-  return wrk.format("POST", "/", {["Authorization"]="AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000", ["X-Amz-Date"]="20260101T000000Z", ["Content-Type"]="application/x-amz-json-1.0",
-    ["X-Amz-Target"]="DynamoDB_20120810.PutItem"}, body)
+  return dynamo("PutItem", string.format(
+    '{"TableName":"bench","Item":{"id":{"S":"t%d-%011d"},"n":{"N":"%d"},"pad":{"S":"%s"}}}',
+    tid, n, n, pad))
 end
+response = function(status, headers, body) check(status, body, false) end
 LUA
-cat >"$W/get.lua" <<'LUA'
+} >"$W/put.lua"
+{ cat "$W/common.lua"; cat <<'LUA'
 local n = 0
 request = function()
   n = n + 1
-  local body = string.format('{"TableName":"bench","Key":{"id":{"S":"seed-%d"}}}', n % 1000)
-  return wrk.format("POST", "/", {["Authorization"]="AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000", ["X-Amz-Date"]="20260101T000000Z", ["Content-Type"]="application/x-amz-json-1.0",
-    ["X-Amz-Target"]="DynamoDB_20120810.GetItem"}, body)
+  return dynamo("GetItem", string.format('{"TableName":"bench","Key":{"id":{"S":"seed-%d"}}}',
+    (n * 7 + tid) % 1000))
 end
+response = function(status, headers, body) check(status, body, true) end
 LUA
-cat >"$W/report.lua" <<'LUA'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.0f %.0f %.0f %d %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect))
-end
-LUA
-cat "$W/report.lua" >>"$W/put.lua"; cat "$W/report.lua" >>"$W/get.lua"
+} >"$W/get.lua"
+# The bare server answers {} to everything: same requests, status check only.
+sed 's/check(status, body, true)/check(status, body, false)/' "$W/get.lua" >"$W/bare.lua"
 
-call() { # call PORT TARGET BODY
-  curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1/" -H 'Content-Type: application/x-amz-json-1.0' \
-    -H "X-Amz-Target: DynamoDB_20120810.$2" -H 'X-Amz-Date: 20260101T000000Z' \
-    -H 'Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000' \
-    -d "$3"
+# ---- helpers ----
+AUTH='Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000'
+call() { # call PORT TARGET BODY -> "STATUS BODY"
+  curl -s -w ' %{http_code}' -X POST "http://127.0.0.1:$1/" -H 'Content-Type: application/x-amz-json-1.0' \
+    -H "X-Amz-Target: DynamoDB_20120810.$2" -H 'X-Amz-Date: 20260101T000000Z' -H "$AUTH" -d "$3"
 }
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; return 1; }
-prepare() { # prepare PORT: table + 1000 seed items
-  call "$1" CreateTable '{"TableName":"bench","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}]}' >/dev/null
-  sleep 1
-  for i in $(seq 0 999); do call "$1" PutItem "{\"TableName\":\"bench\",\"Item\":{\"id\":{\"S\":\"seed-$i\"},\"pad\":{\"S\":\"$(printf 'x%.0s' {1..150})\"}}}" >/dev/null; done
+must() { # must PORT TARGET BODY: fail unless the answer is a 200
+  local r; r=$(call "$@")
+  [[ ${r##* } == 200 ]] || die "$2 on port $1 answered ${r##* }: ${r% *}"
 }
-load() { # load PORT SCRIPT -> "rate p50us p99us errors"
-  wrk -t2 -c32 -d"${SECS}s" -s "$W/$2" "http://127.0.0.1:$1/" | sed -n 's/^RESULT //p'
+wait_port() { # wait_port PORT PID
+  for _ in $(seq 400); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
 }
-emit() { # emit NAME "rate p50 p99 errs connerrs"
-  set -- "$1" $2
-  echo "$1_req_per_s=$2"; echo "$1_p50_us=$3"; echo "$1_p99_us=$4"; echo "$1_errors=$(( $5 + $6 ))"
+prepare() { # prepare PORT: table bench (ACTIVE) + 1000 seed items seed-0..seed-999
+  must "$1" CreateTable '{"TableName":"bench","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}]}'
+  for _ in $(seq 100); do
+    [[ $(call "$1" DescribeTable '{"TableName":"bench"}') == *'"TableStatus":"ACTIVE"'* ]] && break
+    sleep 0.1
+  done
+  local pad; pad=$(printf 'x%.0s' {1..170})
+  # one python3 process, 1000 requests on one keep-alive connection
+  python3 - "$1" "$pad" <<'PY'
+import http.client, json, sys
+port, pad = int(sys.argv[1]), sys.argv[2]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+h = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.PutItem",
+     "X-Amz-Date": "20260101T000000Z",
+     "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000"}
+for i in range(1000):
+    body = json.dumps({"TableName": "bench", "Item": {"id": {"S": "seed-%d" % i}, "n": {"N": str(i)}, "pad": {"S": pad}}})
+    c.request("POST", "/", body, h)
+    r = c.getresponse(); data = r.read()
+    if r.status != 200:
+        sys.exit("seed PutItem %d answered %d: %s" % (i, r.status, data[:300]))
+PY
+  [[ $(call "$1" GetItem '{"TableName":"bench","Key":{"id":{"S":"seed-999"}}}') == *'"Item"'*' 200' ]] ||
+    die "port $1: seed item seed-999 cannot be read back"
 }
-
-# 1. the ceiling: bare libmicrohttpd
-$B/bench_mhd_bare 18001 2 & PIDS+=($!)
-wait_port 18001
-R=$(load 18001 get.lua); emit bare_mhd "$R"; BARE=${R%% *}
-
-# 2. tributary
-$B/tributary --data-dir "$W/data" serve --listen 127.0.0.1:18002 2>"$W/trb.log" & PIDS+=($!)
-wait_port 18002; prepare 18002
-R=$(load 18002 put.lua); emit tributary_put "$R"; TPUT=${R%% *}
-R=$(load 18002 get.lua); emit tributary_get "$R"; TGET=${R%% *}
-
-# 3. dynalite (npm), if it can be installed
-DYN=""
-if [[ -d "$W/dyn" ]] || { mkdir -p "$W/dyn" && (cd "$W/dyn" && npm install --silent --no-audit --no-fund dynalite@4 >/dev/null 2>&1); }; then
-  node "$W/dyn/node_modules/dynalite/cli.js" --port 18003 >/dev/null 2>&1 & PIDS+=($!)
-  if wait_port 18003; then
-    prepare 18003
-    R=$(load 18003 put.lua); emit dynalite_put "$R"; DPUT=${R%% *}
-    R=$(load 18003 get.lua); emit dynalite_get "$R"; DGET=${R%% *}
-    DYN=1
+cpu_snap() { # cpu_snap PID -> "PROC_TICKS BUSY_TICKS ALL_TICKS" (the process, all CPUs)
+  local st c
+  st=$(<"/proc/$1/stat"); st=${st##*) }
+  read -r -a c < <(grep '^cpu ' /proc/stat)
+  set -- $st
+  echo "$(( ${12} + ${13} )) $(( c[1] + c[2] + c[3] + c[6] + c[7] + c[8] )) $(( c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7] + c[8] ))"
+}
+load() { # load PORT SCRIPT NAME SERVER_PID: runs wrk, prints the figures, sets RATE
+  local out s0 s1
+  s0=$(cpu_snap "$4")
+  # `times` after wrk: its second line is the CPU time of the subshell's
+  # children, i.e. wrk's
+  out=$(wrk -t2 -c32 -d"${SECS}s" -s "$W/$2" "http://127.0.0.1:$1/" && times) || die "wrk failed: $out"
+  s1=$(cpu_snap "$4")
+  local r; r=$(sed -n 's/^RESULT //p' <<<"$out")
+  [[ -n $r ]] || die "no RESULT from wrk: $out"
+  local wrk_cpu; wrk_cpu=$(tail -1 <<<"$out")
+  # server CPU per request, wrk CPU per request, and the share of all CPUs
+  # that everything else on the machine took during the run
+  local cpu; cpu=$(python3 - "$s0" "$s1" "$wrk_cpu" "$(getconf CLK_TCK)" "$(sed -n 's/^RESULT //p' <<<"$out" | cut -d' ' -f4)" <<'PY'
+import re, sys
+a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]
+hz, reqs = float(sys.argv[4]), max(int(sys.argv[5]), 1)
+wrk = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.argv[3]))
+srv = (b[0] - a[0]) / hz
+busy, total = (b[1] - a[1]) / hz, (b[2] - a[2]) / hz
+other = max(busy - srv - wrk, 0.0) / total * 100 if total else 0
+print("%.1f %.1f %.0f" % (srv * 1e6 / reqs, wrk * 1e6 / reqs, other))
+PY
+)
+  set -- "$3" $r $cpu
+  echo "$1_req_per_s=$2"
+  echo "$1_p50_us=$3"
+  echo "$1_p99_us=$4"
+  echo "$1_requests=$5"
+  echo "$1_non200=$6"
+  [[ $1 == *_get ]] && echo "${1%_get}_get_missing=$7"
+  echo "$1_sock_errors=$8"
+  echo "$1_server_cpu_us_per_req=$9"
+  echo "$1_wrk_cpu_us_per_req=${10}"
+  echo "$1_other_cpu_pct=${11}"
+  if (( $6 + $7 + $8 )); then
+    say "$1: $6 non-200, $7 GetItem without Item, $8 socket errors; first: $(sed -n 's/^FIRST_BAD //p' <<<"$out")"
+    BAD=1
   fi
-fi
+  (( ${11} < 10 )) || say "warning: $1: other processes took ${11}% of the CPUs during the run"
+  RATE=$2
+}
+BAD=0
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
-if [[ -n "$DYN" ]]; then
-  echo "put_vs_dynalite=$(ratio "$TPUT" "$DPUT")"
-  echo "get_vs_dynalite=$(ratio "$TGET" "$DGET")"
+idle_pct() { # CPU idle over the next second, in percent (all CPUs)
+  local a b
+  read -r -a a < <(grep '^cpu ' /proc/stat); sleep 1; read -r -a b < <(grep '^cpu ' /proc/stat)
+  local tot=0 i
+  for i in 1 2 3 4 5 6 7 8; do tot=$(( tot + b[i] - a[i] )); done
+  echo $(( tot ? 100 * (b[4] - a[4]) / tot : 0 ))
+}
+# Everything here shares the machine's cores with whatever else runs: say
+# how idle it was, as a figure, so a disturbed run can be told apart.
+IDLE=$(idle_pct)
+echo "cpu_idle_before_pct=$IDLE"
+(( IDLE >= 90 )) || say "warning: the machine is busy ($IDLE% idle) -- figures will be low and noisy"
+
+# ---- 1. the ceiling: bare libmicrohttpd ----
+say "bare libmicrohttpd on :$P_BARE"
+$B/bench_mhd_bare $P_BARE 2 & PID=$!; PIDS+=($PID)
+wait_port $P_BARE $PID || die "bench_mhd_bare did not start"
+load $P_BARE bare.lua bare_mhd $PID; BARE=$RATE
+stop $PID
+
+# ---- 2. tributary, durable ----
+say "tributary serve on :$P_TRB (data in $D, serve args: ${SERVE_ARGS:-none})"
+# shellcheck disable=SC2086
+$B/tributary --data-dir "$D/trb" serve --listen 127.0.0.1:$P_TRB $SERVE_ARGS 2>"$W/trb.log" & PID=$!
+PIDS+=($PID)
+wait_port $P_TRB $PID || die "tributary did not start: $(cat "$W/trb.log")"
+prepare $P_TRB
+load $P_TRB put.lua tributary_put $PID; TPUT=$RATE
+load $P_TRB get.lua tributary_get $PID; TGET=$RATE
+stop $PID
+if grep -q -i -E 'warn|error' "$W/trb.log"; then say "tributary log:"; grep -i -E 'warn|error' "$W/trb.log" | head -20 >&2; fi
+
+# ---- 3. dynalite (npm, in memory) ----
+DYNJS=$CACHE/node_modules/dynalite/cli.js
+DYN=""
+if ! command -v node >/dev/null; then
+  say "node missing: apt-get install nodejs npm"
+elif (( $(node -p 'process.versions.node.split(".")[0]') < 20 )); then
+  say "dynalite $DYNALITE_VERSION needs Node >= 20, found $(node --version)"
+else
+  if [[ ! -f $DYNJS ]] || [[ $(node -p "require('$CACHE/node_modules/dynalite/package.json').version") != "$DYNALITE_VERSION" ]]; then
+    say "installing dynalite@$DYNALITE_VERSION into $CACHE with npm"
+    mkdir -p "$CACHE"
+    (cd "$CACHE" && npm install --no-audit --no-fund --no-save --loglevel=error "dynalite@$DYNALITE_VERSION" >&2) ||
+      say "npm install dynalite failed"
+  fi
+  [[ -f $DYNJS ]] && DYN=1
+fi
+if [[ -n $DYN ]]; then
+  say "dynalite $DYNALITE_VERSION on :$P_DYN"
+  node "$DYNJS" --host 127.0.0.1 --port $P_DYN --createTableMs 0 >"$W/dyn.log" 2>&1 & PID=$!
+  PIDS+=($PID)
+  wait_port $P_DYN $PID || die "dynalite did not start: $(cat "$W/dyn.log")"
+  prepare $P_DYN
+  load $P_DYN put.lua dynalite_put $PID; DPUT=$RATE
+  load $P_DYN get.lua dynalite_get $PID; DGET=$RATE
+  stop $PID
+  echo "tributary_put_vs_dynalite=$(ratio "$TPUT" "$DPUT")"
+  echo "tributary_get_vs_dynalite=$(ratio "$TGET" "$DGET")"
 else
   echo "dynalite=unavailable"
 fi
-echo "get_vs_bare_mhd=$(ratio "$TGET" "$BARE")"
+echo "tributary_get_vs_bare=$(ratio "$TGET" "$BARE")"
+if (( BAD )); then say "some requests did not get a 200 (see above)"; exit 1; fi
