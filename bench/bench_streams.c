@@ -532,6 +532,7 @@ static const trb_sink_ops bench_ops = {
 static trb_sink *bench_sink_new(track *tr, sink_stats *ss) {
   bench_sink *b = calloc(1, sizeof *b);
   b->base.ops = &bench_ops;
+  b->base.wants_record = 1; /* a sink that takes Streams records, like the file sink */
   b->tr = tr;
   b->ss = ss;
   return &b->base;
@@ -582,6 +583,7 @@ static trb_sink *file_sink_new(const char *dir, track *tr, sink_stats *ss) {
   if (trb_file_sink_create(&fo, &in, &st)) die("file sink", &st);
   wrap_sink *w = calloc(1, sizeof *w);
   w->base.ops = &wrap_ops;
+  w->base.wants_record = in->wants_record;
   w->in = in;
   w->tr = tr;
   w->ss = ss;

@@ -145,11 +145,13 @@ static trb_err add(trb_tailer *t, const trb_wal_rec *r, const trb_stream_info *s
 #undef CP
   b->si = *si;
   snprintf(b->shard, sizeof b->shard, "%s", shard);
-  trb_stream_rec_opts ro = {.view = si->view, .region = t->region};
-  trb_err rc = trb_stream_record(&b->wal, &ro, &b->json, st);
-  if (rc) {
-    free(b->buf);
-    return rc;
+  if (t->sink->wants_record) {
+    trb_stream_rec_opts ro = {.view = si->view, .region = t->region};
+    trb_err rc = trb_stream_record(&b->wal, &ro, &b->json, st);
+    if (rc) {
+      free(b->buf);
+      return rc;
+    }
   }
   t->nb++;
   return TRB_OK;

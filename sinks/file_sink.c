@@ -353,6 +353,7 @@ trb_err trb_file_sink_create(const trb_file_sink_opts *o, trb_sink **out, trb_st
   file_sink *f = calloc(1, sizeof *f);
   if (!f) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   f->base.ops = &file_ops;
+  f->base.wants_record = 1;
   f->o = *o;
   if (!f->o.rotate_bytes) f->o.rotate_bytes = 64ull << 20;
   if (f->o.rotate_us <= 0) f->o.rotate_us = 3600ll * 1000000;

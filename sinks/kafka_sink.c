@@ -761,6 +761,7 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
   kafka_sink *k = calloc(1, sizeof *k);
   if (!k) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   k->base.ops = &kafka_ops;
+  k->base.wants_record = o->format == TRB_KAFKA_JSON; /* Avro comes from the WAL record */
   k->o = *o;
   snprintf(k->brokers, sizeof k->brokers, "%s", o->brokers);
   snprintf(k->tmpl, sizeof k->tmpl, "%s", o->topic_template && o->topic_template[0]

@@ -28,7 +28,8 @@ typedef struct trb_sink_rec {
   const trb_wal_rec *wal;          /* the change as the WAL holds it (item kinds) */
   const trb_stream_info *stream;   /* its stream: table, label, view type, key schema */
   const char *shard_id;
-  json_t *record;                  /* the DynamoDB Streams record (borrowed) */
+  json_t *record;                  /* the DynamoDB Streams record (borrowed); NULL
+                                      unless the sink asked for it (wants_record) */
 } trb_sink_rec;
 
 typedef struct trb_sink trb_sink;
@@ -49,9 +50,11 @@ typedef struct trb_sink_ops {
   void (*destroy)(trb_sink *s);
 } trb_sink_ops;
 
-/* Every sink starts with this header (its ops), the rest is its own. */
+/* Every sink starts with this header, the rest is its own. */
 struct trb_sink {
   const trb_sink_ops *ops;
+  int wants_record;                /* 1: the processor builds each change's Streams record
+                                      (JSON) for it; 0: it encodes the WAL record itself */
 };
 
 #endif
