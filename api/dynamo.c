@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "api/dynamo_int.h"
+#include "api/dynamo_item.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -68,6 +69,7 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
   a->streams = o ? o->streams : NULL;
   a->metrics = o ? o->metrics : NULL;
   a->stream_shards = o && o->stream_shards ? o->stream_shards : 4;
+  a->async_writes = 1;
   a->stream_tables = o && o->stream_tables && o->stream_tables[0] ? strdup(o->stream_tables) : NULL;
   a->metrics_ctx = o ? o->metrics_ctx : NULL;
   a->iter_key = o ? o->iter_key : NULL;
@@ -471,36 +473,106 @@ static void respond(trb_http_resp *resp, int status, char *body, size_t len) {
   resp->body_len = len;
 }
 
+/* The request object of a body, or NULL with the call's error set. */
+static json_t *parse_body(api_call *c, const char *body, size_t len) {
+  json_error_t je;
+  json_t *in = len ? json_loadb(body, len, 0, &je) : NULL;
+  if (!in) {
+    api_fail(c, "SerializationException", len ? "Malformed JSON: %s" : "Empty request body",
+             len ? je.text : "");
+  } else if (!json_is_object(in)) {
+    type_err(c, in, "structure");
+    c->err_type = "SerializationException";
+    json_decref(in);
+    in = NULL;
+  }
+  return in;
+}
+
+/* The answer of a finished call: status, and *out (malloc'ed). Releases
+ * what the call holds. */
+static int call_answer(api_call *c, char **out, size_t *outlen) {
+  int status = 200;
+  if (!c->err_type) {
+    *out = json_dumps(c->out ? c->out : json_object(), JSON_COMPACT);
+    *outlen = *out ? strlen(*out) : 0;
+  } else {
+    status = c->status;
+    *out = error_body(c, outlen);
+  }
+  json_decref(c->out);
+  json_decref(c->err_extra);
+  c->out = c->err_extra = NULL;
+  return status;
+}
+
 static int run(trb_api *a, const char *opname, op_fn fn, const char *body, size_t len,
                char **out, size_t *outlen) {
   api_call c;
   memset(&c, 0, sizeof c);
   c.api = a;
   c.op = opname;
-  int status = 200;
-  json_error_t je;
-  json_t *in = len ? json_loadb(body, len, 0, &je) : NULL;
-  if (!in) {
-    api_fail(&c, "SerializationException", len ? "Malformed JSON: %s" : "Empty request body",
-             len ? je.text : "");
-  } else if (!json_is_object(in)) {
-    type_err(&c, in, "structure");
-    c.err_type = "SerializationException";
-  } else {
+  json_t *in = parse_body(&c, body, len);
+  if (in) {
     c.in = in;
-    if (fn(&c) == 0 && !c.err_type) {
-      *out = json_dumps(c.out ? c.out : json_object(), JSON_COMPACT);
-      *outlen = *out ? strlen(*out) : 0;
-    }
+    fn(&c);
   }
-  if (c.err_type) {
-    status = c.status;
-    *out = error_body(&c, outlen);
-  }
-  json_decref(c.out);
-  json_decref(c.err_extra);
+  int status = call_answer(&c, out, outlen);
   json_decref(in);
   return status;
+}
+
+/* PutItem, UpdateItem and DeleteItem over HTTP do not hold a worker thread
+ * while their write waits for its group commit: the connection is
+ * suspended and resumed when the commit thread answers, so as many writes
+ * as there are connections can share one fdatasync. */
+typedef struct async_call {
+  api_call c;
+  json_t *in;
+  api_write_job j;
+  int started;              /* api_write_start did not refuse it */
+} async_call;
+
+static void async_done(void *token) { trb_http_wake(token); }
+
+static void async_cont(void *fctx, trb_http_resp *resp) {
+  async_call *x = fctx;
+  if (x->started) api_write_finish(&x->c, &x->j);
+  size_t len = 0;
+  char *out = NULL;
+  int status = call_answer(&x->c, &out, &len);
+  api_write_job_fini(&x->j);
+  json_decref(x->in);
+  free(x);
+  respond(resp, status, out, len);
+}
+
+static int async_write(trb_api *a, const char *opname, const trb_http_req *req,
+                       trb_http_resp *resp) {
+  trb_write_kind kind = !strcmp(opname, "PutItem")      ? TRB_W_PUT
+                        : !strcmp(opname, "UpdateItem") ? TRB_W_UPDATE
+                        : !strcmp(opname, "DeleteItem") ? TRB_W_DELETE
+                                                        : 0;
+  if (!kind) return 0;
+  async_call *x = calloc(1, sizeof *x);
+  if (!x) return 0; /* the synchronous path then */
+  x->c.api = a;
+  x->c.op = opname;
+  x->in = parse_body(&x->c, req->body, req->body_len);
+  if (!x->in) {
+    size_t len = 0;
+    char *out = NULL;
+    int status = call_answer(&x->c, &out, &len);
+    free(x);
+    respond(resp, status, out, len);
+    return 1;
+  }
+  x->c.in = x->in;
+  void *tok = trb_http_suspend(req, async_cont, x);
+  int q = api_write_start(&x->c, kind, &x->j, async_done, tok);
+  x->started = q >= 0;
+  if (q != 1) trb_http_wake(tok); /* answered already: the continuation runs at once */
+  return 1;
 }
 
 static op_fn find_op(const char *name) {
@@ -598,6 +670,7 @@ void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
     fail_resp(resp, "UnknownOperationException", "");
     return;
   }
+  if (fn != NULL && a->async_writes && async_write(a, opname, req, resp)) return;
   size_t len = 0;
   char *out = NULL;
   int status = run(a, opname, fn, req->body, req->body_len, &out, &len);

@@ -24,6 +24,7 @@ struct trb_api {
   char *(*metrics)(void *ctx);
   void *metrics_ctx;
   uint32_t stream_shards;
+  int async_writes;                     /* PutItem/UpdateItem/DeleteItem suspend the connection */
   char *stream_tables;                  /* streams.tables: "TABLE:VIEW,..." or NULL */
   const struct trb_iter_key *iter_key;  /* borrowed */
 };

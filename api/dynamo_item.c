@@ -130,59 +130,68 @@ size_t api_wreq_bytes(const api_wreq *r) {
   return a > b ? a : b;
 }
 
-static int write_op(api_call *c, trb_write_kind kind) {
-  api_wreq r;
-  int ret = -1;
-  trb_table_info info;
-  int have_info = 0;
-  if (api_wreq_parse(c, c->in, kind, &r) < 0) goto done;
-  if (api_wreq_rv(c, c->in, &r, kind == TRB_W_UPDATE) < 0) goto done;
-  api_thr thr;
-  if (api_admit(c, r.table, 1, &thr) < 0) goto done;
-  {
-    trb_status dst;
-    trb_status_init(&dst);
-    if (trb_table_describe(c->api->eng, r.table, &info, &dst)) {
-      api_fail_st(c, TRB_ENOTFOUND, &dst);
-      goto done;
-    }
-    have_info = 1;
-  }
-  if (api_admit_gsi_writes(c, &info) < 0) goto done;
+int api_write_start(api_call *c, trb_write_kind kind, api_write_job *j, void (*done)(void *),
+                    void *ctx) {
+  memset(j, 0, sizeof *j);
+  j->kind = kind;
+  j->parsed = 1; /* api_wreq_fini is right even for a half-parsed request */
+  if (api_wreq_parse(c, c->in, kind, &j->r) < 0) return -1;
+  if (api_wreq_rv(c, c->in, &j->r, kind == TRB_W_UPDATE) < 0) return -1;
+  if (api_admit(c, j->r.table, 1, &j->thr) < 0) return -1;
+  trb_status dst;
+  trb_status_init(&dst);
+  if (trb_table_describe(c->api->eng, j->r.table, &j->info, &dst)) return api_fail_st(c, TRB_ENOTFOUND, &dst);
+  j->have_info = 1;
+  if (api_admit_gsi_writes(c, &j->info) < 0) return -1;
   /* Capacity needs the sizes before and after: ask for both images. */
-  int want_old = r.w.want_old, want_new = r.w.want_new;
-  if (r.capacity || thr.rate > 0) r.w.want_old = r.w.want_new = 1;
+  j->want_old = j->r.w.want_old;
+  j->want_new = j->r.w.want_new;
+  if (j->r.capacity || j->thr.rate > 0) j->r.w.want_old = j->r.w.want_new = 1;
+  if (done) return trb_engine_write_async(c->api->eng, &j->r.w, done, ctx);
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_engine_write(c->api->eng, &r.w, 1, 0, &st);
+  trb_engine_write(c->api->eng, &j->r.w, 1, 0, &st);
+  return 0;
+}
+
+int api_write_finish(api_call *c, api_write_job *j) {
+  api_wreq *r = &j->r;
   /* Charged even when the condition failed, as DynamoDB does. */
-  api_charge(c, &thr, api_wcu(api_wreq_bytes(&r)));
-  api_charge_gsi_writes(c, &info, &r.w, 1);
-  if (rc) {
-    api_wreq_error(c, &r);
-    goto done;
-  }
+  api_charge(c, &j->thr, api_wcu(api_wreq_bytes(r)));
+  api_charge_gsi_writes(c, &j->info, &r->w, 1);
+  if (r->w.rc) return api_wreq_error(c, r);
   c->out = json_object();
   trb_av *attrs = NULL;
-  if (want_old && r.w.old_item) attrs = r.w.old_item;
-  if (want_new && r.w.new_item) attrs = r.w.new_item;
-  if (attrs && (r.rv == TRB_RV_UPDATED_OLD || r.rv == TRB_RV_UPDATED_NEW)) {
+  if (j->want_old && r->w.old_item) attrs = r->w.old_item;
+  if (j->want_new && r->w.new_item) attrs = r->w.new_item;
+  if (attrs && (r->rv == TRB_RV_UPDATED_OLD || r->rv == TRB_RV_UPDATED_NEW)) {
     trb_av *pick = NULL;
-    if (r.update && trb_expr_update_pick(r.update, attrs, &pick, &st) == TRB_OK && pick) {
+    trb_status st;
+    trb_status_init(&st);
+    if (r->update && trb_expr_update_pick(r->update, attrs, &pick, &st) == TRB_OK && pick)
       json_object_set_new(c->out, "Attributes", trb_item_to_json(pick));
-    }
     trb_av_destroy(pick);
   } else if (attrs) {
     json_object_set_new(c->out, "Attributes", trb_item_to_json(attrs));
   }
-  if (r.capacity)
+  if (r->capacity)
     json_object_set_new(c->out, "ConsumedCapacity",
-                        api_write_capacity(r.table_as_sent, api_wcu(api_wreq_bytes(&r)), &r.w,
-                                           info.def.ix, r.capacity, 1));
-  ret = 0;
-done:
-  if (have_info) trb_table_info_fini(&info);
-  api_wreq_fini(&r);
+                        api_write_capacity(r->table_as_sent, api_wcu(api_wreq_bytes(r)), &r->w,
+                                           j->info.def.ix, r->capacity, 1));
+  return 0;
+}
+
+void api_write_job_fini(api_write_job *j) {
+  if (j->have_info) trb_table_info_fini(&j->info);
+  if (j->parsed) api_wreq_fini(&j->r);
+  memset(j, 0, sizeof *j);
+}
+
+static int write_op(api_call *c, trb_write_kind kind) {
+  api_write_job j;
+  int ret = api_write_start(c, kind, &j, NULL, NULL);
+  if (ret == 0) ret = api_write_finish(c, &j);
+  api_write_job_fini(&j);
   return ret;
 }
 

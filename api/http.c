@@ -90,6 +90,12 @@ typedef struct http_conn {
   size_t len, cap;
   size_t discarded;     /* bytes read past the cap, or for a refused request */
   char request_id[HTTP_ID_LEN + 1];
+  /* a handler that waits (trb_http_suspend): 0 no, 1 asked, 2 suspended,
+   * 3 woken */
+  atomic_int susp;
+  struct MHD_Connection *mc;
+  trb_http_cont cont;
+  void *cont_ctx;
 } http_conn;
 
 /* ---- request ids: 52 upper-case alphanumerics like AWS's ---- */
@@ -214,6 +220,35 @@ static void fill_req(trb_http_req *q, struct MHD_Connection *mc, const http_conn
   q->body_len = with_body ? c->len : 0;
   q->request_id = c->request_id;
   q->conn = mc;
+  q->priv = (void *)c;
+}
+
+void *trb_http_suspend(const trb_http_req *req, trb_http_cont fn, void *fctx) {
+  http_conn *c = req->priv;
+  c->mc = req->conn;
+  c->cont = fn;
+  c->cont_ctx = fctx;
+  atomic_store(&c->susp, 1);
+  return c;
+}
+
+void trb_http_wake(void *token) {
+  http_conn *c = token;
+  for (;;) {
+    int s = atomic_load(&c->susp);
+    if (s == 1) { /* before the handler returned: it will not suspend */
+      int one = 1;
+      if (atomic_compare_exchange_weak(&c->susp, &one, 3)) return;
+    } else if (s == 2) {
+      int two = 2;
+      if (atomic_compare_exchange_weak(&c->susp, &two, 3)) {
+        MHD_resume_connection(c->mc);
+        return;
+      }
+    } else {
+      return; /* 0 or 3: nothing waits */
+    }
+  }
 }
 
 /* Answers a request the server refuses itself, through the reject callback
@@ -382,12 +417,25 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
   }
 
   /* the whole request is in */
+  if (atomic_load(&c->susp) == 3) { /* resumed: the handler's continuation answers */
+    atomic_store(&c->susp, 0);
+    trb_http_resp r = {.status = 200};
+    c->cont(c->cont_ctx, &r);
+    return send_resp(mc, c, &r);
+  }
   if (c->reject) return send_reject(mc, c, method, c->reject);
   if (c->body) c->body[c->len] = 0;
   trb_http_req q;
   fill_req(&q, mc, c, method, 1);
   trb_http_resp r = {.status = 200};
   s->h(s->ctx, &q, &r);
+  if (atomic_load(&c->susp) != 0) {
+    /* the handler waits: give the thread back until trb_http_wake */
+    MHD_suspend_connection(mc);
+    int one = 1;
+    if (!atomic_compare_exchange_strong(&c->susp, &one, 2)) MHD_resume_connection(mc);
+    return MHD_YES;
+  }
   return send_resp(mc, c, &r);
 }
 
@@ -529,7 +577,8 @@ trb_err trb_http_start(const trb_http_opts *o, trb_http_handler h, trb_http_reje
   rc = open_listener(o->listen, &fd, &s->port, &v6, st);
   if (rc) goto done;
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME;
   flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
   if (v6) flags |= MHD_USE_IPv6;
   /* The logger must come first. A pool of one is no pool (MHD warns about

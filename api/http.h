@@ -29,6 +29,7 @@ typedef struct trb_http_req {
   size_t body_len;
   const char *request_id;      /* the x-amzn-RequestId this response will carry */
   void *conn;                  /* private: for trb_http_header() */
+  void *priv;                  /* private: for trb_http_suspend() */
 } trb_http_req;
 
 /* A request header by name (case-insensitive), or NULL. */
@@ -44,8 +45,21 @@ typedef struct trb_http_resp {
   const char *content_type;    /* static string; default "application/x-amz-json-1.0" */
 } trb_http_resp;
 
-/* Called once per complete request, on a worker thread. Must fill resp. */
+/* Called once per complete request, on a worker thread. Must fill resp,
+ * unless it called trb_http_suspend (then it leaves resp alone). */
 typedef void (*trb_http_handler)(void *ctx, const trb_http_req *req, trb_http_resp *resp);
+
+/*
+ * A handler that must wait for something (a write's group commit) without
+ * holding its worker thread: trb_http_suspend(req, fn, fctx) from inside
+ * the handler returns a token; the handler returns; once some thread calls
+ * trb_http_wake(token) (exactly once; it may even come before the handler
+ * returns), fn(fctx, resp) fills the response on a worker thread. The
+ * request (req) is not valid in fn.
+ */
+typedef void (*trb_http_cont)(void *fctx, trb_http_resp *resp);
+void *trb_http_suspend(const trb_http_req *req, trb_http_cont fn, void *fctx);
+void trb_http_wake(void *token);
 
 /* Called for requests the server refuses itself (body over the cap,
  * wrong method or path): lets the handler shape the error body. May be

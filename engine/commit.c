@@ -325,16 +325,33 @@ corrupt:
  * trb__submit): the commit thread goes back to work after one wake-up. */
 static void answer(trb_engine *e, trb_req *r) {
   (void)e;
+  if (r->done_cb) { /* asynchronous: nobody waits on the semaphore */
+    void (*cb)(void *) = r->done_cb;
+    void *ctx = r->done_ctx;
+    free(r);
+    cb(ctx);
+    return;
+  }
   r->wake[0] = r->wake[1] = NULL;
   sem_post(&r->done);
 }
 
 static void answer_group(trb_req **reqs, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    reqs[i]->wake[0] = 2 * i + 1 < n ? reqs[2 * i + 1] : NULL;
-    reqs[i]->wake[1] = 2 * i + 2 < n ? reqs[2 * i + 2] : NULL;
+  /* synchronous requests to the front (they wake each other), the
+   * asynchronous ones' callbacks after */
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!reqs[i]->done_cb) {
+      trb_req *t = reqs[k];
+      reqs[k++] = reqs[i];
+      reqs[i] = t;
+    }
+  for (size_t i = 0; i < k; i++) {
+    reqs[i]->wake[0] = 2 * i + 1 < k ? reqs[2 * i + 1] : NULL;
+    reqs[i]->wake[1] = 2 * i + 2 < k ? reqs[2 * i + 2] : NULL;
   }
-  if (n) sem_post(&reqs[0]->done);
+  if (k) sem_post(&reqs[0]->done);
+  for (size_t i = k; i < n; i++) answer(NULL, reqs[i]);
 }
 
 static void set_failed(trb_engine *e, trb_err rc) {
@@ -794,6 +811,22 @@ void *trb__commit_main(void *arg) {
   free(reqs);
   group_fini(&g);
   return NULL;
+}
+
+trb_err trb__submit_async(trb_engine *e, trb_req *r) {
+  r->next = NULL;
+  pthread_mutex_lock(&e->qmu);
+  if (e->stopping) {
+    pthread_mutex_unlock(&e->qmu);
+    return trb_status_set(r->st, TRB_ECLOSED, "the engine is closing");
+  }
+  int was_empty = e->qhead == NULL;
+  if (e->qtail) e->qtail->next = r;
+  else e->qhead = r;
+  e->qtail = r;
+  if (was_empty) pthread_cond_signal(&e->qcv);
+  pthread_mutex_unlock(&e->qmu);
+  return TRB_OK;
 }
 
 trb_err trb__submit(trb_engine *e, trb_req *r) {

@@ -178,6 +178,17 @@ typedef struct trb_write {
  */
 trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, unsigned flags,
                          trb_status *st);
+/*
+ * One write (not a transaction) without waiting: returns 1 when it was
+ * queued, and then done(ctx) is called once it is answered (w->rc, w->st,
+ * the returned images are set) -- on the commit thread, so done must be
+ * quick (wake whoever waits) and w must stay alive until then. Returns 0
+ * when it was answered at once (refused by validation: w->rc says why);
+ * done is not called then. The HTTP API uses it so a worker thread does
+ * not wait out a group commit.
+ */
+int trb_engine_write_async(trb_engine *e, trb_write *w, void (*done)(void *ctx), void *ctx);
+
 /* Frees the outputs of a write (old_item, new_item) and its private buffers. */
 void trb_write_fini(trb_write *w);
 

@@ -51,7 +51,12 @@ typedef struct trb_req {
   trb_table_info *info;      /* table ops: out */
   trb_err rc;
   trb_status *st;
-  sem_t done;                /* posted when answered */
+  sem_t done;                /* posted when answered (synchronous requests) */
+  /* Asynchronous requests (trb_engine_write_async): heap-allocated; the
+   * commit thread calls done_cb instead of posting, then frees them. */
+  void (*done_cb)(void *ctx);
+  void *done_ctx;
+  trb_status gst;
   struct trb_req *wake[2];   /* requests this one wakes once it is woken */
   struct trb_req *next;
 } trb_req;
@@ -122,5 +127,8 @@ void trb__counts_val(uint64_t count, uint64_t bytes, unsigned char out[16]);
 void *trb__commit_main(void *arg);
 /* Queue a request and wait for its answer. */
 trb_err trb__submit(trb_engine *e, trb_req *r);
+/* Queue a heap request with done_cb set; no wait. TRB_ECLOSED (not
+ * queued) when the engine is closing. */
+trb_err trb__submit_async(trb_engine *e, trb_req *r);
 
 #endif

@@ -134,6 +134,41 @@ trb_err trb_engine_write(trb_engine *e, trb_write *w, size_t n, unsigned flags,
   return rc;
 }
 
+int trb_engine_write_async(trb_engine *e, trb_write *w, void (*done)(void *ctx), void *ctx) {
+  trb_status_init(&w->st);
+  w->old_item = w->new_item = NULL;
+  w->lsn = 0;
+  memset(w->ix_kb, 0, sizeof w->ix_kb);
+  w->evaluated = 0;
+  w->priv.queued = 0;
+  trb_buf_init(&w->priv.skey, 0);
+  trb_buf_init(&w->priv.keys, 0);
+  trb_buf_init(&w->priv.enc, 0);
+  pthread_rwlock_rdlock(&e->cat_lock);
+  w->rc = prepare(e, w);
+  pthread_rwlock_unlock(&e->cat_lock);
+  if (w->rc) return 0; /* refused before the WAL */
+  trb_req *r = calloc(1, sizeof *r);
+  if (!r) {
+    w->rc = trb_status_set(&w->st, TRB_ENOMEM, "out of memory");
+    return 0;
+  }
+  w->priv.queued = 1;
+  r->kind = TRB_REQ_WRITE;
+  r->w = w;
+  r->n = 1;
+  r->st = &r->gst;
+  r->done_cb = done;
+  r->done_ctx = ctx;
+  trb_status_init(&r->gst);
+  if (trb__submit_async(e, r)) {
+    w->rc = trb_status_set(&w->st, TRB_ECLOSED, "the engine is closing");
+    free(r);
+    return 0;
+  }
+  return 1;
+}
+
 void trb_write_fini(trb_write *w) {
   if (!w) return;
   trb_av_destroy(w->old_item);

@@ -321,6 +321,7 @@ try:
     check_indexes("after kill -9")
 
     # ---- a GSI added later is backfilled; deleting it removes it ----
+    ddb.put_item(TableName=T, Item={"cust": {"S": "empty"}, "ord": {"N": "1"}, "note": {"S": ""}})
     d = ddb.update_table(TableName=T, AttributeDefinitions=[{"AttributeName": "note", "AttributeType": "S"}],
                          GlobalSecondaryIndexUpdates=[{"Create": {
                              "IndexName": "byNote", "KeySchema": [{"AttributeName": "note", "KeyType": "HASH"}],
