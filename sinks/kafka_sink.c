@@ -26,9 +26,9 @@
  * The newest committed one wins; a reader refuses another format/version.
  *
  * CHECKPOINT FILE (<data dir>/kafka-sink.checkpoint, both modes): the same
- * JSON, replaced durably after each batch Kafka has taken (committed, or
- * acknowledged). It can lag what Kafka holds (a crash right after the
- * commit), never lead it.
+ * JSON, replaced durably after a batch Kafka has taken (committed, or
+ * acknowledged): at least once, after every batch; exactly once, at most
+ * every 250 ms and at stop. It can lag what Kafka holds, never lead it.
  *
  * EXACTLY ONCE, AND WHY IT DOES NOT RELY ON ONE THING
  * Where the processor resumes: the checkpoint file, else (a new data
@@ -69,6 +69,7 @@
 #include "transform/avro_envelope.h"
 #include "transform/stream_record.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/sysio.h"
 
@@ -94,6 +95,8 @@ typedef struct kafka_sink {
   topic_ent *topics;
   size_t ntopics, captopics;
   int in_txn;
+  uint64_t ck_pending, ck_saved; /* exactly once: committed / in the checkpoint file */
+  int64_t ck_written_ns;
   trb_avro *avro;           /* the Avro format's encoder */
   trb_registry *reg;        /* Avro with a schema registry: Confluent framing */
   int schemas_sent;
@@ -631,6 +634,15 @@ static trb_err txn_error(kafka_sink *k, rd_kafka_error_t *e, const char *what, t
   return rc;
 }
 
+/* The exactly-once mode's local checkpoint (see the top of this file). */
+static void save_file_ckpt(kafka_sink *k) {
+  char *ck = ckpt_json(k->ck_pending);
+  int w = ck ? trb_sys_write_file_durable(k->ckpath, ck, strlen(ck)) : -1;
+  free(ck);
+  if (w < 0) trb_log_warn("kafka", "cannot write %s; the next start re-reads more", k->ckpath);
+  else k->ck_saved = k->ck_pending;
+}
+
 static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
                           trb_status *st) {
   kafka_sink *k = (kafka_sink *)s;
@@ -698,12 +710,14 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     if (e) return txn_error(k, e, "commit_transaction", st);
     k->in_txn = 0;
     if (n) k->schemas_sent = 1;
-    ck = ckpt_json(through);
-    int w = ck ? trb_sys_write_file_durable(k->ckpath, ck, strlen(ck)) : -1;
-    free(ck);
-    /* Kafka has the batch: a checkpoint file left behind only means more
-     * records that the partitions' tails will skip. */
-    if (w < 0) trb_log_warn("kafka", "cannot write %s; the next start re-reads more", k->ckpath);
+    /* Kafka has the batch. The file may lag it (the partitions' tails skip
+     * what is there), so it is written at most every 250 ms, and at stop. */
+    k->ck_pending = through;
+    int64_t now = trb_mono_ns();
+    if (now - k->ck_written_ns >= 250 * 1000000ll) {
+      save_file_ckpt(k);
+      k->ck_written_ns = now;
+    }
     return TRB_OK;
   }
   /* At least once: Kafka acknowledges everything, then the local file. */
@@ -723,6 +737,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
 static void ks_destroy(trb_sink *s) {
   kafka_sink *k = (kafka_sink *)s;
   if (!k) return;
+  if (k->ck_pending > k->ck_saved) save_file_ckpt(k);
   for (size_t i = 0; i < k->ntopics; i++) {
     rd_kafka_topic_destroy(k->topics[i].t);
     free(k->topics[i].tail);
