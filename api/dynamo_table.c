@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "api/dynamo_int.h"
+#include "transform/stream_record.h"
 #include "util/clock.h"
 
 void api_table_arn(trb_api *a, const char *name, char *out, size_t n) {
@@ -117,22 +118,11 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
 }
 
 int api_config_stream(const trb_api *a, const char *table, char view[32]) {
-  /* "TABLE:VIEW,TABLE:VIEW" (validated by serve at start) */
-  size_t tl = strlen(table);
-  for (const char *p = a->stream_tables; p && *p;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    const char *colon = memchr(p, ':', len);
-    if (colon && (size_t)(colon - p) == tl && !memcmp(p, table, tl)) {
-      size_t vl = len - (size_t)(colon + 1 - p);
-      if (vl >= 32) return 0;
-      memcpy(view, colon + 1, vl);
-      view[vl] = 0;
-      return 1;
-    }
-    p = comma ? comma + 1 : p + len;
-  }
-  return 0;
+  /* serve checked the setting at start */
+  trb_view v;
+  if (trb_stream_tables_lookup(a->stream_tables, table, &v, NULL) != 1) return 0;
+  snprintf(view, 32, "%s", trb_view_name(v));
+  return 1;
 }
 
 static int describe_into(api_call *c, const char *name, const char *member, const char *status) {
@@ -173,15 +163,7 @@ static int check_throughput(api_call *c, json_t *pt) {
   return 0;
 }
 
-static void stream_label_now(char out[32]) {
-  int64_t us = trb_now_us();
-  time_t s = (time_t)(us / 1000000);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  char b[24];
-  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out, 32, "%s.%03d", b, (int)((us / 1000) % 1000));
-}
+static void stream_label_now(char out[32]) { trb_stream_label(trb_now_us(), out); }
 
 static int check_stream_spec(api_call *c, json_t *ss, int *enabled) {
   int en = 0;

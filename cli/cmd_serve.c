@@ -156,61 +156,26 @@ static trb_tabledef *catalog(trb_engine *e, size_t *n) {
 /* streams.shards changed since a stream began: record the new N with the
  * table (a TABLE_UPDATE in the WAL), where its open shards close and
  * children of the new N take over. */
-/* streams.tables: "TABLE:VIEW,..." with known view types. */
-static trb_err check_stream_tables(const char *spec, trb_status *st) {
-  for (const char *p = spec; *p;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    const char *colon = memchr(p, ':', len);
-    char view[64] = "";
-    if (colon && len - (size_t)(colon + 1 - p) < sizeof view)
-      memcpy(view, colon + 1, len - (size_t)(colon + 1 - p));
-    trb_view v;
-    if (!colon || colon == p || trb_view_parse(view, &v))
-      return trb_status_set(st, TRB_ECONFIG,
-                            "streams.tables: bad entry '%.*s': want TABLE:VIEW_TYPE with a view "
-                            "type of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES",
-                            (int)len, p);
-    p = comma ? comma + 1 : p + len;
-  }
-  return TRB_OK;
-}
-
 /* A table streams.tables names, without a stream: it gets one now. */
 static void config_stream(trb_engine *e, const char *name, const trb_table_info *info,
                           const char *tables, uint32_t n) {
-  size_t tl = strlen(name);
-  for (const char *p = tables; *p;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    const char *colon = memchr(p, ':', len);
-    if (colon && (size_t)(colon - p) == tl && !memcmp(p, name, tl)) {
-      char view[32] = "";
-      memcpy(view, colon + 1, len - (size_t)(colon + 1 - p));
-      json_t *next = info->def.ext ? json_deep_copy(info->def.ext) : json_object();
-      int64_t us = trb_now_us();
-      time_t s = (time_t)(us / 1000000);
-      struct tm tm;
-      gmtime_r(&s, &tm);
-      char b[24], label[32];
-      strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-      snprintf(label, sizeof label, "%s.%03d", b, (int)((us / 1000) % 1000));
-      json_object_set_new(next, "StreamSpecification",
-                          json_pack("{s:b,s:s}", "StreamEnabled", 1, "StreamViewType", view));
-      json_object_set_new(next, "StreamLabel", json_string(label));
-      json_object_set_new(next, "StreamShards", json_integer(n));
-      trb_status st;
-      trb_status_init(&st);
-      if (trb_table_update_ix(e, name, &info->def, info->def.ix, next, NULL, &st))
-        trb_log_warn("serve", "streams.tables: table %s gets no stream: %s", name,
-                     trb_status_msg(&st));
-      else
-        trb_log_info("serve", "streams.tables: table %s has a %s stream from now on", name, view);
-      json_decref(next);
-      return;
-    }
-    p = comma ? comma + 1 : p + len;
-  }
+  trb_view v;
+  if (trb_stream_tables_lookup(tables, name, &v, NULL) != 1) return;
+  char label[32];
+  trb_stream_label(trb_now_us(), label);
+  json_t *next = info->def.ext ? json_deep_copy(info->def.ext) : json_object();
+  json_object_set_new(next, "StreamSpecification", json_pack("{s:b,s:s}", "StreamEnabled", 1,
+                                                             "StreamViewType", trb_view_name(v)));
+  json_object_set_new(next, "StreamLabel", json_string(label));
+  json_object_set_new(next, "StreamShards", json_integer(n));
+  trb_status st;
+  trb_status_init(&st);
+  if (trb_table_update_ix(e, name, &info->def, info->def.ix, next, NULL, &st))
+    trb_log_warn("serve", "streams.tables: table %s gets no stream: %s", name, trb_status_msg(&st));
+  else
+    trb_log_info("serve", "streams.tables: table %s has a %s stream from now on", name,
+                 trb_view_name(v));
+  json_decref(next);
 }
 
 static void reshard(trb_engine *e, uint32_t n, const char *tables) {
@@ -257,7 +222,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
   so.shards = c->cfg.streams.shards;
   so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
   so.region = c->cfg.region;
-  if (check_stream_tables(c->cfg.streams.tables, &st)) goto fail;
+  if (trb_stream_tables_lookup(c->cfg.streams.tables, NULL, NULL, &st) < 0) goto fail;
   reshard(sv->e, c->cfg.streams.shards, c->cfg.streams.tables);
   size_t ntables = 0;
   trb_tabledef *tables = catalog(sv->e, &ntables);

@@ -188,25 +188,34 @@ static char *ckpt_json(uint64_t lsn) {
   return s;
 }
 
-/* The newest committed checkpoint of this sink on the offsets topic. */
-static trb_err read_kafka_ckpt(kafka_sink *k, uint64_t *lsn, trb_status *st) {
-  *lsn = 0;
+/* A read_committed consumer for assign() (it commits nothing; the group id
+ * is only what librdkafka wants to have). *out caller-owned. */
+static trb_err new_consumer(kafka_sink *k, rd_kafka_t **out, trb_status *st) {
   rd_kafka_conf_t *c = rd_kafka_conf_new();
   trb_err rc = set(c, "bootstrap.servers", k->brokers, st);
   if (!rc) rc = set(c, "isolation.level", "read_committed", st);
   if (!rc) rc = set(c, "enable.auto.commit", "false", st);
-  if (!rc) rc = set(c, "group.id", k->txid, st); /* assign() only: nothing is committed */
+  if (!rc) rc = set(c, "group.id", k->txid[0] ? k->txid : "tributary-kafka-sink", st);
   if (rc) {
     rd_kafka_conf_destroy(c);
     return rc;
   }
   rd_kafka_conf_set_log_cb(c, log_cb);
   char err[512];
-  rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
-  if (!cons) {
+  *out = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+  if (!*out) {
     rd_kafka_conf_destroy(c);
     return trb_status_set(st, TRB_ECONFIG, "kafka: cannot create a consumer: %s", err);
   }
+  return TRB_OK;
+}
+
+/* The newest committed checkpoint of this sink on the offsets topic. */
+static trb_err read_kafka_ckpt(kafka_sink *k, uint64_t *lsn, trb_status *st) {
+  *lsn = 0;
+  rd_kafka_t *cons = NULL;
+  trb_err rc = new_consumer(k, &cons, st);
+  if (rc) return rc;
   rd_kafka_topic_t *t = rd_kafka_topic_new(cons, k->offsets, NULL);
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t e = rd_kafka_metadata(cons, 0, t, &md, k->o.timeout_ms);
@@ -331,22 +340,8 @@ static trb_err ks_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
 /* LSN (and tombstone flag) of the last message of a partition. */
 static trb_err read_tail(kafka_sink *k, topic_ent *te, int32_t part, trb_status *st) {
   if (!k->tails) {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    trb_err rc = set(c, "bootstrap.servers", k->brokers, st);
-    if (!rc) rc = set(c, "isolation.level", "read_committed", st);
-    if (!rc) rc = set(c, "enable.auto.commit", "false", st);
-    if (!rc) rc = set(c, "group.id", k->txid[0] ? k->txid : "tributary-kafka-sink", st);
-    if (rc) {
-      rd_kafka_conf_destroy(c);
-      return rc;
-    }
-    rd_kafka_conf_set_log_cb(c, log_cb);
-    char err[512];
-    k->tails = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
-    if (!k->tails) {
-      rd_kafka_conf_destroy(c);
-      return trb_status_set(st, TRB_ECONFIG, "kafka: cannot create a consumer: %s", err);
-    }
+    trb_err rc = new_consumer(k, &k->tails, st);
+    if (rc) return rc;
   }
   int64_t lo = 0, hi = 0;
   rd_kafka_resp_err_t e =

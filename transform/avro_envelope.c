@@ -57,6 +57,7 @@
 #include <string.h>
 
 #include "transform/stream_record.h"
+#include "util/utf8.h"
 
 /* ---- the schemas (schemas/tributary-*.avsc; keep them equal) ---- */
 
@@ -480,52 +481,6 @@ static trb_err put_av_close(trb_buf *b, trb_type t) {
 
 /* ---- UTF-8 ---- */
 
-/* 1 when p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing past U+10FFFF), which Avro strings must be. NUL bytes
- * are allowed (Avro strings are counted). ASCII runs go 8 bytes at a time. */
-static inline int utf8_ok(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  unsigned char any = 0; /* most text is short and ASCII: one pass decides */
-  if (n <= 32) {
-    for (size_t j = 0; j < n; j++) any |= p[j];
-    if (!(any & 0x80)) return 1;
-  }
-  while (i < n) {
-    if (n - i >= 8) {
-      uint64_t w;
-      memcpy(&w, p + i, 8);
-      if (!(w & UINT64_C(0x8080808080808080))) {
-        i += 8;
-        continue;
-      }
-    }
-    unsigned c = p[i];
-    size_t k;
-    uint32_t cp, min;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      k = 1, cp = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-      return 0;
-    }
-    if (n - i - 1 < k) return 0;
-    for (size_t j = 1; j <= k; j++) {
-      if ((p[i + j] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (p[i + j] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    i += k + 1;
-  }
-  return 1;
-}
-
 /* ---- the encoder's state and its refusals ---- */
 
 /* Why a value could not be encoded (TRB_EINVAL), for the caller's message:
@@ -564,7 +519,7 @@ static trb_err refuse(enc *e, bad_value why) {
 
 /* A map key or S: UTF-8, then as a string. */
 static trb_err enc_name(enc *e, const char *p, size_t n) {
-  if (!utf8_ok(p, n)) return refuse(e, BAD_UTF8);
+  if (!trb_utf8_valid(p, n)) return refuse(e, BAD_UTF8);
   return put_bytes(e->b, p, n);
 }
 
@@ -684,7 +639,7 @@ static trb_err tree_av(enc *e, const trb_av *v, int depth) {
   trb_err rc = TRB_OK;
   switch (t) {
     case TRB_T_S:
-      if (!utf8_ok(v->u.s.p, v->u.s.len)) return refuse(e, BAD_UTF8);
+      if (!trb_utf8_valid(v->u.s.p, v->u.s.len)) return refuse(e, BAD_UTF8);
       return put_av_counted(e->b, t, v->u.s.p, v->u.s.len);
     case TRB_T_B: return put_av_counted(e->b, t, v->u.s.p, v->u.s.len);
     case TRB_T_N: return enc_number(e, &v->u.n, 1);
@@ -807,7 +762,7 @@ static trb_err wal_value(enc *e, trb_rd *r, int depth) {
     case TRB_T_S:
     case TRB_T_B:
       if (rd_counted(r, &p, &n)) return TRB_ECORRUPT;
-      if (tag == TRB_T_S && !utf8_ok(p, n)) return refuse(e, BAD_UTF8);
+      if (tag == TRB_T_S && !trb_utf8_valid(p, n)) return refuse(e, BAD_UTF8);
       return put_av_counted(e->b, (trb_type)tag, p, n);
     case TRB_T_N:
       if (trb_dec_decode(r, &d)) return TRB_ECORRUPT;
@@ -974,8 +929,8 @@ done:
 static trb_err check_source(env_fields *f, const trb_avro_source *src, trb_status *st) {
   f->region = src && src->region ? src->region : "";
   f->shard_id = src && src->shard_id ? src->shard_id : "";
-  if (!utf8_ok(f->table, f->table_len) || !utf8_ok(f->region, strlen(f->region)) ||
-      !utf8_ok(f->shard_id, strlen(f->shard_id)))
+  if (!trb_utf8_valid(f->table, f->table_len) || !trb_utf8_valid(f->region, strlen(f->region)) ||
+      !trb_utf8_valid(f->shard_id, strlen(f->shard_id)))
     return trb_status_set(st, TRB_EINVAL, "table, region or shard id is not valid UTF-8");
   return TRB_OK;
 }

@@ -54,6 +54,7 @@
 
 #include "engine/value.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 
 /* ---- view types ---- */
 
@@ -150,51 +151,13 @@ static void parts_fini(srec_parts *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* 1 when p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing past U+10FFFF), the rule jansson applies to every
- * string and key it is given. NUL bytes are allowed, as in jansson's
- * length-counted strings. */
-static int utf8_ok(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = p[i];
-    size_t k;
-    uint32_t cp, min;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      k = 1, cp = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-      return 0;
-    }
-    if (n - i - 1 < k) return 0;
-    for (size_t j = 1; j <= k; j++) {
-      if ((p[i + j] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (p[i + j] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    i += k + 1;
-  }
-  return 1;
-}
-
-/* Every S, SS element and map name in v is UTF-8. The item codec does not
- * check this (for speed), and JSON cannot carry anything else; the engine
- * only ever stores strings that came from valid JSON, so a bad one here is
- * a damaged record. Depth is bounded by the decoder (TRB_MAX_DEPTH). */
 static int av_utf8_ok(const trb_av *v) {
   switch (v->type) {
     case TRB_T_S:
-      return utf8_ok(v->u.s.p, v->u.s.len);
+      return trb_utf8_valid(v->u.s.p, v->u.s.len);
     case TRB_T_M:
       for (size_t i = 0; i < v->u.m.n; i++)
-        if (!utf8_ok(v->u.m.e[i].name, v->u.m.e[i].name_len) || !av_utf8_ok(v->u.m.e[i].val))
+        if (!trb_utf8_valid(v->u.m.e[i].name, v->u.m.e[i].name_len) || !av_utf8_ok(v->u.m.e[i].val))
           return 0;
       return 1;
     case TRB_T_L:
@@ -305,7 +268,7 @@ trb_err trb_stream_record(const trb_wal_rec *r, const trb_stream_rec_opts *o, js
                           trb_status *st) {
   if (!out) return trb_status_set(st, TRB_EINVAL, "no output pointer");
   *out = NULL;
-  if (o && (!o->region || !utf8_ok(o->region, strlen(o->region))))
+  if (o && (!o->region || !trb_utf8_valid(o->region, strlen(o->region))))
     return trb_status_set(st, TRB_EINVAL, "awsRegion missing or not UTF-8");
   srec_parts p;
   trb_err rc = parts_decode(r, o, &p, st);
@@ -396,4 +359,41 @@ done:
   trb_buf_fini(&b);
   parts_fini(&p);
   return line;
+}
+
+void trb_stream_label(int64_t us, char out[32]) {
+  time_t s = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char b[24];
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, 32, "%s.%03d", b, (int)((us / 1000) % 1000));
+}
+
+int trb_stream_tables_lookup(const char *spec, const char *table, trb_view *view,
+                             trb_status *st) {
+  int found = 0;
+  size_t tl = table ? strlen(table) : 0;
+  for (const char *p = spec ? spec : ""; *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    char vt[32] = "";
+    size_t vl = colon ? len - (size_t)(colon + 1 - p) : 0;
+    if (colon && vl < sizeof vt) memcpy(vt, colon + 1, vl);
+    trb_view v;
+    if (!colon || colon == p || vl >= sizeof vt || trb_view_parse(vt, &v)) {
+      trb_status_set(st, TRB_ECONFIG,
+                     "streams.tables: bad entry '%.*s': want TABLE:VIEW_TYPE with a view type "
+                     "of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES",
+                     (int)len, p);
+      return -1;
+    }
+    if (table && !found && (size_t)(colon - p) == tl && !memcmp(p, table, tl)) {
+      found = 1;
+      if (view) *view = v;
+    }
+    p = comma ? comma + 1 : p + len;
+  }
+  return found;
 }

@@ -31,6 +31,18 @@ typedef enum trb_view {
   TRB_VIEW_NEW_AND_OLD_IMAGES = 4,
 } trb_view;
 
+/* A StreamLabel for a stream enabled at us (microseconds since the epoch):
+ * ISO-8601 UTC with milliseconds and no zone, e.g. 2015-05-20T20:51:10.252.
+ * out is caller-owned. */
+void trb_stream_label(int64_t us, char out[32]);
+
+/* The streams.tables setting: "TABLE:VIEW_TYPE,TABLE:VIEW_TYPE,...". Checks
+ * every entry; when table is not NULL and listed, *view gets its view type.
+ * 1 listed, 0 not listed, -1 malformed (TRB_ECONFIG in st, naming the
+ * entry). spec and table borrowed. */
+int trb_stream_tables_lookup(const char *spec, const char *table, trb_view *view,
+                             trb_status *st);
+
 /* "KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"; "?" for any
  * other value. Static string, never NULL. */
 const char *trb_view_name(trb_view v);

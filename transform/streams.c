@@ -71,6 +71,7 @@ struct trb_streams {
   size_t nst, capst;
   uint64_t done_lsn;       /* every record <= this is taken in */
   uint64_t trim_lsn;       /* the WAL starts here (0 = at the beginning) */
+  int waiters;             /* threads in trb_streams_sync/wait (under mu) */
   int stopping;
   trb_err failed;
   trb_status fail_st;
@@ -323,7 +324,7 @@ static void *tail_main(void *arg) {
       default: break;
     }
     if (!rc) t->done_lsn = r.lsn;
-    pthread_cond_broadcast(&t->cv);
+    if (t->waiters) pthread_cond_broadcast(&t->cv); /* per record: only when someone waits */
     pthread_mutex_unlock(&t->mu);
   }
   if (rc && rc != TRB_ECLOSED) {
@@ -406,8 +407,12 @@ int trb_streams_sync(trb_streams *t, int timeout_ms) {
   struct timespec dl = trb_deadline_ms(timeout_ms);
   pthread_mutex_lock(&t->mu);
   int r = 0;
-  while (t->done_lsn < want && !t->failed && !t->stopping)
-    if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) break;
+  while (t->done_lsn < want && !t->failed && !t->stopping) {
+    t->waiters++;
+    int w = pthread_cond_timedwait(&t->cv, &t->mu, &dl);
+    t->waiters--;
+    if (w == ETIMEDOUT) break;
+  }
   if (t->done_lsn < want) r = -1;
   pthread_mutex_unlock(&t->mu);
   return r;
@@ -534,9 +539,11 @@ int trb_streams_wait(trb_streams *t, uint64_t lsn, int timeout_ms) {
       r = -1;
       break;
     }
-    if (timeout_ms < 0) {
-      pthread_cond_wait(&t->cv, &t->mu);
-    } else if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
+    t->waiters++;
+    int w = timeout_ms < 0 ? pthread_cond_wait(&t->cv, &t->mu)
+                           : pthread_cond_timedwait(&t->cv, &t->mu, &dl);
+    t->waiters--;
+    if (w == ETIMEDOUT) {
       r = t->done_lsn >= lsn ? 0 : -1;
       break;
     }

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
@@ -32,13 +31,6 @@ srv = Server(config=cfg, data_dir=os.path.join(work, "data"))
 TOPIC = "us-east-1.fenced"
 
 
-def metrics():
-    out = {}
-    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def wait(cond, secs, what):
@@ -81,7 +73,7 @@ try:
                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
     for i in range(20):
         ddb.put_item(TableName="fenced", Item={"pk": {"S": "a%d" % i}})
-    wait(lambda: metrics().get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= metrics()["tributary_wal_last_lsn"],
+    wait(lambda: srv.metrics().get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= srv.metrics()["tributary_wal_last_lsn"],
          30, "the sink delivers the first writes")
     # The broker says the producer is fenced.
     mock.stdin.write("errors endtxn 1 INVALID_PRODUCER_EPOCH\n")
@@ -89,14 +81,14 @@ try:
     h.eq(mock.stdout.readline().strip(), "ok", "the mock takes the error injection")
     for i in range(20):
         ddb.put_item(TableName="fenced", Item={"pk": {"S": "b%d" % i}})
-    wait(lambda: metrics().get('tributary_sink_broken{sink="kafka"}') == 1.0, 60, "the fenced sink is marked broken")
+    wait(lambda: srv.metrics().get('tributary_sink_broken{sink="kafka"}') == 1.0, 60, "the fenced sink is marked broken")
     log = open(srv.log_path).read()
     h.check("fenced" in log and "the sink stops" in log, "the log says the producer was fenced and the sink stopped")
-    ck = metrics()['tributary_sink_checkpoint_lsn{sink="kafka"}']
-    h.check(ck < metrics()["tributary_wal_last_lsn"], "the checkpoint stays at what was delivered")
+    ck = srv.metrics()['tributary_sink_checkpoint_lsn{sink="kafka"}']
+    h.check(ck < srv.metrics()["tributary_wal_last_lsn"], "the checkpoint stays at what was delivered")
     h.eq(srv.stop(), 0, "clean stop")
     srv.start()
-    wait(lambda: metrics().get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= metrics()["tributary_wal_last_lsn"],
+    wait(lambda: srv.metrics().get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= srv.metrics()["tributary_wal_last_lsn"],
          60, "after a restart the sink delivers the rest")
     got = lsns()
     h.eq(len(got), len(set(got)), "no change twice")

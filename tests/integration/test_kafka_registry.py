@@ -215,20 +215,13 @@ def clients():
     return boto3.client("dynamodb", **kw)
 
 
-def metrics():
-    out = {}
-    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def caught_up(what):
     deadline = time.time() + 60
     m = {}
     while time.time() < deadline:
-        m = metrics()
+        m = srv.metrics()
         if m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"]:
             break
         time.sleep(0.2)

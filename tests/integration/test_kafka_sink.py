@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
@@ -117,13 +116,6 @@ def clients():
     return boto3.client("dynamodb", **kw), boto3.client("dynamodbstreams", **kw)
 
 
-def metrics():
-    out = {}
-    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 acked = {}
@@ -195,11 +187,11 @@ try:
     # Everything the WAL holds reaches Kafka.
     deadline = time.time() + 60
     while time.time() < deadline:
-        m = metrics()
+        m = srv.metrics()
         if m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"]:
             break
         time.sleep(0.5)
-    m = metrics()
+    m = srv.metrics()
     h.check(m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"],
             "the Kafka sink caught up: %r" % {k: v for k, v in m.items() if "sink" in k})
     h.eq(m.get('tributary_sink_broken{sink="kafka"}'), 0.0, "the sink is not broken")

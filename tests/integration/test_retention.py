@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
@@ -41,13 +40,6 @@ def clients(srv):
     return boto3.client("dynamodb", **kw), boto3.client("dynamodbstreams", **kw)
 
 
-def metrics(srv):
-    out = {}
-    for line in urllib.request.urlopen(srv.url + "/metrics", timeout=10).read().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def segments(work):
@@ -92,14 +84,14 @@ try:
     early = strm.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     first_recs = strm.get_records(ShardIterator=early, Limit=1)  # a valid, early position
     fill(ddb, "busy", 1500, "a")          # ~4.5 MB of WAL: several segments
-    made = segments(work) + metrics(srv).get("tributary_retention_segments_removed_total", 0)
+    made = segments(work) + srv.metrics().get("tributary_retention_segments_removed_total", 0)
     h.check(made >= 4, "the WAL grew to several segments (%d)" % made)
     # Past retention and delivered (the idle stream has nothing): trimmed.
     time.sleep(3.5)
     fill(ddb, "busy", 300, "b")           # new segments after the horizon
-    wait_for(lambda: metrics(srv).get("tributary_retention_segments_removed_total", 0) >= 2, 20,
+    wait_for(lambda: srv.metrics().get("tributary_retention_segments_removed_total", 0) >= 2, 20,
              "retention removes old segments")
-    m = metrics(srv)
+    m = srv.metrics()
     h.check(m["tributary_wal_first_lsn"] > 1, "the WAL now starts later (LSN %d)" % m["tributary_wal_first_lsn"])
     h.check(segments(work) < 6, "fewer segment files on disk (%d)" % segments(work))
     h.eq(m.get('tributary_sink_broken{sink="file"}'), 0.0, "the healthy sink is not broken")
@@ -160,14 +152,14 @@ try:
     mk(ddb, "stuck")
     fill(ddb, "stuck", 900, "c")   # ~2.7 MB: past retention soon, not past the lag cap
     time.sleep(4)
-    m = metrics(srv)
+    m = srv.metrics()
     h.eq(m.get('tributary_sink_failing{sink="file"}'), 1.0, "the sink is failing")
     h.eq(m.get("tributary_retention_segments_removed_total"), 0.0, "the WAL is kept for the failing sink")
     h.eq(m.get("tributary_retention_held_by_sinks"), 1.0, "metrics say a sink holds the WAL")
     fill(ddb, "stuck", 1500, "d")  # now past the 6 MiB cap
-    wait_for(lambda: metrics(srv).get('tributary_sink_broken{sink="file"}') == 1.0, 20,
+    wait_for(lambda: srv.metrics().get('tributary_sink_broken{sink="file"}') == 1.0, 20,
              "the sink is marked broken past the lag cap")
-    wait_for(lambda: metrics(srv).get("tributary_retention_segments_removed_total", 0) >= 1, 20,
+    wait_for(lambda: srv.metrics().get("tributary_retention_segments_removed_total", 0) >= 1, 20,
              "with the broken sink out of the way, the WAL is trimmed")
     h.check("marking it broken" in open(srv.log_path).read(), "the log says the sink was marked broken")
     h.eq(srv.stop(), 0, "clean stop")

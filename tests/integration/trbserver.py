@@ -46,6 +46,16 @@ class Server:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    def metrics(self):
+        """GET /metrics as {series (with its labels): value}."""
+        import urllib.request
+        out = {}
+        for line in urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
