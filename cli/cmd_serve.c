@@ -17,6 +17,7 @@
 #include "sinks/file_sink.h"
 #include "sinks/kafka_mock.h"
 #include "sinks/kafka_sink.h"
+#include "sinks/pg_sink.h"
 #include <openssl/sha.h>
 #include "transform/streams.h"
 #include "cli/cli.h"
@@ -49,6 +50,8 @@ typedef struct serve_ctx {
   size_t ntailers;
   trb_retention *ret;
   trb_kafka_mock *kmock;
+  trb_sink *pg;             /* the PostgreSQL sink (owned by its tailer), for metrics */
+  trb_pg_source pgsrc;
   trb_api *api;
   trb_http_server *srv;
 } serve_ctx;
@@ -120,6 +123,25 @@ static char *serve_metrics(void *ctx) {
     M("tributary_retention_sinks_broken_total", "counter",
       "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
       (unsigned long long)rs.sinks_broken);
+  }
+  if (sv->pg) {
+    trb_pg_sink_stats ps;
+    trb_pg_sink_get_stats(sv->pg, &ps);
+    M("tributary_postgres_rows_applied_total", "counter",
+      "Replica rows written by the PostgreSQL sink (after collapsing a batch's changes per key).",
+      " %llu", (unsigned long long)ps.rows_applied);
+    M("tributary_postgres_history_rows_total", "counter", "History rows appended.", " %llu",
+      (unsigned long long)ps.history_rows);
+    M("tributary_postgres_dead_letters_total", "counter",
+      "Changes PostgreSQL refused, recorded in the dead_letters table.", " %llu",
+      (unsigned long long)ps.dead_letters);
+    M("tributary_postgres_reconnects_total", "counter", "Connections made again after a failure.",
+      " %llu", (unsigned long long)ps.reconnects);
+    M("tributary_postgres_snapshot_items_total", "counter",
+      "Items copied by snapshots (tables whose changes were not all in the WAL).", " %llu",
+      (unsigned long long)ps.snapshot_items);
+    M("tributary_postgres_connected", "gauge", "1 while the sink holds a connection.", " %d",
+      ps.connected);
   }
 #undef M
   fclose(f);
@@ -207,6 +229,64 @@ static void reshard(trb_engine *e, uint32_t n, const char *tables) {
   trb_table_list_free(names, nn);
 }
 
+/* ---- what the PostgreSQL sink may ask of the engine -------------------- */
+
+static trb_err pgsrc_tables(void *ctx, char ***names, size_t *n, trb_status *st) {
+  char **v = NULL;
+  size_t nn = 0;
+  trb_err rc = trb_table_list(ctx, NULL, 0, &v, &nn, NULL, st);
+  if (rc) return rc;
+  *names = calloc(nn ? nn : 1, sizeof **names);
+  for (size_t i = 0; *names && i < nn; i++) (*names)[i] = strdup(v[i]);
+  *n = *names ? nn : 0;
+  trb_table_list_free(v, nn);
+  return *names ? TRB_OK : trb_status_set(st, TRB_ENOMEM, "out of memory");
+}
+
+static int pgsrc_describe(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
+                          uint64_t *items, trb_keyschema *ks) {
+  trb_table_info info;
+  if (trb_table_describe(ctx, table, &info, NULL)) return 0;
+  *table_id = info.def.table_id;
+  *items = info.item_count;
+  *ks = info.def.ks;
+  *stream_lsn = 0;
+  json_t *ext = info.def.ext;
+  json_t *ss = ext ? json_object_get(ext, "StreamSpecification") : NULL;
+  const char *sl = ext ? json_string_value(json_object_get(ext, "StreamStartLsn")) : NULL;
+  if (ss && json_is_true(json_object_get(ss, "StreamEnabled")) && sl)
+    *stream_lsn = strtoull(sl, NULL, 10);
+  trb_table_info_fini(&info);
+  return 1;
+}
+
+static uint64_t pgsrc_first(void *ctx) { return trb_wal_first_lsn(trb_engine_wal(ctx)); }
+
+static trb_err pgsrc_snap_open(void *ctx, const char *table, const void *after, size_t after_len,
+                               void **snap, uint64_t *lsn, trb_status *st) {
+  trb_snapshot *s = NULL;
+  trb_err rc = trb_snapshot_open(ctx, table, after, after_len, &s, lsn, st);
+  *snap = s;
+  return rc;
+}
+
+static trb_err pgsrc_snap_next(void *snap, trb_av **item, const void **key, size_t *key_len,
+                               trb_status *st) {
+  return trb_snapshot_next(snap, item, key, key_len, st);
+}
+
+static void pgsrc_snap_close(void *snap) { trb_snapshot_close(snap); }
+
+/* A name stable for this data directory (a Kafka transactional id, a
+ * PostgreSQL sink's checkpoint rows). */
+static void data_dir_id(const char *data_dir, char *out, size_t cap) {
+  char real[TRB_CONFIG_PATH_MAX];
+  const char *dd = realpath(data_dir, real) ? real : data_dir;
+  unsigned char h[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)dd, strlen(dd), h);
+  snprintf(out, cap, "tributary-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
+}
+
 static int serve_start(cli *c, serve_ctx *sv, int auth) {
   trb_status st;
   trb_status_init(&st);
@@ -263,13 +343,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     if (c->cfg.kafka.transactional_id[0]) {
       snprintf(txid, sizeof txid, "%s", c->cfg.kafka.transactional_id);
     } else {
-      /* stable for this data directory */
-      char real[TRB_CONFIG_PATH_MAX];
-      const char *dd = realpath(c->cfg.data_dir, real) ? real : c->cfg.data_dir;
-      unsigned char h[SHA256_DIGEST_LENGTH];
-      SHA256((const unsigned char *)dd, strlen(dd), h);
-      snprintf(txid, sizeof txid, "tributary-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
-               h[4], h[5]);
+      data_dir_id(c->cfg.data_dir, txid, sizeof txid);
     }
     snprintf(ckpath, sizeof ckpath, "%s/kafka-sink.checkpoint", c->cfg.data_dir);
     trb_kafka_sink_opts ko = {.brokers = brokers, .topic_template = c->cfg.kafka.topic_template,
@@ -291,6 +365,36 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     trb_log_info("serve", "Kafka sink to %s (%s, topics %s)", brokers,
                  c->cfg.kafka.exactly_once ? "exactly once: transactions" : "at least once",
                  c->cfg.kafka.topic_template);
+  }
+  /* The PostgreSQL sink. */
+  if (c->cfg.postgres.conninfo[0]) {
+    char name[300];
+    if (c->cfg.postgres.sink_name[0]) snprintf(name, sizeof name, "%s", c->cfg.postgres.sink_name);
+    else data_dir_id(c->cfg.data_dir, name, sizeof name);
+    sv->pgsrc = (trb_pg_source){.ctx = sv->e, .tables = pgsrc_tables, .describe = pgsrc_describe,
+                                .wal_first_lsn = pgsrc_first, .snap_open = pgsrc_snap_open,
+                                .snap_next = pgsrc_snap_next, .snap_close = pgsrc_snap_close};
+    static const int modes[] = {TRB_PG_REPLICA, TRB_PG_HISTORY, TRB_PG_REPLICA | TRB_PG_HISTORY};
+    trb_pg_sink_opts po = {.conninfo = c->cfg.postgres.conninfo, .sink_name = name,
+                           .schema = c->cfg.postgres.schema,
+                           .control_schema = c->cfg.postgres.control_schema,
+                           .mode = modes[c->cfg.postgres.mode % 3],
+                           .json_typed = c->cfg.postgres.json == 1,
+                           .stop_on_error = c->cfg.postgres.on_error == 1,
+                           .all_tables = c->cfg.postgres.all_tables,
+                           .tables_json = c->cfg.postgres.tables, .source = &sv->pgsrc};
+    trb_sink *ps = NULL;
+    trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .region = c->cfg.region};
+    if (trb_pg_sink_create(&po, &ps, &st) ||
+        trb_tailer_start(&to, ps, &sv->tailers[sv->ntailers], &st)) {
+      fprintf(stderr, "tributary: the PostgreSQL sink cannot start: %s\n", trb_status_msg(&st));
+      return CLI_FAIL;
+    }
+    sv->pg = ps;
+    sv->ntailers++;
+    trb_log_info("serve", "PostgreSQL sink %s (exactly once: each batch commits with its "
+                 "checkpoint in %s.checkpoints)", name, c->cfg.postgres.control_schema);
   }
   /* Retention: the WAL keeps what streams and sinks still need. */
   trb_retention_opts ro = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,

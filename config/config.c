@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <jansson.h>
 #include <yaml.h>
 
 typedef enum cfg_type {
@@ -33,6 +34,7 @@ typedef enum cfg_type {
   CFG_UINT32,   /* uint32_t in [min, max] */
   CFG_SIZE,     /* uint64_t bytes in [min, max]; K/M/G and KiB/MiB/GiB suffixes */
   CFG_HOSTPORT, /* char[size] holding HOST:PORT or [IPV6]:PORT */
+  CFG_PGTABLES, /* char[size]: the postgres.tables mapping, checked, kept as JSON text */
 } cfg_type;
 
 typedef struct cfg_setting {
@@ -65,6 +67,8 @@ typedef struct cfg_setting {
   {n, CFG_SIZE, offsetof(trb_config, f), FSIZE(f), def, lo, hi, NULL, help}
 #define HOSTPORT(n, f, def, help) \
   {n, CFG_HOSTPORT, offsetof(trb_config, f), FSIZE(f), def, 0, 0, NULL, help}
+#define PGTABLES(n, f, help) \
+  {n, CFG_PGTABLES, offsetof(trb_config, f), FSIZE(f), "{}", 0, 0, NULL, help}
 #define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 _Static_assert(sizeof(trb_cfg_sync) == sizeof(int), "enum fields are stored as int");
@@ -147,6 +151,34 @@ static const cfg_setting cfg_settings[] = {
        "Size at which the file sink starts a new file."),
   U32("sinks.file.rotate_s", file_sink.rotate_s, "3600", 1, 604800,
       "Seconds after which the file sink starts a new file."),
+  STR_OPT("postgres.conninfo", postgres.conninfo, "",
+          "libpq connection string of the PostgreSQL sink (host=... port=... dbname=... "
+          "user=...; any libpq keyword). Empty: no PostgreSQL sink."),
+  STR_OPT("postgres.sink_name", postgres.sink_name, "",
+          "Name of this sink's checkpoint rows in PostgreSQL. Empty: derived from the data "
+          "directory. Two servers writing to one database need different names."),
+  STR("postgres.schema", postgres.schema, "public",
+      "Schema of the destination tables that postgres.tables does not place elsewhere."),
+  STR("postgres.control_schema", postgres.control_schema, "tributary",
+      "Schema of the sink's own tables: checkpoints, table states, dead_letters."),
+  ENUM_INT("postgres.mode", postgres.mode, "replica", NAMES("replica", "history", "both"),
+           "What a table becomes: replica (upsert and delete: the table mirrors the source), "
+           "history (one appended row per change, for auditing) or both."),
+  ENUM_INT("postgres.json", postgres.json, "plain", NAMES("plain", "dynamodb"),
+           "Form of the item columns: plain JSON (numbers with their exact digits, binary as "
+           "base64, sets as arrays) or dynamodb (the typed form, {\"N\": \"1\"})."),
+  ENUM_INT("postgres.on_error", postgres.on_error, "dead_letter", NAMES("dead_letter", "stop"),
+           "A change PostgreSQL rejects (a value that does not fit a typed column): "
+           "dead_letter (recorded with the error in <control_schema>.dead_letters, the sink "
+           "goes on) or stop (the sink stops with the error)."),
+  ENUM_INT("postgres.all_tables", postgres.all_tables, "true", NAMES("false", "true"),
+           "true: every table with a stream goes to PostgreSQL, with the defaults unless "
+           "postgres.tables says otherwise; false: only the tables postgres.tables names."),
+  PGTABLES("postgres.tables", postgres.tables,
+           "Per source table: where it goes and how. A mapping of table name to {schema, "
+           "table, mode, columns}, columns a mapping of attribute path (a.b[0].c) to a "
+           "PostgreSQL type (text, numeric(12,2), bigint, boolean, timestamptz, ...), each "
+           "a typed column named after the path (a_b_0_c), added when the config grows."),
   STR("region", region, "us-east-1", "Region name reported in ARNs and responses."),
   ENUM_STR("log_level", log_level, "info", NAMES("debug", "info", "warn", "error"),
            "Least severe log message written."),
@@ -288,6 +320,8 @@ static int cfg_parse(const cfg_setting *s, const char *text, size_t len,
     if (rc == 0 && *num >= s->min && *num <= s->max) return 0;
     return snprintf(why, cap, "must be from %s to %s (got '%.64s')", lo, hi, text), -1;
   }
+  case CFG_PGTABLES:
+    return snprintf(why, cap, "internal: postgres.tables is parsed as YAML"), -1;
   case CFG_HOSTPORT: {
     const char *bad = len >= s->size ? "too long" : check_hostport(text);
     if (!bad) return 0;
@@ -377,6 +411,238 @@ static trb_err cfg_unknown(trb_status *st, const char *path, size_t line, const 
                   (int)best_len, best);
 }
 
+
+#define LINE(node) ((size_t)(node)->start_mark.line + 1)
+
+static const char *node_kind(const yaml_node_t *n) {
+  return n->type == YAML_MAPPING_NODE    ? "a mapping"
+         : n->type == YAML_SEQUENCE_NODE ? "a sequence"
+                                         : "a scalar";
+}
+
+/* An empty, "~" or "null" plain scalar: "wal:" with nothing under it. */
+static int node_is_null(const yaml_node_t *n) {
+  const char *v = (const char *)n->data.scalar.value;
+  return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+         (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"));
+}
+
+/* ---- postgres.tables ---------------------------------------------------- */
+
+/* A PostgreSQL type name as the config may give it: words of lowercase
+ * letters, digits and underscores separated by single spaces, an optional
+ * (p) or (p,s), an optional []: "numeric(12,2)", "double precision",
+ * "text[]". Nothing else reaches SQL, so nothing can be injected. */
+int trb_config_pg_type_ok(const char *t) {
+  size_t n = strlen(t), i = 0;
+  if (n == 0 || n > 63 || !(t[0] >= 'a' && t[0] <= 'z')) return 0;
+  while (i < n && (strchr("abcdefghijklmnopqrstuvwxyz0123456789_", t[i]) ||
+                   (t[i] == ' ' && i + 1 < n && t[i + 1] != ' ' && t[i + 1] != '(' &&
+                    t[i + 1] != '[')))
+    i++;
+  if (i < n && t[i] == '(') {
+    size_t d = strspn(t + i + 1, "0123456789");
+    if (!d) return 0;
+    i += 1 + d;
+    if (t[i] == ',') {
+      if (t[i + 1] == ' ') i++;
+      d = strspn(t + i + 1, "0123456789");
+      if (!d) return 0;
+      i += 1 + d;
+    }
+    if (t[i] != ')') return 0;
+    i++;
+  }
+  if (i < n && !strcmp(t + i, "[]")) i += 2;
+  return i == n;
+}
+
+/* An attribute path: NAME, then .NAME or [N] steps; NAME any bytes but
+ * . [ ] and control characters. Its column name: the steps joined by _
+ * ("a.b[0]" -> "a_b_0"); 0 when the path is malformed or the name would
+ * not fit PostgreSQL's 63 bytes. */
+int trb_config_pg_column(const char *path, char *col, size_t cap) {
+  size_t o = 0, n = strlen(path);
+  int want_name = 1;
+  if (cap < 64) return 0;
+  for (size_t i = 0; i < n;) {
+    if (want_name) {
+      size_t l = strcspn(path + i, ".[]");
+      if (l == 0) return 0;
+      if (o + l > 63) return 0;
+      memcpy(col + o, path + i, l), o += l, i += l;
+      want_name = 0;
+    } else if (path[i] == '.') {
+      if (o + 1 > 63) return 0;
+      col[o++] = '_', i++, want_name = 1;
+    } else if (path[i] == '[') {
+      size_t d = strspn(path + i + 1, "0123456789");
+      if (!d || path[i + 1 + d] != ']' || o + 1 + d > 63) return 0;
+      col[o++] = '_';
+      memcpy(col + o, path + i + 1, d), o += d, i += d + 2;
+    } else {
+      return 0;
+    }
+  }
+  if (want_name) return 0;
+  col[o] = '\0';
+  return 1;
+}
+
+typedef struct pgt_err {
+  size_t line;
+  char name[CFG_NAME_MAX * 6];
+  char why[400];
+} pgt_err;
+
+static int pgt_fail(pgt_err *e, const yaml_node_t *n, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int pgt_fail(pgt_err *e, const yaml_node_t *n, const char *name, const char *fmt, ...) {
+  va_list ap;
+  e->line = LINE(n);
+  snprintf(e->name, sizeof e->name, "%s", name);
+  va_start(ap, fmt);
+  vsnprintf(e->why, sizeof e->why, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static int pgt_scalar(const yaml_node_t *n) { return n->type == YAML_SCALAR_NODE; }
+static const char *pgt_text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static int pgt_ident(const yaml_node_t *v, const char *name, pgt_err *e) {
+  if (!pgt_scalar(v)) return pgt_fail(e, v, name, "expected a name (got %s)", node_kind(v));
+  size_t l = v->data.scalar.length;
+  if (l == 0 || l > 63 || strlen(pgt_text(v)) != l)
+    return pgt_fail(e, v, name, "expected a PostgreSQL name of 1 to 63 bytes");
+  for (size_t i = 0; i < l; i++)
+    if ((unsigned char)pgt_text(v)[i] < 0x20)
+      return pgt_fail(e, v, name, "value contains a control character");
+  return 0;
+}
+
+/* One table's entry -> a JSON object. */
+static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tname,
+                     json_t *out, pgt_err *e) {
+  char name[CFG_NAME_MAX * 4];
+  if (node_is_null(m)) return 0;
+  if (m->type != YAML_MAPPING_NODE)
+    return pgt_fail(e, m, tname, "expected a mapping of schema, table, mode, columns (got %s)",
+                    node_kind(m));
+  for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(doc, p->key);
+    yaml_node_t *v = yaml_document_get_node(doc, p->value);
+    if (!pgt_scalar(k)) return pgt_fail(e, k, tname, "expected a setting name");
+    const char *ks = pgt_text(k);
+    snprintf(name, sizeof name, "%s.%.60s", tname, ks);
+    if (json_object_get(out, ks)) return pgt_fail(e, k, name, "duplicate key");
+    if (!strcmp(ks, "schema") || !strcmp(ks, "table")) {
+      if (pgt_ident(v, name, e)) return -1;
+      json_object_set_new(out, ks, json_string(pgt_text(v)));
+    } else if (!strcmp(ks, "mode")) {
+      static const char *const modes[] = {"replica", "history", "both"};
+      int ok = 0;
+      for (int i = 0; pgt_scalar(v) && i < 3; i++) ok |= !strcmp(pgt_text(v), modes[i]);
+      if (!ok)
+        return pgt_fail(e, v, name, "expected one of replica, history, both (got '%.64s')",
+                        pgt_scalar(v) ? pgt_text(v) : node_kind(v));
+      json_object_set_new(out, "mode", json_string(pgt_text(v)));
+    } else if (!strcmp(ks, "columns")) {
+      json_t *cols = json_object();
+      json_object_set_new(out, "columns", cols);
+      if (node_is_null(v)) continue;
+      if (v->type != YAML_MAPPING_NODE)
+        return pgt_fail(e, v, name, "expected a mapping of attribute path to PostgreSQL type "
+                        "(got %s)", node_kind(v));
+      for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+           q++) {
+        yaml_node_t *ck = yaml_document_get_node(doc, q->key);
+        yaml_node_t *cv = yaml_document_get_node(doc, q->value);
+        char col[64], cname[CFG_NAME_MAX * 6];
+        const char *path = pgt_scalar(ck) ? pgt_text(ck) : "";
+        snprintf(cname, sizeof cname, "%s.%.60s", name, path);
+        if (!pgt_scalar(ck) || strlen(path) != ck->data.scalar.length ||
+            !trb_config_pg_column(path, col, sizeof col))
+          return pgt_fail(e, ck, cname, "expected an attribute path like a.b[0].c whose column "
+                          "name (a_b_0_c) fits 63 bytes");
+        if (json_object_get(cols, path)) return pgt_fail(e, ck, cname, "duplicate key");
+        if (!pgt_scalar(cv) || !trb_config_pg_type_ok(pgt_text(cv)))
+          return pgt_fail(e, cv, cname, "expected a PostgreSQL type in lowercase, like text, "
+                          "numeric(12,2), bigint, boolean, timestamptz, double precision "
+                          "(got '%.64s')", pgt_scalar(cv) ? pgt_text(cv) : node_kind(cv));
+        json_object_set_new(cols, path, json_string(pgt_text(cv)));
+      }
+    } else {
+      return pgt_fail(e, k, name, "unknown setting (expected schema, table, mode or columns)");
+    }
+  }
+  return 0;
+}
+
+/* The whole mapping -> canonical JSON text in out (cap bytes). */
+static int pgt_check(yaml_document_t *doc, const yaml_node_t *node, const char *sname,
+                     char *out, size_t cap, pgt_err *e) {
+  json_t *all = json_object();
+  int rc = 0;
+  if (!node_is_null(node) && node->type != YAML_MAPPING_NODE)
+    rc = pgt_fail(e, node, sname, "expected a mapping of table name to its settings (got %s)",
+                  node_kind(node));
+  for (yaml_node_pair_t *p = node->type == YAML_MAPPING_NODE ? node->data.mapping.pairs.start : NULL;
+       !rc && p && p < node->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(doc, p->key);
+    yaml_node_t *v = yaml_document_get_node(doc, p->value);
+    char tname[CFG_NAME_MAX * 2];
+    const char *t = pgt_scalar(k) ? pgt_text(k) : "";
+    snprintf(tname, sizeof tname, "%s.%.255s", sname, t);
+    size_t tl = pgt_scalar(k) ? k->data.scalar.length : 0;
+    if (tl < 3 || tl > 255 || strlen(t) != tl ||
+        strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != tl)
+      rc = pgt_fail(e, k, tname, "expected a table name (3 to 255 of a-z A-Z 0-9 _ . -)");
+    else if (json_object_get(all, t))
+      rc = pgt_fail(e, k, tname, "duplicate key");
+    if (rc) break;
+    json_t *one = json_object();
+    json_object_set_new(all, t, one);
+    rc = pgt_table(doc, v, tname, one, e);
+  }
+  if (!rc) {
+    char *txt = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!txt || strlen(txt) >= cap)
+      rc = pgt_fail(e, node, sname, "too long (at most %zu bytes as JSON)", cap - 1);
+    else
+      memcpy(out, txt, strlen(txt) + 1);
+    free(txt);
+  }
+  json_decref(all);
+  return rc;
+}
+
+/* The same from text (a default, a command-line value): YAML, of which
+ * JSON is a part. */
+static int pgt_check_text(const char *text, const char *sname, char *out, size_t cap,
+                          pgt_err *e) {
+  yaml_parser_t parser;
+  yaml_document_t doc;
+  memset(e, 0, sizeof *e);
+  snprintf(e->name, sizeof e->name, "%s", sname);
+  if (!yaml_parser_initialize(&parser)) return snprintf(e->why, sizeof e->why, "out of memory"), -1;
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+  if (!yaml_parser_load(&parser, &doc)) {
+    snprintf(e->why, sizeof e->why, "YAML syntax error: %s",
+             parser.problem ? parser.problem : "unknown error");
+    yaml_parser_delete(&parser);
+    return -1;
+  }
+  yaml_node_t *root = yaml_document_get_root_node(&doc);
+  int rc = 0;
+  if (!root) snprintf(out, cap, "{}");
+  else rc = pgt_check(&doc, root, sname, out, cap, e);
+  if (rc) e->line = 0; /* lines of a one-line value say nothing */
+  yaml_document_delete(&doc);
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 /* ---- public: defaults, set -------------------------------------------- */
 
 void trb_config_defaults(trb_config *cfg) {
@@ -385,6 +651,10 @@ void trb_config_defaults(trb_config *cfg) {
   for (size_t i = 0; i < CFG_NSETTINGS; i++) {
     const cfg_setting *s = &cfg_settings[i];
     uint64_t num = 0;
+    if (s->type == CFG_PGTABLES) {
+      snprintf((char *)cfg + s->off, s->size, "%s", s->def);
+      continue;
+    }
     int rc = cfg_parse(s, s->def, strlen(s->def), &num, why, sizeof why);
     assert(rc == 0 && "a default in the settings table is invalid");
     assert(s->type != CFG_UINT32 || s->size == sizeof(uint32_t));
@@ -405,6 +675,12 @@ trb_err trb_config_set(trb_config *cfg, const char *name, const char *value,
     return cfg_fail(st, NULL, 0, name, "is a group of settings; set one of them by its "
                     "dotted name");
   if (!s) return cfg_unknown(st, NULL, 0, name);
+  if (s->type == CFG_PGTABLES) {
+    pgt_err pe;
+    if (pgt_check_text(value, name, (char *)cfg + s->off, s->size, &pe))
+      return cfg_fail(st, NULL, 0, pe.name, "%s", pe.why);
+    return TRB_OK;
+  }
   if (cfg_parse(s, value, strlen(value), &num, why, sizeof why) != 0)
     return cfg_fail(st, NULL, 0, name, "%s", why);
   cfg_store(s, cfg, value, strlen(value), num);
@@ -420,21 +696,6 @@ typedef struct cfg_loader {
   trb_status *st;
   size_t set_line[CFG_NSETTINGS]; /* line each setting was set at, 0 = not yet */
 } cfg_loader;
-
-#define LINE(node) ((size_t)(node)->start_mark.line + 1)
-
-static const char *node_kind(const yaml_node_t *n) {
-  return n->type == YAML_MAPPING_NODE    ? "a mapping"
-         : n->type == YAML_SEQUENCE_NODE ? "a sequence"
-                                         : "a scalar";
-}
-
-/* An empty, "~" or "null" plain scalar: "wal:" with nothing under it. */
-static int node_is_null(const yaml_node_t *n) {
-  const char *v = (const char *)n->data.scalar.value;
-  return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-         (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"));
-}
 
 static trb_err load_mapping(cfg_loader *ld, const yaml_node_t *map, const char *prefix) {
   yaml_node_pair_t *start = map->data.mapping.pairs.start;
@@ -467,6 +728,12 @@ static trb_err load_mapping(cfg_loader *ld, const yaml_node_t *map, const char *
         return cfg_fail(ld->st, ld->path, LINE(key), name,
                         "set twice (first at line %zu)", ld->set_line[idx]);
       ld->set_line[idx] = LINE(key);
+      if (s->type == CFG_PGTABLES) {
+        pgt_err pe;
+        if (pgt_check(ld->doc, val, name, (char *)ld->cfg + s->off, s->size, &pe))
+          return cfg_fail(ld->st, ld->path, pe.line, pe.name, "%s", pe.why);
+        continue;
+      }
       if (val->type != YAML_SCALAR_NODE)
         return cfg_fail(ld->st, ld->path, LINE(val), name,
                         "expected a single value (got %s)", node_kind(val));
@@ -567,7 +834,8 @@ done:
 
 static const char *const cfg_type_names[] = {
     [CFG_STRING] = "string", [CFG_ENUM] = "enum", [CFG_UINT32] = "integer",
-    [CFG_SIZE] = "size (bytes; suffixes K, M, G, KiB, MiB, GiB)", [CFG_HOSTPORT] = "host:port"};
+    [CFG_SIZE] = "size (bytes; suffixes K, M, G, KiB, MiB, GiB)", [CFG_HOSTPORT] = "host:port",
+    [CFG_PGTABLES] = "mapping (table name: {schema, table, mode, columns})"};
 
 void trb_config_print_doc(FILE *out) {
   char buf[512], lo[32], hi[32];
@@ -585,6 +853,9 @@ void trb_config_print_doc(FILE *out) {
       fprintf(out, "  range:   %llu to %llu\n", (unsigned long long)s->min,
               (unsigned long long)s->max);
     else if (s->type == CFG_SIZE) fprintf(out, "  range:   %s to %s\n", lo, hi);
+    else if (s->type == CFG_PGTABLES)
+      fprintf(out, "  example: {orders: {mode: both, columns: {total: numeric, "
+                   "customer.name: text}}}\n");
     else fprintf(out, "  range:   port 0 (a free port) to 65535; IPv6 hosts in brackets\n");
     fprintf(out, "  %s\n", s->help);
   }
@@ -608,6 +879,8 @@ static void print_value(const cfg_setting *s, const trb_config *cfg, FILE *out) 
   } else if (s->type == CFG_UINT32) {
     memcpy(&u32, field, sizeof u32);
     fprintf(out, "%u", (unsigned)u32);
+  } else if (s->type == CFG_PGTABLES) { /* JSON is YAML's flow style */
+    fputs(field, out);
   } else if (s->type == CFG_SIZE) {
     memcpy(&u64, field, sizeof u64);
     fmt_size(u64, buf, sizeof buf);

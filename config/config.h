@@ -68,9 +68,29 @@ typedef struct trb_config {
     uint64_t rotate_bytes;              /* "sinks.file.rotate_bytes": default 64MiB */
     uint32_t rotate_s;                  /* "sinks.file.rotate_s": default 3600 */
   } file_sink;
+  struct {
+    char conninfo[2048];                /* "postgres.conninfo": libpq; "" = no PostgreSQL sink */
+    char sink_name[128];                /* "postgres.sink_name": "" = from the data dir */
+    char schema[64];                    /* "postgres.schema": default public */
+    char control_schema[64];            /* "postgres.control_schema": default tributary */
+    int mode;                           /* "postgres.mode": replica|history|both (0, 1, 2) */
+    int json;                           /* "postgres.json": plain|dynamodb (0, 1) */
+    int on_error;                       /* "postgres.on_error": dead_letter|stop (0, 1) */
+    int all_tables;                     /* "postgres.all_tables": false|true, default true */
+    char tables[16384];                 /* "postgres.tables": the mapping as JSON text,
+                                           {"T": {"schema": .., "table": .., "mode": ..,
+                                           "columns": {"a.b": "numeric"}}}, checked */
+  } postgres;
   char region[64];                      /* "region": default us-east-1 */
   char log_level[16];                   /* "log_level": debug|info|warn|error, default info */
 } trb_config;
+
+/* postgres.tables' checks, for the sink too: 1 when t is a PostgreSQL
+ * type the config accepts (lowercase words, an optional (p[,s]), an
+ * optional []); 1 when path is an attribute path (a.b[0]) and then its
+ * column name ("a_b_0", at most 63 bytes) is in col (cap >= 64). */
+int trb_config_pg_type_ok(const char *t);
+int trb_config_pg_column(const char *path, char *col, size_t cap);
 
 /* Fills every setting with its default. */
 void trb_config_defaults(trb_config *cfg);

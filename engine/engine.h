@@ -297,6 +297,23 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
 trb_err trb_scan(trb_engine *e, const trb_scan_req *s, trb_page *out, trb_status *st);
 void trb_page_fini(trb_page *p);
 
+/* ---- snapshots: one table's items as of one LSN (late-joining sinks) ---- */
+typedef struct trb_snapshot trb_snapshot;
+/* Opens a consistent read of table's items: exactly the state after the
+ * WAL records up to *lsn. Items come in store-key order, starting after
+ * the store key `after` (after_len bytes; NULL/0 = from the first), so a
+ * copy that stopped can go on from the last key it took, in a new
+ * snapshot. *out caller-owned (trb_snapshot_close). TRB_ENOTFOUND when
+ * there is no such table. */
+trb_err trb_snapshot_open(trb_engine *e, const char *table, const void *after, size_t after_len,
+                          trb_snapshot **out, uint64_t *lsn, trb_status *st);
+/* The next item (*item caller-owned) and its store key (*key borrowed
+ * until the next call); *item NULL at the end. TRB_ENOTFOUND when the table
+ * was deleted meanwhile. */
+trb_err trb_snapshot_next(trb_snapshot *s, trb_av **item, const void **key, size_t *key_len,
+                          trb_status *st);
+void trb_snapshot_close(trb_snapshot *s); /* NULL ok */
+
 /* Makes the store durable up to the LSN it has applied, which *lsn gets:
  * the WAL before it is no longer needed for recovery (retention may remove
  * it). Writes wait while it runs (a flush of the memtables). */

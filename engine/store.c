@@ -44,6 +44,7 @@ struct trb_store_iter {
   rocksdb_readoptions_t *ro;
   const rocksdb_snapshot_t *snap;
   rocksdb_t *db;
+  rocksdb_column_family_handle_t *def; /* the meta family, for the applied LSN */
   char *lo, *hi;
 };
 
@@ -349,6 +350,7 @@ trb_err trb_store_iter_create(trb_store *s, trb_store_cf *cf, const void *lo, si
   trb_store_iter *it = calloc(1, sizeof *it);
   if (!it) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
   it->db = s->db;
+  it->def = s->def;
   it->ro = rocksdb_readoptions_create();
   it->snap = rocksdb_create_snapshot(s->db);
   rocksdb_readoptions_set_snapshot(it->ro, it->snap);
@@ -380,6 +382,16 @@ void trb_store_iter_destroy(trb_store_iter *it) {
   free(it->lo);
   free(it->hi);
   free(it);
+}
+
+trb_err trb_store_iter_applied_lsn(trb_store_iter *it, uint64_t *lsn, trb_status *st) {
+  char *err = NULL;
+  size_t n = 0;
+  char *v = rocksdb_get_cf(it->db, it->ro, it->def, META_APPLIED, strlen(META_APPLIED), &n, &err);
+  if (err) return rerr(st, "read at a snapshot", err);
+  *lsn = v && n == 8 ? trb_get_u64((unsigned char *)v) : 0;
+  rocksdb_free(v);
+  return TRB_OK;
 }
 
 void trb_store_iter_first(trb_store_iter *it) { rocksdb_iter_seek_to_first(it->it); }

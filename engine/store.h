@@ -81,6 +81,9 @@ trb_err trb_store_iter_create(trb_store *s, trb_store_cf *cf, const void *lo, si
                               const void *hi, size_t hil, trb_store_iter **out,
                               trb_status *st);
 void trb_store_iter_destroy(trb_store_iter *it);
+/* The applied LSN as of the iterator's snapshot: its keys are the state
+ * after exactly the WAL records up to *lsn. */
+trb_err trb_store_iter_applied_lsn(trb_store_iter *it, uint64_t *lsn, trb_status *st);
 void trb_store_iter_first(trb_store_iter *it);
 void trb_store_iter_last(trb_store_iter *it);
 /* Positions at the first key >= k (seek) or the last key <= k (seek_prev). */

@@ -1,0 +1,98 @@
+/*
+ * doc_json.c -- items as plain JSON documents (see doc_json.h).
+ *
+ * Strings are escaped as RFC 8259 asks (", \ and control characters;
+ * everything else, UTF-8 included, is copied), so the output is valid
+ * JSON for any S value the engine accepted (it holds valid UTF-8).
+ */
+#include "transform/doc_json.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+
+static trb_err put_str(const char *p, size_t n, trb_buf *out) {
+  static const char hex[] = "0123456789abcdef";
+  trb_err rc = trb_buf_reserve(out, n + 2);
+  if (rc) return rc;
+  out->p[out->len++] = '"';
+  size_t run = 0; /* bytes copied as they are, flushed in one append */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      run++;
+      continue;
+    }
+    if (run && (rc = trb_buf_append(out, p + i - run, run))) return rc;
+    run = 0;
+    char esc[6] = {'\\', 0};
+    size_t el = 2;
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    case '\b': esc[1] = 'b'; break;
+    case '\f': esc[1] = 'f'; break;
+    default:
+      esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+      el = 6;
+    }
+    if ((rc = trb_buf_append(out, esc, el))) return rc;
+  }
+  if (run && (rc = trb_buf_append(out, p + n - run, run))) return rc;
+  return trb_buf_append(out, "\"", 1);
+}
+
+trb_err trb_base64_append(const void *p, size_t n, trb_buf *out) {
+  size_t need = 4 * ((n + 2) / 3) + 1;
+  trb_err rc = trb_buf_reserve(out, need);
+  if (rc) return rc;
+  int w = EVP_EncodeBlock(out->p + out->len, p, (int)n);
+  out->len += (size_t)w;
+  return TRB_OK;
+}
+
+static trb_err put_num(const trb_dec *d, trb_buf *out) {
+  char t[TRB_DEC_STR_MAX];
+  size_t n = trb_dec_format(d, t, sizeof t);
+  return trb_buf_append(out, t, n);
+}
+
+static trb_err put_b64(const trb_av *v, trb_buf *out) {
+  trb_err rc = trb_buf_append(out, "\"", 1);
+  if (!rc) rc = trb_base64_append(v->u.s.p, v->u.s.len, out);
+  if (!rc) rc = trb_buf_append(out, "\"", 1);
+  return rc;
+}
+
+trb_err trb_doc_json(const trb_av *v, trb_buf *out) {
+  trb_err rc = TRB_OK;
+  switch (v->type) {
+  case TRB_T_S: return put_str(v->u.s.p, v->u.s.len, out);
+  case TRB_T_N: return put_num(&v->u.n, out);
+  case TRB_T_B: return put_b64(v, out);
+  case TRB_T_BOOL: return v->u.b ? trb_buf_append(out, "true", 4) : trb_buf_append(out, "false", 5);
+  case TRB_T_NULL: return trb_buf_append(out, "null", 4);
+  case TRB_T_M:
+    if ((rc = trb_buf_append(out, "{", 1))) return rc;
+    for (size_t i = 0; i < v->u.m.n && !rc; i++) {
+      if (i) rc = trb_buf_append(out, ",", 1);
+      if (!rc) rc = put_str(v->u.m.e[i].name, v->u.m.e[i].name_len, out);
+      if (!rc) rc = trb_buf_append(out, ":", 1);
+      if (!rc) rc = trb_doc_json(v->u.m.e[i].val, out);
+    }
+    return rc ? rc : trb_buf_append(out, "}", 1);
+  case TRB_T_L:
+  case TRB_T_SS:
+  case TRB_T_NS:
+  case TRB_T_BS:
+    if ((rc = trb_buf_append(out, "[", 1))) return rc;
+    for (size_t i = 0; i < v->u.l.n && !rc; i++) {
+      if (i) rc = trb_buf_append(out, ",", 1);
+      if (!rc) rc = trb_doc_json(v->u.l.v[i], out);
+    }
+    return rc ? rc : trb_buf_append(out, "]", 1);
+  }
+  return TRB_EINVAL;
+}
