@@ -484,8 +484,11 @@ static void test_print_doc(void **state) {
                                 "kafka.topic_template", "kafka.exactly_once",
                                 "kafka.transactional_id", "kafka.offsets_topic", "kafka.tombstones",
                                 "kafka.compression", "kafka.schema_registry", "sinks.file.dir",
-                                "sinks.file.rotate_bytes", "sinks.file.rotate_s", "region",
-                                "log_level"};
+                                "sinks.file.rotate_bytes", "sinks.file.rotate_s",
+                                "postgres.conninfo", "postgres.sink_name", "postgres.schema",
+                                "postgres.control_schema", "postgres.mode", "postgres.json",
+                                "postgres.on_error", "postgres.all_tables", "postgres.tables",
+                                "region", "log_level"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char line[100];
     snprintf(line, sizeof line, "\n%s\n", names[i]);
@@ -521,6 +524,91 @@ static void test_print_doc(void **state) {
   free(yaml);
 }
 
+
+/* postgres.tables: the mapping is checked (file, line, dotted name) and
+ * kept as canonical JSON that print -> load gives back. */
+static void test_pg_tables(void **state) {
+  tcfg *t = *state;
+  trb_config cfg;
+  assert_string_equal(((trb_config_defaults(&cfg)), cfg.postgres.tables), "{}");
+  expect_ok(t,
+            "postgres:\n"
+            "  conninfo: host=/tmp dbname=x\n"
+            "  tables:\n"
+            "    orders:\n"
+            "      schema: sales\n"
+            "      mode: both\n"
+            "      columns:\n"
+            "        total: numeric(12,2)\n"
+            "        customer.name: text\n"
+            "        lines[0].qty: double precision\n"
+            "    audit.log-2:\n",
+            &cfg);
+  assert_string_equal(cfg.postgres.conninfo, "host=/tmp dbname=x");
+  assert_string_equal(cfg.postgres.tables,
+                      "{\"orders\":{\"schema\":\"sales\",\"mode\":\"both\",\"columns\":{\"total\":"
+                      "\"numeric(12,2)\",\"customer.name\":\"text\",\"lines[0].qty\":\"double "
+                      "precision\"}},\"audit.log-2\":{}}");
+  round_trip(t, &cfg);
+  trb_config back;
+  trb_status st;
+  trb_status_init(&st);
+  char path[600];
+  snprintf(path, sizeof path, "%s", t->path);
+  trb_config_defaults(&back);
+  assert_int_equal(trb_config_load(path, &back, &st), TRB_OK);
+  assert_string_equal(back.postgres.tables, cfg.postgres.tables);
+
+  expect_err(t, "postgres:\n  tables:\n    orders:\n      mode: mirror\n",
+             "4: postgres.tables.orders.mode: expected one of replica, history, both (got "
+             "'mirror')");
+  expect_err(t, "postgres:\n  tables:\n    orders:\n      columns:\n        total: 'text; drop table x'\n",
+             "5: postgres.tables.orders.columns.total: expected a PostgreSQL type in lowercase, "
+             "like text, numeric(12,2), bigint, boolean, timestamptz, double precision (got "
+             "'text; drop table x')");
+  expect_err(t, "postgres:\n  tables:\n    orders:\n      columns:\n        a..b: text\n",
+             "5: postgres.tables.orders.columns.a..b: expected an attribute path like a.b[0].c "
+             "whose column name (a_b_0_c) fits 63 bytes");
+  expect_err(t, "postgres:\n  tables:\n    orders:\n      colums: {}\n",
+             "4: postgres.tables.orders.colums: unknown setting (expected schema, table, mode or "
+             "columns)");
+  expect_err(t, "postgres:\n  tables:\n    x:\n",
+             "3: postgres.tables.x: expected a table name (3 to 255 of a-z A-Z 0-9 _ . -)");
+  expect_err(t, "postgres:\n  tables: [a, b]\n",
+             "2: postgres.tables: expected a mapping of table name to its settings (got a "
+             "sequence)");
+  expect_set("postgres.tables", "{orders: {mode: history}}", NULL);
+  expect_set("postgres.tables", "{orders: {mode: x}}",
+             "postgres.tables.orders.mode: expected one of replica, history, both (got 'x')");
+}
+
+static void test_pg_names(void **state) {
+  (void)state;
+  char col[64];
+  assert_true(trb_config_pg_type_ok("text"));
+  assert_true(trb_config_pg_type_ok("numeric(38,0)"));
+  assert_true(trb_config_pg_type_ok("numeric(12, 2)"));
+  assert_true(trb_config_pg_type_ok("timestamp with time zone"));
+  assert_true(trb_config_pg_type_ok("text[]"));
+  assert_false(trb_config_pg_type_ok("Text"));
+  assert_false(trb_config_pg_type_ok("text;"));
+  assert_false(trb_config_pg_type_ok("numeric(1"));
+  assert_false(trb_config_pg_type_ok("a  b"));
+  assert_false(trb_config_pg_type_ok(""));
+  assert_true(trb_config_pg_column("a.b[10].c", col, sizeof col));
+  assert_string_equal(col, "a_b_10_c");
+  assert_true(trb_config_pg_column("total", col, sizeof col));
+  assert_string_equal(col, "total");
+  assert_false(trb_config_pg_column("a.", col, sizeof col));
+  assert_false(trb_config_pg_column("[0]", col, sizeof col));
+  assert_false(trb_config_pg_column("a[x]", col, sizeof col));
+  assert_false(trb_config_pg_column("a]", col, sizeof col));
+  char longp[80];
+  memset(longp, 'x', 64);
+  longp[64] = '\0';
+  assert_false(trb_config_pg_column(longp, col, sizeof col));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -539,6 +627,8 @@ int main(void) {
       cmocka_unit_test(test_set),
       cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
       cmocka_unit_test(test_print_doc),
+      cmocka_unit_test_setup_teardown(test_pg_tables, setup, teardown),
+      cmocka_unit_test(test_pg_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
