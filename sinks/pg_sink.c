@@ -99,6 +99,8 @@ typedef struct pg_tab {
   /* state */
   int known;                /* its <control>.tables row is loaded */
   uint64_t table_id;
+  uint64_t stream_lsn;      /* where its stream started (StreamStartLsn) */
+  char label[32];           /* the stream label of its last change seen ("" = none yet) */
   uint64_t skip_through;
   int ready;                /* its tables exist (this connection) */
   int stage_made;           /* its temporary stage exists (this connection) */
@@ -495,6 +497,7 @@ static trb_err ensure_conn(pg_sink *k, trb_status *st) {
            "CREATE TABLE IF NOT EXISTS %s.tables (sink text NOT NULL, source_table text NOT NULL,"
            " table_id bigint NOT NULL, state text NOT NULL, snapshot_lsn bigint NOT NULL DEFAULT 0,"
            " snapshot_key bytea, snapshot_items bigint NOT NULL DEFAULT 0, destination text,"
+           " stream_lsn bigint NOT NULL DEFAULT 0,"
            " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sink, source_table));"
            "CREATE TABLE IF NOT EXISTS %s.dead_letters (id bigserial PRIMARY KEY, sink text NOT"
            " NULL, source_table text NOT NULL, lsn bigint NOT NULL, sequence_number text NOT NULL,"
@@ -860,8 +863,9 @@ static void commit_stats(pg_sink *k) {
 static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap_lsn,
                          const void *key, size_t kl, uint64_t items, int add_items,
                          trb_status *st) {
-  char tid[24], sl[24], it[24];
+  char tid[24], sl[24], it[24], strm[24];
   snprintf(tid, sizeof tid, "%" PRIu64, t->table_id);
+  snprintf(strm, sizeof strm, "%" PRIu64, t->stream_lsn);
   snprintf(sl, sizeof sl, "%" PRIu64, snap_lsn);
   snprintf(it, sizeof it, "%" PRIu64, items);
   char *hex = NULL;
@@ -877,10 +881,11 @@ static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap
   }
   char dest[200];
   snprintf(dest, sizeof dest, "%s.%s", t->schema, t->table);
-  const char *p[] = {k->name, t->src, tid, state, sl, hex, it, dest};
+  const char *p[] = {k->name, t->src, tid, state, sl, hex, it, dest, strm};
   if (sqlf(k, "INSERT INTO %s.tables (sink, source_table, table_id, state, snapshot_lsn, "
-           "snapshot_key, snapshot_items, destination) VALUES ($1, $2, $3, $4, $5, $6::bytea, "
-           "$7, $8) ON CONFLICT (sink, source_table) DO UPDATE SET table_id = EXCLUDED.table_id,"
+           "snapshot_key, snapshot_items, destination, stream_lsn) VALUES ($1, $2, $3, $4, $5, "
+           "$6::bytea, $7, $8, $9) ON CONFLICT (sink, source_table) DO UPDATE SET table_id = "
+           "EXCLUDED.table_id, stream_lsn = EXCLUDED.stream_lsn,"
            " state = EXCLUDED.state, snapshot_lsn = EXCLUDED.snapshot_lsn, snapshot_key = "
            "EXCLUDED.snapshot_key, snapshot_items = %s, destination = EXCLUDED.destination, "
            "updated_at = now()",
@@ -889,7 +894,7 @@ static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap
     free(hex);
     return TRB_ENOMEM;
   }
-  trb_err rc = query(k, SQL(k), 8, p, NULL, "recording the table's state", st);
+  trb_err rc = query(k, SQL(k), 9, p, NULL, "recording the table's state", st);
   free(hex);
   return rc;
 }
@@ -1008,9 +1013,10 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
     return TRB_OK;
   }
   t->table_id = tid;
+  t->stream_lsn = slsn;
   const char *p[] = {k->name, t->src};
-  if (sqlf(k, "SELECT table_id, state, snapshot_lsn, snapshot_key, snapshot_items FROM "
-           "%s.tables WHERE sink = $1 AND source_table = $2", k->q_ctl))
+  if (sqlf(k, "SELECT table_id, state, snapshot_lsn, snapshot_key, snapshot_items, stream_lsn "
+           "FROM %s.tables WHERE sink = $1 AND source_table = $2", k->q_ctl))
     return TRB_ENOMEM;
   PGresult *r = NULL;
   trb_err rc = query(k, SQL(k), 2, p, &r, "reading the table's state", st);
@@ -1020,14 +1026,24 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
   int snapshotting = have && !strcmp(PQgetvalue(r, 0, 1), "snapshot");
   uint64_t s1 = have ? strtoull(PQgetvalue(r, 0, 2), NULL, 10) : 0;
   uint64_t done = have ? strtoull(PQgetvalue(r, 0, 4), NULL, 10) : 0;
+  uint64_t row_slsn = have ? strtoull(PQgetvalue(r, 0, 5), NULL, 10) : 0;
   size_t kl = 0;
   unsigned char *key = NULL;
   if (have && !PQgetisnull(r, 0, 3))
     key = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &kl);
   PQclear(r);
-  if (have && row_tid == tid && !snapshotting) {
+  if (have && row_tid == tid && !snapshotting && row_slsn != slsn && slsn &&
+      (t->mode & TRB_PG_REPLICA)) {
+    /* Its stream was disabled and enabled again: the changes in between
+     * were in no stream. */
+    trb_log_warn("postgres", "table %s: its stream was disabled and enabled again (it now starts "
+                 "at LSN %" PRIu64 "); the changes in between are in no stream, so its replica "
+                 "is copied again", t->src, slsn);
+    rc = snapshot_table(k, t, 0, NULL, 0, 0, st);
+  } else if (have && row_tid == tid && !snapshotting) {
     t->skip_through = s1;
     t->known = 1;
+    if (row_slsn != slsn) rc = set_state(k, t, "streaming", s1, NULL, 0, 0, 0, st);
   } else if (have && row_tid == tid) {
     rc = snapshot_table(k, t, s1, key, kl, done, st);
   } else {
@@ -1037,7 +1053,11 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
       trb_log_info("postgres", "table %s was deleted and created again: its replica is copied "
                    "again", t->src);
     if (complete) {
-      rc = set_state(k, t, "streaming", 0, NULL, 0, 0, 0, st);
+      /* a table created again: the old one's rows go */
+      if (have && (t->mode & TRB_PG_REPLICA) && !(rc = tab_ready(k, t, st)) &&
+          !sqlf(k, "TRUNCATE %s", t->q_dest))
+        rc = exec(k, SQL(k), "emptying the replica", st);
+      if (!rc) rc = set_state(k, t, "streaming", 0, NULL, 0, 0, 0, st);
       if (!rc) t->skip_through = 0, t->known = 1;
     } else {
       rc = snapshot_table(k, t, 0, NULL, 0, 0, st);
@@ -1194,8 +1214,18 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     const trb_sink_rec *r = &recs[i];
     pg_tab *t = tab_find(k, r->stream->table);
     if (!t) rc = tab_add(k, r->stream->table, &r->stream->ks, &t, st);
+    if (!rc && t->known && t->mode && t->table_id) {
+      /* A change of another table of that name: an older one's (deleted
+       * since: skipped) or a newer one's (created again: start over). A
+       * new stream label: the stream was enabled again (maybe a gap). */
+      if (r->wal->table_id < t->table_id) continue;
+      if (r->wal->table_id > t->table_id ||
+          (t->label[0] && strcmp(t->label, r->stream->label) != 0))
+        t->known = 0;
+    }
     if (!rc) rc = tab_known(k, t, st);
     if (rc) break;
+    snprintf(t->label, sizeof t->label, "%s", r->stream->label);
     if (!t->mode || r->wal->lsn <= k->ck || r->wal->lsn <= t->skip_through) continue;
     if ((rc = view_init(&v[i], r, st))) break;
     tabs[i] = t;
@@ -1211,6 +1241,9 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     if (rc == TRB_EINVAL) rc = TRB_EIO; /* never skipped: retried */
   }
   if (!rc) k->ck = through;
+  /* A configuration PostgreSQL cannot take (a name too long, a clash) does
+   * not pass with retries: the sink stops, saying what to fix. */
+  if (rc == TRB_ECONFIG) rc = TRB_EFAILED;
   for (size_t i = 0; v && i < n; i++) view_fini(&v[i]);
   free(v);
   free(tabs);

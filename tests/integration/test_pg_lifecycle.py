@@ -1,0 +1,169 @@
+"""The PostgreSQL sink through a table's life, against a real PostgreSQL:
+  A. a stream enabled on a table that already had items: the replica is
+     copied from a snapshot first, then follows;
+  B. a stream disabled (changes made meanwhile are in no stream) and
+     enabled again: the replica is copied again and equals the source;
+  C. a table deleted and created again under its name: the old rows go;
+  D. a history-only table: no replica table, every change in the history;
+  E. postgres.json: dynamodb keeps the typed form; postgres.on_error: stop
+     stops the sink at a change PostgreSQL refuses, saying which, and
+     nothing after it is applied."""
+import json
+import os
+import sys
+import tempfile
+import time
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(__file__))
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+from pgserver import PgServer  # noqa: E402
+from trbserver import Harness, Server  # noqa: E402
+
+h = Harness("pg_lifecycle")
+base = os.environ.get("TRB_TEST_TMP", "/tmp")
+os.makedirs(base, exist_ok=True)
+pg = PgServer().start()
+
+
+def server(extra):
+    work = tempfile.mkdtemp(prefix="pglife-", dir=base)
+    cfg = os.path.join(work, "tributary.yaml")
+    with open(cfg, "w") as f:
+        f.write("postgres:\n  conninfo: \"%s\"\n%s" % (pg.conninfo, extra))
+    return Server(config=cfg, data_dir=os.path.join(work, "data"))
+
+
+def client(srv):
+    return boto3.client("dynamodb", endpoint_url=srv.url, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local",
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def create(ddb, name, stream=True):
+    kw = {}
+    if stream:
+        kw["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], **kw)
+
+
+def put(ddb, table, lo, hi, tag):
+    for i in range(lo, hi, 25):
+        ddb.batch_write_item(RequestItems={table: [
+            {"PutRequest": {"Item": {"pk": {"S": "k%d" % j}, "v": {"N": str(j)}, "tag": {"S": tag}}}}
+            for j in range(i, min(hi, i + 25))]})
+
+
+def caught_up(srv, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = srv.metrics()
+        if m.get('tributary_sink_checkpoint_lsn{sink="postgres"}', 0) >= m["tributary_wal_last_lsn"]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def same(srv, ddb, table, schema="public", what=""):
+    src = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for it in page["Items"]:
+            src[it["pk"]["S"]] = (Decimal(it["v"]["N"]), it["tag"]["S"])
+    h.check(caught_up(srv), "%s: the sink caught up" % what)
+    rows = pg.query('SELECT pk, item::text FROM %s."%s"' % (schema, table))
+    rep = {}
+    for pk, txt in rows:
+        d = json.loads(txt, parse_float=Decimal, parse_int=Decimal)
+        rep[pk] = (d["v"], d["tag"])
+    h.check(rep == src, "%s: replica %s equals the source (%d rows vs %d items; e.g. missing %r, extra %r)"
+            % (what, table, len(rep), len(src), sorted(set(src) - set(rep))[:3], sorted(set(rep) - set(src))[:3]))
+
+
+def stream(ddb, table, on):
+    spec = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"} if on else {"StreamEnabled": False}
+    ddb.update_table(TableName=table, StreamSpecification=spec)
+
+
+srv = None
+try:
+    srv = server("  tables:\n    hist_only:\n      mode: history\n")
+    srv.start()
+    ddb = client(srv)
+
+    # A. a stream enabled late
+    create(ddb, "late_stream", stream=False)
+    put(ddb, "late_stream", 0, 300, "before")
+    stream(ddb, "late_stream", True)
+    put(ddb, "late_stream", 250, 400, "after")
+    ddb.delete_item(TableName="late_stream", Key={"pk": {"S": "k5"}})
+    same(srv, ddb, "late_stream", what="A")
+    st = pg.query("SELECT state, snapshot_items FROM tributary.tables WHERE source_table = 'late_stream'")
+    h.check(st and st[0][0] == "streaming" and st[0][1] >= 300, "A: copied from a snapshot: %r" % st)
+
+    # B. disabled, changed, enabled again
+    stream(ddb, "late_stream", False)
+    put(ddb, "late_stream", 0, 50, "gap")
+    ddb.delete_item(TableName="late_stream", Key={"pk": {"S": "k7"}})
+    stream(ddb, "late_stream", True)
+    put(ddb, "late_stream", 390, 420, "again")
+    same(srv, ddb, "late_stream", what="B")
+    h.check("disabled and enabled again" in open(srv.log_path).read(), "B: the log says why it copies again")
+
+    # C. deleted and created again
+    create(ddb, "again")
+    put(ddb, "again", 0, 100, "old")
+    h.check(caught_up(srv), "C: the first table delivered")
+    ddb.delete_table(TableName="again")
+    create(ddb, "again")
+    put(ddb, "again", 50, 80, "new")
+    same(srv, ddb, "again", what="C")
+
+    # D. history only
+    create(ddb, "hist_only")
+    put(ddb, "hist_only", 0, 40, "h")
+    put(ddb, "hist_only", 0, 10, "h2")
+    ddb.delete_item(TableName="hist_only", Key={"pk": {"S": "k1"}})
+    h.check(caught_up(srv), "D: caught up")
+    h.eq(pg.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'hist_only'"),
+         [(0,)], "D: no replica table for a history-only table")
+    h.eq(pg.query("SELECT event_name, count(*) FROM public.hist_only_history GROUP BY 1 ORDER BY 1"),
+         [("INSERT", 40), ("MODIFY", 10), ("REMOVE", 1)], "D: the history has every change")
+    srv.stop()
+
+    # E. the typed form, and stopping at a refused change
+    srv = server("  schema: typed\n  json: dynamodb\n  on_error: stop\n"
+                 "  tables:\n    strict:\n      columns:\n        v: numeric\n")
+    srv.start()
+    ddb = client(srv)
+    create(ddb, "strict")
+    put(ddb, "strict", 0, 5, "ok")
+    h.check(caught_up(srv), "E: caught up")
+    rows = pg.query("SELECT item::text, v FROM typed.strict WHERE pk = 'k3'")
+    h.check(rows and json.loads(rows[0][0]) == {"pk": {"S": "k3"}, "v": {"N": "3"}, "tag": {"S": "ok"}}
+            and rows[0][1] == 3, "E: the DynamoDB-typed form, and the typed column read from it: %r" % rows)
+    ddb.put_item(TableName="strict", Item={"pk": {"S": "bad"}, "v": {"S": "x"}, "tag": {"S": "bad"}})
+    ddb.put_item(TableName="strict", Item={"pk": {"S": "later"}, "v": {"N": "1"}, "tag": {"S": "ok"}})
+    deadline = time.time() + 20
+    while time.time() < deadline and srv.metrics().get('tributary_sink_broken{sink="postgres"}') != 1.0:
+        time.sleep(0.2)
+    h.eq(srv.metrics().get('tributary_sink_broken{sink="postgres"}'), 1.0, "E: on_error stop: the sink stopped")
+    log = open(srv.log_path).read()
+    h.check("postgres.on_error: stop" in log and "table strict, LSN" in log, "E: the log names the change")
+    h.eq(pg.query("SELECT count(*) FROM typed.strict WHERE pk IN ('bad', 'later')"), [(0,)],
+         "E: nothing at or after the refused change is applied")
+    h.eq(pg.query("SELECT count(*) FROM tributary.dead_letters WHERE source_table = 'strict'"), [(0,)],
+         "E: no dead letter in stop mode")
+except Exception:
+    import traceback
+    traceback.print_exc()
+    h.check(False, "the test ran to the end")
+finally:
+    if srv:
+        srv.stop()
+        if h.failed:
+            print(open(srv.log_path).read()[-5000:])
+    pg.cleanup()
+sys.exit(h.done())
