@@ -1086,6 +1086,9 @@ static trb_err ps_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
       pg_tab *t = tab_find(k, names[i]);
       if (!t) rc = tab_add(k, names[i], &ks, &t, st);
       if (!rc) rc = tab_known(k, t, st);
+      /* its tables as the config has them now: a typed column added to
+       * the config is added and filled at start, not at the next change */
+      if (!rc) rc = tab_ready(k, t, st);
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
