@@ -104,6 +104,7 @@ typedef struct pg_tab {
   uint64_t skip_through;
   int ready;                /* its tables exist (this connection) */
   int stage_made;           /* its temporary stage exists (this connection) */
+  int stage_dirty;          /* rows went into it in the open transaction */
 } pg_tab;
 
 typedef struct pg_sink {
@@ -123,6 +124,7 @@ typedef struct pg_sink {
   pthread_mutex_t mu;
   trb_pg_sink_stats stats;
   uint64_t pend_rows, pend_hist, pend_dead; /* counted when their transaction commits */
+  int merge_only;           /* no direct COPY into replicas (see replica_direct) */
   /* per-batch scratch */
   size_t *idx;
   size_t capidx;
@@ -165,7 +167,8 @@ static int is_data_error(const char *state) {
 static void drop_conn(pg_sink *k) {
   if (k->conn) PQfinish(k->conn);
   k->conn = NULL;
-  for (size_t i = 0; i < k->ntabs; i++) k->tabs[i].ready = k->tabs[i].stage_made = 0;
+  for (size_t i = 0; i < k->ntabs; i++)
+    k->tabs[i].ready = k->tabs[i].stage_made = k->tabs[i].stage_dirty = 0;
   pthread_mutex_lock(&k->mu);
   k->stats.connected = 0;
   pthread_mutex_unlock(&k->mu);
@@ -221,21 +224,39 @@ static __attribute__((format(printf, 2, 3))) trb_err sqlf(pg_sink *k, const char
 }
 #define SQL(k) ((const char *)(k)->sql.p)
 
-/* COPY FROM STDIN of the bytes in buf. */
-static trb_err copy_in(pg_sink *k, const char *copy_sql, const trb_buf *buf, const char *what,
-                       trb_status *st) {
+/* COPY in a stream: the rows are sent while the next ones are built, so
+ * PostgreSQL parses while the client encodes. */
+#define COPY_CHUNK (128 * 1024)
+
+static trb_err copy_start(pg_sink *k, const char *copy_sql, const char *what, trb_status *st) {
   PGresult *r = PQexec(k->conn, copy_sql);
   if (PQresultStatus(r) != PGRES_COPY_IN) return res_fail(k, r, what, st);
   PQclear(r);
-  if (PQputCopyData(k->conn, (const char *)buf->p, (int)buf->len) != 1 ||
-      PQputCopyEnd(k->conn, NULL) != 1)
+  return TRB_OK;
+}
+
+/* Sends what b holds once it is min bytes or more. */
+static trb_err copy_put(pg_sink *k, trb_buf *b, size_t min, const char *what, trb_status *st) {
+  if (b->len < min || !b->len) return TRB_OK;
+  if (PQputCopyData(k->conn, (const char *)b->p, (int)b->len) != 1)
     return res_fail(k, NULL, what, st);
-  trb_err rc = TRB_OK;
+  trb_buf_reset(b);
+  return TRB_OK;
+}
+
+/* Sends the rest and ends the COPY; fail (not NULL) aborts it instead. */
+static trb_err copy_end(pg_sink *k, trb_buf *b, const char *fail, const char *what,
+                        trb_status *st) {
+  trb_err rc = fail ? TRB_OK : copy_put(k, b, 0, what, st);
+  if (rc) return rc;
+  if (PQputCopyEnd(k->conn, fail) != 1) return res_fail(k, NULL, what, st);
+  PGresult *r;
   while ((r = PQgetResult(k->conn)) != NULL) {
-    if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK) rc = res_fail(k, r, what, st);
+    if (!rc && !fail && PQresultStatus(r) != PGRES_COMMAND_OK) rc = res_fail(k, r, what, st);
     else PQclear(r);
     if (!k->conn) break;
   }
+  if (fail && !rc) rc = trb_status_set(st, TRB_ENOMEM, "postgres: %s: %s", what, fail);
   return rc;
 }
 
@@ -456,6 +477,13 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
 
 static trb_err ensure_conn(pg_sink *k, trb_status *st);
 
+/* Server notices ("relation already exists, skipping") say nothing a user
+ * needs; warnings and errors come back as results. */
+static void pg_notice(void *arg, const char *msg) {
+  (void)arg;
+  trb_log_debug("postgres", "%s", msg);
+}
+
 static trb_err load_ck(pg_sink *k, trb_status *st) {
   if (sqlf(k, "SELECT lsn FROM %s.checkpoints WHERE sink = %s AND shard_id = '*'", k->q_ctl,
            k->l_name))
@@ -483,13 +511,17 @@ static trb_err ensure_conn(pg_sink *k, trb_status *st) {
     drop_conn(k);
     return trb_status_set(st, TRB_EIO, "postgres: cannot connect: %s", m);
   }
-  PQsetNoticeProcessor(k->conn, NULL, NULL);
+  PQsetNoticeProcessor(k->conn, pg_notice, NULL);
   if (!k->q_ctl) k->q_ctl = quote_ident(k->conn, k->ctl);
   if (!k->l_name) k->l_name = quote_lit(k->conn, k->name);
   if (!k->q_ctl || !k->l_name) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   const char *c = k->q_ctl;
   if (sqlf(k,
            "SET client_min_messages = warning;"
+           /* the stage's joins: a nested loop on the replica's primary key
+            * (a temporary table has no statistics, and PostgreSQL would
+            * otherwise hash the stage and scan the whole replica) */
+           "SET enable_hashjoin = off; SET enable_mergejoin = off;"
            "CREATE SCHEMA IF NOT EXISTS %s;"
            "CREATE TABLE IF NOT EXISTS %s.checkpoints (sink text NOT NULL, shard_id text NOT NULL,"
            " lsn bigint NOT NULL, sequence_number text, updated_at timestamptz NOT NULL DEFAULT"
@@ -606,7 +638,8 @@ static trb_err tab_stage(pg_sink *k, pg_tab *t, trb_status *st) {
 /* Rolls the open transaction back: what it created (tables, stages) is
  * gone too, so they are made again. */
 static void rollback(pg_sink *k) {
-  for (size_t i = 0; i < k->ntabs; i++) k->tabs[i].ready = k->tabs[i].stage_made = 0;
+  for (size_t i = 0; i < k->ntabs; i++)
+    k->tabs[i].ready = k->tabs[i].stage_made = k->tabs[i].stage_dirty = 0;
   if (!k->conn) return;
   trb_status ignore;
   trb_status_init(&ignore);
@@ -625,12 +658,13 @@ static void view_fini(rec_view *v) {
   memset(v, 0, sizeof *v);
 }
 
-static trb_err view_init(rec_view *v, const trb_sink_rec *r, trb_status *st) {
+/* The old image only when asked (history); a dead letter decodes it. */
+static trb_err view_init(rec_view *v, const trb_sink_rec *r, int want_old, trb_status *st) {
   memset(v, 0, sizeof *v);
   v->r = r;
   const trb_wal_rec *w = r->wal;
   if (trb_av_decode(w->keys, w->keys_len, &v->keys) ||
-      (w->old_len && trb_av_decode(w->old_img, w->old_len, &v->old_img)) ||
+      (want_old && w->old_len && trb_av_decode(w->old_img, w->old_len, &v->old_img)) ||
       (w->new_len && trb_av_decode(w->new_img, w->new_len, &v->new_img))) {
     view_fini(v);
     return trb_status_set(st, TRB_ECORRUPT, "postgres: undecodable change at LSN %" PRIu64,
@@ -657,9 +691,17 @@ static const char *event_name(const trb_wal_rec *w) {
 }
 
 static trb_err history_rows(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_status *st) {
+  static const char what[] = "appending to the history table";
   trb_buf *b = &k->copy;
   trb_buf_reset(b);
-  trb_err rc = TRB_OK;
+  char keys[700];
+  if (t->ks.has_sk) snprintf(keys, sizeof keys, "%s, %s", t->q_k1, t->q_k2);
+  else snprintf(keys, sizeof keys, "%s", t->q_k1);
+  if (sqlf(k, "COPY %s (lsn, event_name, sequence_number, commit_time, transaction_id, shard_id,"
+           " %s, old_image, new_image) FROM STDIN", t->q_hist, keys))
+    return TRB_ENOMEM;
+  trb_err rc = copy_start(k, SQL(k), what, st);
+  if (rc) return rc;
   for (size_t i = 0; i < n && !rc; i++) {
     const trb_wal_rec *w = v[i].r->wal;
     char line[200], seq[TRB_SEQNO_BUF], ts[64];
@@ -681,15 +723,10 @@ static trb_err history_rows(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_st
     if (!rc) rc = trb_buf_append(b, "\t", 1);
     if (!rc) rc = copy_doc(k, b, v[i].new_img);
     if (!rc) rc = trb_buf_append(b, "\n", 1);
+    if (rc) return copy_end(k, b, "out of memory", what, st);
+    if ((rc = copy_put(k, b, COPY_CHUNK, what, st))) return rc;
   }
-  if (rc) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-  char keys[700];
-  if (t->ks.has_sk) snprintf(keys, sizeof keys, "%s, %s", t->q_k1, t->q_k2);
-  else snprintf(keys, sizeof keys, "%s", t->q_k1);
-  if (sqlf(k, "COPY %s (lsn, event_name, sequence_number, commit_time, transaction_id, shard_id,"
-           " %s, old_image, new_image) FROM STDIN", t->q_hist, keys))
-    return TRB_ENOMEM;
-  rc = copy_in(k, SQL(k), b, "appending to the history table", st);
+  rc = copy_end(k, b, NULL, what, st);
   if (!rc) k->pend_hist += n;
   return rc;
 }
@@ -702,12 +739,52 @@ typedef struct upsert {
   uint64_t lsn;
 } upsert;
 
+/* Rows of keys that did not exist before the batch (their first change in
+ * it is an INSERT): one COPY straight into the replica, the cost of the
+ * ceiling. A row that is there after all (a snapshot taken after the
+ * change: the overlap a resumed snapshot leaves) fails it with a unique
+ * violation, and the batch is done again with merges only. */
+static trb_err replica_direct(pg_sink *k, pg_tab *t, const upsert *u, size_t n, trb_status *st) {
+  static const char what[] = "copying new rows into the replica";
+  trb_buf *b = &k->copy;
+  trb_buf_reset(b);
+  char keys[700];
+  if (t->ks.has_sk) snprintf(keys, sizeof keys, "%s, %s", t->q_k1, t->q_k2);
+  else snprintf(keys, sizeof keys, "%s", t->q_k1);
+  if (sqlf(k, "COPY %s (%s, item, lsn) FROM STDIN", t->q_dest, keys)) return TRB_ENOMEM;
+  trb_err rc = copy_start(k, SQL(k), what, st);
+  for (size_t i = 0; i < n && !rc; i++) {
+    char tail[32];
+    rc = copy_keys(t, b, u[i].keys);
+    if (!rc) rc = trb_buf_append(b, "\t", 1);
+    if (!rc) rc = copy_doc(k, b, u[i].item);
+    snprintf(tail, sizeof tail, "\t%" PRIu64 "\n", u[i].lsn);
+    if (!rc) rc = trb_buf_append(b, tail, strlen(tail));
+    if (rc) return copy_end(k, b, "out of memory", what, st);
+    rc = copy_put(k, b, COPY_CHUNK, what, st);
+  }
+  if (!rc) rc = copy_end(k, b, NULL, what, st);
+  if (!rc) k->pend_rows += n;
+  return rc;
+}
+
 static trb_err replica_rows(pg_sink *k, pg_tab *t, const upsert *u, size_t n, trb_status *st) {
+  if (!n) return TRB_OK;
   trb_err rc = tab_stage(k, t, st);
   if (rc) return rc;
+  static const char what[] = "copying into the stage table";
   trb_buf *b = &k->copy;
   trb_buf_reset(b);
   size_t ndel = 0;
+  /* ON COMMIT DELETE ROWS empties it at the end of each transaction; only
+   * a second use in one transaction (change by change) empties it here */
+  if (t->stage_dirty) {
+    if (sqlf(k, "DELETE FROM %s", t->q_stage)) return TRB_ENOMEM;
+    if ((rc = exec(k, SQL(k), "emptying the stage table", st))) return rc;
+  }
+  if (sqlf(k, "COPY %s FROM STDIN", t->q_stage)) return TRB_ENOMEM;
+  t->stage_dirty = 1;
+  if ((rc = copy_start(k, SQL(k), what, st))) return rc;
   for (size_t i = 0; i < n && !rc; i++) {
     char tail[40];
     rc = copy_keys(t, b, u[i].keys);
@@ -716,12 +793,11 @@ static trb_err replica_rows(pg_sink *k, pg_tab *t, const upsert *u, size_t n, tr
     snprintf(tail, sizeof tail, "\t%" PRIu64 "\t%c\n", u[i].lsn, u[i].item ? 'f' : 't');
     if (!rc) rc = trb_buf_append(b, tail, strlen(tail));
     ndel += !u[i].item;
+    if (rc) return copy_end(k, b, "out of memory", what, st);
+    rc = copy_put(k, b, COPY_CHUNK, what, st);
   }
-  if (rc) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-  if (sqlf(k, "DELETE FROM %s", t->q_stage)) return TRB_ENOMEM;
-  if ((rc = exec(k, SQL(k), "emptying the stage table", st))) return rc;
-  if (sqlf(k, "COPY %s FROM STDIN", t->q_stage)) return TRB_ENOMEM;
-  if ((rc = copy_in(k, SQL(k), b, "copying into the stage table", st))) return rc;
+  if (!rc) rc = copy_end(k, b, NULL, what, st);
+  if (rc) return rc;
   char keys[700], join[1600];
   if (t->ks.has_sk) {
     snprintf(keys, sizeof keys, "%s, %s", t->q_k1, t->q_k2);
@@ -802,16 +878,24 @@ static trb_err apply_table(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_sta
     ks[i].len = k->tmp.len, ks[i].i = i;
   }
   if (!rc) {
+    /* Merged rows fill u from the front, new ones from the back. Typed
+     * columns are computed in the merge, so their tables merge everything. */
+    int direct = !k->merge_only && t->ncols == 0;
+    size_t nd = 0;
     qsort(ks, n, sizeof *ks, keyed_cmp);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0, first = 0; i < n; i++) {
       if (i + 1 < n && ks[i + 1].len == ks[i].len && !memcmp(ks[i + 1].key, ks[i].key, ks[i].len))
         continue; /* a later change of the same key wins */
       rec_view *x = &v[ks[i].i];
-      u[nu++] = (upsert){.keys = x->keys,
-                         .item = x->r->wal->kind == TRB_WAL_REMOVE ? NULL : x->new_img,
-                         .lsn = x->r->wal->lsn};
+      int gone = x->r->wal->kind == TRB_WAL_REMOVE;
+      int fresh = direct && !gone && v[ks[first].i].r->wal->kind == TRB_WAL_INSERT;
+      upsert one = {.keys = x->keys, .item = gone ? NULL : x->new_img, .lsn = x->r->wal->lsn};
+      if (fresh) u[n - ++nd] = one;
+      else u[nu++] = one;
+      first = i + 1;
     }
     rc = replica_rows(k, t, u, nu, st);
+    if (!rc && nd) rc = replica_direct(k, t, u + n - nd, nd, st);
   }
   for (size_t i = 0; ks && i < n; i++) free(ks[i].key);
   free(ks);
@@ -821,6 +905,8 @@ static trb_err apply_table(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_sta
 
 static trb_err dead_letter(pg_sink *k, pg_tab *t, rec_view *v, const trb_status *why,
                            const char *sqlstate, trb_status *st) {
+  if (!v->old_img && v->r->wal->old_len)
+    (void)trb_av_decode(v->r->wal->old_img, v->r->wal->old_len, &v->old_img);
   json_t *rec = json_pack("{s:s,s:s,s:o*,s:o*,s:o*}", "table", t->src, "eventName",
                           event_name(v->r->wal), "Keys", trb_item_to_json(v->keys),
                           "NewImage", v->new_img ? trb_item_to_json(v->new_img) : NULL,
@@ -850,6 +936,7 @@ static trb_err dead_letter(pg_sink *k, pg_tab *t, rec_view *v, const trb_status 
 }
 
 static void commit_stats(pg_sink *k) {
+  for (size_t i = 0; i < k->ntabs; i++) k->tabs[i].stage_dirty = 0;
   pthread_mutex_lock(&k->mu);
   k->stats.rows_applied += k->pend_rows;
   k->stats.history_rows += k->pend_hist;
@@ -1138,6 +1225,7 @@ static trb_err save_ck(pg_sink *k, const trb_sink_rec *recs, size_t n, uint64_t 
 static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg_tab **tabs,
                            size_t n, uint64_t through, int slow, trb_status *st) {
   k->pend_rows = k->pend_hist = k->pend_dead = 0;
+  if (slow) k->merge_only = 1;
   trb_err rc = exec(k, "BEGIN", "beginning a transaction", st);
   if (rc) return rc;
   if (!slow) {
@@ -1213,28 +1301,40 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   rec_view *v = calloc(n ? n : 1, sizeof *v);
   pg_tab **tabs = calloc(n ? n : 1, sizeof *tabs);
   if (!v || !tabs) rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
+  /* First the tables' states: a table met for the first time, created
+   * again (a newer table id) or whose stream was enabled again (a new
+   * label) may be emptied or copied from a snapshot here, which moves what
+   * of the batch still applies; so the changes are picked afterwards. */
   for (size_t i = 0; !rc && i < n; i++) {
     const trb_sink_rec *r = &recs[i];
     pg_tab *t = tab_find(k, r->stream->table);
     if (!t) rc = tab_add(k, r->stream->table, &r->stream->ks, &t, st);
     if (!rc && t->known && t->mode && t->table_id) {
-      /* A change of another table of that name: an older one's (deleted
-       * since: skipped) or a newer one's (created again: start over). A
-       * new stream label: the stream was enabled again (maybe a gap). */
-      if (r->wal->table_id < t->table_id) continue;
+      if (r->wal->table_id < t->table_id) continue; /* a deleted table's change */
       if (r->wal->table_id > t->table_id ||
           (t->label[0] && strcmp(t->label, r->stream->label) != 0))
         t->known = 0;
     }
     if (!rc) rc = tab_known(k, t, st);
-    if (rc) break;
-    snprintf(t->label, sizeof t->label, "%s", r->stream->label);
-    if (!t->mode || r->wal->lsn <= k->ck || r->wal->lsn <= t->skip_through) continue;
-    if ((rc = view_init(&v[i], r, st))) break;
+    if (!rc) snprintf(t->label, sizeof t->label, "%s", r->stream->label);
+  }
+  for (size_t i = 0; !rc && i < n; i++) {
+    const trb_sink_rec *r = &recs[i];
+    pg_tab *t = tab_find(k, r->stream->table); /* k->tabs is stable from here */
+    if (!t || !t->mode || r->wal->lsn <= k->ck || r->wal->lsn <= t->skip_through ||
+        (t->table_id && r->wal->table_id != t->table_id))
+      continue;
+    if ((rc = view_init(&v[i], r, t->mode & TRB_PG_HISTORY, st))) break;
     tabs[i] = t;
   }
   if (!rc) {
+    k->merge_only = 0;
     rc = apply_batch(k, recs, v, tabs, n, through, 0, st);
+    if (rc == TRB_EINVAL && strstr(trb_status_msg(st), "(SQLSTATE 23505)") && !k->merge_only) {
+      trb_status_init(st);
+      k->merge_only = 1;
+      rc = apply_batch(k, recs, v, tabs, n, through, 0, st);
+    }
     if (rc == TRB_EINVAL) {
       trb_log_warn("postgres", "a batch was refused (%s); applying it change by change",
                    trb_status_msg(st));
