@@ -352,7 +352,10 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                               .checkpoint_path = ckpath, .tombstones = c->cfg.kafka.tombstones,
                               .format = (trb_kafka_format)c->cfg.kafka.format,
                               .compression = c->cfg.kafka.compression,
-                              .schema_registry = c->cfg.kafka.schema_registry};
+                              .schema_registry = c->cfg.kafka.schema_registry,
+                              .tables_json = c->cfg.kafka.tables,
+                              .stop_on_error = c->cfg.kafka.on_error == 1,
+                              .dead_letter_topic = c->cfg.kafka.dead_letter_topic};
     trb_sink *ks = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
                           .region = c->cfg.region};

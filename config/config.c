@@ -34,7 +34,8 @@ typedef enum cfg_type {
   CFG_UINT32,   /* uint32_t in [min, max] */
   CFG_SIZE,     /* uint64_t bytes in [min, max]; K/M/G and KiB/MiB/GiB suffixes */
   CFG_HOSTPORT, /* char[size] holding HOST:PORT or [IPV6]:PORT */
-  CFG_PGTABLES, /* char[size]: the postgres.tables mapping, checked, kept as JSON text */
+  CFG_PGTABLES, /* char[size]: a per-table mapping (postgres.tables, kafka.tables; min says
+                   which), checked, kept as JSON text */
 } cfg_type;
 
 typedef struct cfg_setting {
@@ -68,7 +69,10 @@ typedef struct cfg_setting {
 #define HOSTPORT(n, f, def, help) \
   {n, CFG_HOSTPORT, offsetof(trb_config, f), FSIZE(f), def, 0, 0, NULL, help}
 #define PGTABLES(n, f, help) \
-  {n, CFG_PGTABLES, offsetof(trb_config, f), FSIZE(f), "{}", 0, 0, NULL, help}
+  {n, CFG_PGTABLES, offsetof(trb_config, f), FSIZE(f), "{}", TBL_POSTGRES, 0, NULL, help}
+#define KAFKATABLES(n, f, help) \
+  {n, CFG_PGTABLES, offsetof(trb_config, f), FSIZE(f), "{}", TBL_KAFKA, 0, NULL, help}
+enum { TBL_POSTGRES = 0, TBL_KAFKA = 1 }; /* CFG_PGTABLES' flavours, in min */
 #define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 _Static_assert(sizeof(trb_cfg_sync) == sizeof(int), "enum fields are stored as int");
@@ -144,6 +148,18 @@ static const cfg_setting cfg_settings[] = {
           "<topic>-value and messages use Confluent's wire format (00, the 4-byte schema id). "
           "Empty: Avro single-object encoding (C3 01, the schema's fingerprint), the schemas "
           "on the __tributary_schemas topic."),
+  KAFKATABLES("kafka.tables", kafka.tables,
+              "Per table, a typed projection for tools that want flat columns (Avro format): "
+              "{TABLE: {columns: {PATH: TYPE}}}, PATH an attribute path (a.b[0].c, the column "
+              "a_b_0_c), TYPE one of string, bytes, long, int, double, float, boolean. The "
+              "columns go in the envelope's last field, columns; a value that does not fit its "
+              "type goes as kafka.on_error says."),
+  ENUM_INT("kafka.on_error", kafka.on_error, "dead_letter", NAMES("dead_letter", "stop"),
+           "A value that does not fit its projected column: dead_letter (the change goes with "
+           "columns null and a tributary.error header, and a copy to kafka.dead_letter_topic) "
+           "or stop (the sink stops, naming the change)."),
+  STR("kafka.dead_letter_topic", kafka.dead_letter_topic, "{region}.{table}.errors",
+      "Topic of the changes whose projection failed; {region} and {table} are replaced."),
   STR_OPT("sinks.file.dir", file_sink.dir, "",
           "Directory of the audit file sink: every stream record of every table with a "
           "stream, as JSON Lines, exactly once across crashes. Empty: no file sink."),
@@ -522,13 +538,22 @@ static int pgt_ident(const yaml_node_t *v, const char *name, pgt_err *e) {
 }
 
 /* One table's entry -> a JSON object. */
-static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tname,
+static const char *const avro_types[] = {"string", "bytes", "long", "int", "double", "float",
+                                         "boolean", NULL};
+
+static int avro_type_ok(const char *t) {
+  for (size_t i = 0; avro_types[i]; i++)
+    if (!strcmp(t, avro_types[i])) return 1;
+  return 0;
+}
+
+static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tname, int kafka,
                      json_t *out, pgt_err *e) {
   char name[CFG_NAME_MAX * 4];
   if (node_is_null(m)) return 0;
   if (m->type != YAML_MAPPING_NODE)
-    return pgt_fail(e, m, tname, "expected a mapping of schema, table, mode, columns (got %s)",
-                    node_kind(m));
+    return pgt_fail(e, m, tname, "expected a mapping of %s (got %s)",
+                    kafka ? "columns" : "schema, table, mode, columns", node_kind(m));
   for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
     yaml_node_t *k = yaml_document_get_node(doc, p->key);
     yaml_node_t *v = yaml_document_get_node(doc, p->value);
@@ -536,7 +561,9 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
     const char *ks = pgt_text(k);
     snprintf(name, sizeof name, "%s.%.60s", tname, ks);
     if (json_object_get(out, ks)) return pgt_fail(e, k, name, "duplicate key");
-    if (!strcmp(ks, "schema") || !strcmp(ks, "table")) {
+    if (kafka && strcmp(ks, "columns") != 0) {
+      return pgt_fail(e, k, name, "unknown setting (expected columns)");
+    } else if (!strcmp(ks, "schema") || !strcmp(ks, "table")) {
       if (pgt_ident(v, name, e)) return -1;
       json_object_set_new(out, ks, json_string(pgt_text(v)));
     } else if (!strcmp(ks, "mode")) {
@@ -566,7 +593,18 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
           return pgt_fail(e, ck, cname, "expected an attribute path like a.b[0].c whose column "
                           "name (a_b_0_c) fits 63 bytes");
         if (json_object_get(cols, path)) return pgt_fail(e, ck, cname, "duplicate key");
-        if (!pgt_scalar(cv) || !trb_config_pg_type_ok(pgt_text(cv)))
+        if (kafka && (!pgt_scalar(cv) || !avro_type_ok(pgt_text(cv))))
+          return pgt_fail(e, cv, cname, "expected one of string, bytes, long, int, double, "
+                          "float, boolean (got '%.64s')", pgt_scalar(cv) ? pgt_text(cv)
+                                                                         : node_kind(cv));
+        if (kafka && strspn(col, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+                         strlen(col))
+          return pgt_fail(e, ck, cname, "its column name %s is not an Avro name (letters, "
+                          "digits and _)", col);
+        if (kafka && col[0] >= '0' && col[0] <= '9')
+          return pgt_fail(e, ck, cname, "its column name %s is not an Avro name (it starts "
+                          "with a digit)", col);
+        if (!kafka && (!pgt_scalar(cv) || !trb_config_pg_type_ok(pgt_text(cv))))
           return pgt_fail(e, cv, cname, "expected a PostgreSQL type in lowercase, like text, "
                           "numeric(12,2), bigint, boolean, timestamptz, double precision "
                           "(got '%.64s')", pgt_scalar(cv) ? pgt_text(cv) : node_kind(cv));
@@ -581,7 +619,7 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
 
 /* The whole mapping -> canonical JSON text in out (cap bytes). */
 static int pgt_check(yaml_document_t *doc, const yaml_node_t *node, const char *sname,
-                     char *out, size_t cap, pgt_err *e) {
+                     int kafka, char *out, size_t cap, pgt_err *e) {
   json_t *all = json_object();
   int rc = 0;
   if (!node_is_null(node) && node->type != YAML_MAPPING_NODE)
@@ -603,7 +641,7 @@ static int pgt_check(yaml_document_t *doc, const yaml_node_t *node, const char *
     if (rc) break;
     json_t *one = json_object();
     json_object_set_new(all, t, one);
-    rc = pgt_table(doc, v, tname, one, e);
+    rc = pgt_table(doc, v, tname, kafka, one, e);
   }
   if (!rc) {
     char *txt = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -619,7 +657,7 @@ static int pgt_check(yaml_document_t *doc, const yaml_node_t *node, const char *
 
 /* The same from text (a default, a command-line value): YAML, of which
  * JSON is a part. */
-static int pgt_check_text(const char *text, const char *sname, char *out, size_t cap,
+static int pgt_check_text(const char *text, const char *sname, int kafka, char *out, size_t cap,
                           pgt_err *e) {
   yaml_parser_t parser;
   yaml_document_t doc;
@@ -636,7 +674,7 @@ static int pgt_check_text(const char *text, const char *sname, char *out, size_t
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   int rc = 0;
   if (!root) snprintf(out, cap, "{}");
-  else rc = pgt_check(&doc, root, sname, out, cap, e);
+  else rc = pgt_check(&doc, root, sname, kafka, out, cap, e);
   if (rc) e->line = 0; /* lines of a one-line value say nothing */
   yaml_document_delete(&doc);
   yaml_parser_delete(&parser);
@@ -677,7 +715,7 @@ trb_err trb_config_set(trb_config *cfg, const char *name, const char *value,
   if (!s) return cfg_unknown(st, NULL, 0, name);
   if (s->type == CFG_PGTABLES) {
     pgt_err pe;
-    if (pgt_check_text(value, name, (char *)cfg + s->off, s->size, &pe))
+    if (pgt_check_text(value, name, s->min == TBL_KAFKA, (char *)cfg + s->off, s->size, &pe))
       return cfg_fail(st, NULL, 0, pe.name, "%s", pe.why);
     return TRB_OK;
   }
@@ -730,7 +768,8 @@ static trb_err load_mapping(cfg_loader *ld, const yaml_node_t *map, const char *
       ld->set_line[idx] = LINE(key);
       if (s->type == CFG_PGTABLES) {
         pgt_err pe;
-        if (pgt_check(ld->doc, val, name, (char *)ld->cfg + s->off, s->size, &pe))
+        if (pgt_check(ld->doc, val, name, s->min == TBL_KAFKA, (char *)ld->cfg + s->off,
+                      s->size, &pe))
           return cfg_fail(ld->st, ld->path, pe.line, pe.name, "%s", pe.why);
         continue;
       }
@@ -835,7 +874,7 @@ done:
 static const char *const cfg_type_names[] = {
     [CFG_STRING] = "string", [CFG_ENUM] = "enum", [CFG_UINT32] = "integer",
     [CFG_SIZE] = "size (bytes; suffixes K, M, G, KiB, MiB, GiB)", [CFG_HOSTPORT] = "host:port",
-    [CFG_PGTABLES] = "mapping (table name: {schema, table, mode, columns})"};
+    [CFG_PGTABLES] = "mapping (table name: its settings)"};
 
 void trb_config_print_doc(FILE *out) {
   char buf[512], lo[32], hi[32];
@@ -854,8 +893,10 @@ void trb_config_print_doc(FILE *out) {
               (unsigned long long)s->max);
     else if (s->type == CFG_SIZE) fprintf(out, "  range:   %s to %s\n", lo, hi);
     else if (s->type == CFG_PGTABLES)
-      fprintf(out, "  example: {orders: {mode: both, columns: {total: numeric, "
-                   "customer.name: text}}}\n");
+      fprintf(out, s->min == TBL_KAFKA
+                       ? "  example: {orders: {columns: {total: long, customer.name: string}}}\n"
+                       : "  example: {orders: {mode: both, columns: {total: numeric, "
+                         "customer.name: text}}}\n");
     else fprintf(out, "  range:   port 0 (a free port) to 65535; IPv6 hosts in brackets\n");
     fprintf(out, "  %s\n", s->help);
   }

@@ -62,6 +62,10 @@ typedef struct trb_config {
     char compression[16];               /* "kafka.compression": none|gzip|snappy|lz4|zstd */
     char schema_registry[2048];         /* "kafka.schema_registry": base URL; "" = none (Avro
                                            single-object framing) */
+    char tables[16384];                 /* "kafka.tables": {"T": {"columns": {"a.b": "long"}}}
+                                           as JSON text, checked */
+    int on_error;                       /* "kafka.on_error": dead_letter|stop (0, 1) */
+    char dead_letter_topic[256];        /* "kafka.dead_letter_topic": {region}.{table}.errors */
   } kafka;
   struct {
     char dir[TRB_CONFIG_PATH_MAX];      /* "sinks.file.dir": "" = no file sink */

@@ -43,6 +43,16 @@
  * mock cluster: what it shows is not sent again). After an aborted
  * transaction the tails are read again.
  *
+ * TYPED PROJECTION (kafka.tables, Avro only)
+ * A table with columns gets the envelope with a last field, columns (see
+ * transform/avro_projection.h): its own value schema, fingerprint and
+ * registry subject "<topic>-value"; without a registry its schema goes to
+ * the schemas topic in the transaction of the topic's first message. A
+ * value that does not fit its column: stop_on_error, the delivery fails
+ * with TRB_EFAILED naming the change (the sink stops, nothing skipped);
+ * else the change goes with columns null and a tributary.error header, and
+ * the same message to the dead-letter topic (in the same transaction).
+ *
  * SCHEMA IDS
  * Registered when a topic gets its first message, inside the batch that
  * carries it, and kept in the topic's entry. The two registry calls are
@@ -67,6 +77,7 @@
 #include "engine/value.h"
 #include "sinks/schema_registry.h"
 #include "transform/avro_envelope.h"
+#include "transform/avro_projection.h"
 #include "transform/stream_record.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -83,6 +94,10 @@ typedef struct topic_ent {
   unsigned char *tail_tomb; /* ... and whether that message was a tombstone */
   int have_ids;             /* with a registry: key_id and value_id are set */
   uint32_t key_id, value_id;
+  trb_avro_proj *proj;      /* its table's typed projection, or NULL */
+  int proj_schema;          /* without a registry: 1 its schema is on the schemas topic, 2
+                               it is in the open transaction */
+  char dlq[512];            /* the dead-letter topic */
 } topic_ent;
 
 typedef struct kafka_sink {
@@ -101,6 +116,8 @@ typedef struct kafka_sink {
   trb_registry *reg;        /* Avro with a schema registry: Confluent framing */
   int schemas_sent;
   trb_buf kbuf, vbuf;
+  json_t *tables_cfg;       /* kafka.tables */
+  char dlq_tmpl[256];
   /* delivery reports (at least once) */
   long failed;
   char last_err[256];
@@ -399,23 +416,28 @@ static trb_err read_tail(kafka_sink *k, topic_ent *te, int32_t part, trb_status 
   return TRB_OK;
 }
 
-static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_status *st) {
-  *rc = TRB_EIO;
-  char name[512];
+/* A topic template with {region} and {table} replaced. */
+static void expand(const kafka_sink *k, const char *tmpl, const char *table, char name[512]) {
   size_t o = 0;
-  for (const char *p = k->tmpl; *p && o + 1 < sizeof name;) {
+  for (const char *p = tmpl; *p && o + 1 < 512;) {
     if (!strncmp(p, "{region}", 8)) {
-      o += (size_t)snprintf(name + o, sizeof name - o, "%s", k->region);
+      o += (size_t)snprintf(name + o, 512 - o, "%s", k->region);
       p += 8;
     } else if (!strncmp(p, "{table}", 7)) {
-      o += (size_t)snprintf(name + o, sizeof name - o, "%s", table);
+      o += (size_t)snprintf(name + o, 512 - o, "%s", table);
       p += 7;
     } else {
       name[o++] = *p++;
     }
-    if (o >= sizeof name) o = sizeof name - 1;
+    if (o >= 512) o = 511;
   }
   name[o] = 0;
+}
+
+static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_status *st) {
+  *rc = TRB_EIO;
+  char name[512];
+  expand(k, k->tmpl, table, name);
   for (size_t i = 0; i < k->ntopics; i++)
     if (!strcmp(k->topics[i].name, name)) return &k->topics[i];
   rd_kafka_topic_t *t = rd_kafka_topic_new(k->rk, name, NULL);
@@ -456,6 +478,18 @@ static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_s
     return NULL;
   }
   for (int p = 0; p < parts; p++) te->tail[p] = -1;
+  json_t *cols = json_object_get(json_object_get(k->tables_cfg, table), "columns");
+  if (k->avro && json_object_size(cols)) {
+    trb_err prc = trb_avro_proj_create(k->avro, table, cols, &te->proj, st);
+    if (prc) {
+      free(te->tail);
+      free(te->tail_tomb);
+      rd_kafka_topic_destroy(t);
+      *rc = prc == TRB_ECONFIG ? TRB_EFAILED : prc;
+      return NULL;
+    }
+  }
+  expand(k, k->dlq_tmpl, table, te->dlq);
   k->ntopics++;
   snprintf(te->name, sizeof te->name, "%s", name);
   te->t = t;
@@ -478,7 +512,8 @@ static trb_err topic_ids(kafka_sink *k, topic_ent *te, trb_status *st) {
   if (te->have_ids) return TRB_OK;
   char subj[sizeof te->name + 8];
   uint32_t ids[2];
-  const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
+  const char *sch[2] = {trb_avro_key_schema(k->avro),
+                        te->proj ? trb_avro_proj_schema(te->proj) : trb_avro_value_schema(k->avro)};
   const char *suffix[2] = {"key", "value"};
   for (int i = 0; i < 2; i++) {
     trb_status rst;
@@ -514,6 +549,43 @@ static rd_kafka_resp_err_t produce(kafka_sink *k, rd_kafka_topic_t *t, int32_t p
   }
 }
 
+/* A schema on the schemas topic, keyed by its fingerprint in hex. */
+static trb_err send_schema(kafka_sink *k, const char *schema, uint64_t fp, trb_status *st) {
+  char key[24];
+  snprintf(key, sizeof key, "%016" PRIx64, fp);
+  rd_kafka_resp_err_t pe = rd_kafka_producev(
+      k->rk, RD_KAFKA_V_TOPIC(k->schemas), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)schema, strlen(schema)),
+      RD_KAFKA_V_END);
+  if (pe)
+    return trb_status_set(st, TRB_EIO, "kafka: producing the schemas: %s", rd_kafka_err2str(pe));
+  return TRB_OK;
+}
+
+/* Appends the columns field of r's change to k->vbuf. A value that does
+ * not fit: stop (TRB_EFAILED), or null columns with the complaint in err. */
+static trb_err project(kafka_sink *k, topic_ent *te, const trb_sink_rec *r, char *err,
+                       size_t cap, trb_status *st) {
+  if (r->wal->kind == TRB_WAL_REMOVE) return trb_avro_proj_encode_null(&k->vbuf);
+  trb_av *item = NULL;
+  if (trb_av_decode(r->wal->new_img, r->wal->new_len, &item))
+    return trb_status_set(st, TRB_ECORRUPT, "kafka: undecodable NewImage at LSN %" PRIu64,
+                          r->wal->lsn);
+  trb_status pst;
+  trb_status_init(&pst);
+  trb_err rc = trb_avro_proj_encode(te->proj, item, &k->vbuf, &pst);
+  trb_av_destroy(item);
+  if (rc != TRB_EINVAL) return rc ? trb_status_set(st, rc, "out of memory") : TRB_OK;
+  if (k->o.stop_on_error)
+    return trb_status_set(st, TRB_EFAILED, "kafka: table %s, LSN %" PRIu64 ": %s; the sink "
+                          "stops (kafka.on_error: stop): fix the value or the projection and "
+                          "restart", r->stream->table, r->wal->lsn, trb_status_msg(&pst));
+  snprintf(err, cap, "%s", trb_status_msg(&pst));
+  trb_log_warn("kafka", "table %s, LSN %" PRIu64 ": %s; the change goes with columns null and a "
+               "tributary.error header, and to %s", r->stream->table, r->wal->lsn, err, te->dlq);
+  return trb_avro_proj_encode_null(&k->vbuf);
+}
+
 static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st) {
   trb_err trc;
   topic_ent *te = topic_for(k, r->stream->table, &trc, st);
@@ -543,6 +615,15 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
   }
   char *key = NULL, *val = NULL;
   size_t kl, vl;
+  char perr[400] = ""; /* the projection's complaint, if any */
+  if (te->proj && !k->reg && te->proj_schema == 0) {
+    trb_err src2 = send_schema(k, trb_avro_proj_schema(te->proj), trb_avro_proj_fingerprint(te->proj), st);
+    if (src2) {
+      trb_av_destroy(keys);
+      return src2;
+    }
+    te->proj_schema = 2;
+  }
   if (k->o.format == TRB_KAFKA_AVRO) {
     trb_avro_source src = {.table = r->stream->table, .region = k->region,
                            .shard_id = r->shard_id};
@@ -555,8 +636,11 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     if (!arc) arc = trb_avro_encode_key(k->avro, keys, &k->kbuf, st);
     if (!arc)
       arc = k->reg ? trb_avro_frame_confluent(te->value_id, &k->vbuf)
-                   : trb_avro_frame_single(trb_avro_value_fingerprint(k->avro), &k->vbuf);
+                   : trb_avro_frame_single(te->proj ? trb_avro_proj_fingerprint(te->proj)
+                                                    : trb_avro_value_fingerprint(k->avro),
+                                           &k->vbuf);
     if (!arc) arc = trb_avro_encode_change(k->avro, r->wal, &src, &k->vbuf, st);
+    if (!arc && te->proj) arc = project(k, te, r, perr, sizeof perr, st);
     trb_av_destroy(keys);
     if (arc) return arc;
     key = (char *)k->kbuf.p;
@@ -590,8 +674,16 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     snprintf(txn, sizeof txn, "%" PRIu64, r->wal->txn_id);
     rd_kafka_header_add(hd, "transactionId", -1, txn, -1);
   }
+  if (perr[0]) rd_kafka_header_add(hd, "tributary.error", -1, perr, -1);
   rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (!skip_msg) e = produce(k, te->t, part, key, kl, val, vl, hd);
+  if (!skip_msg && perr[0]) { /* the dead-letter copy, with the same headers */
+    rd_kafka_headers_t *dh = rd_kafka_headers_copy(hd);
+    e = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(te->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(key, kl), RD_KAFKA_V_VALUE(val, vl),
+                          RD_KAFKA_V_HEADERS(dh), RD_KAFKA_V_END);
+    if (e) rd_kafka_headers_destroy(dh);
+  }
+  if (!skip_msg && !e) e = produce(k, te->t, part, key, kl, val, vl, hd);
   if (e || skip_msg) rd_kafka_headers_destroy(hd); /* owned by the message only once sent */
   if (!e && !skip_tomb) {
     rd_kafka_headers_t *th = rd_kafka_headers_new(2);
@@ -638,6 +730,13 @@ static void save_file_ckpt(kafka_sink *k) {
   else k->ck_saved = k->ck_pending;
 }
 
+/* The projections' schemas sent in this batch: on the topic for good (ok)
+ * or to be sent again. */
+static void schemas_settle(kafka_sink *k, int ok) {
+  for (size_t i = 0; i < k->ntopics; i++)
+    if (k->topics[i].proj_schema == 2) k->topics[i].proj_schema = ok ? 1 : 0;
+}
+
 static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
                           trb_status *st) {
   kafka_sink *k = (kafka_sink *)s;
@@ -659,25 +758,19 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
     uint64_t fp[2] = {trb_avro_key_fingerprint(k->avro), trb_avro_value_fingerprint(k->avro)};
     for (int i = 0; i < 2; i++) {
-      char key[24];
-      snprintf(key, sizeof key, "%016" PRIx64, fp[i]);
-      rd_kafka_resp_err_t pe = rd_kafka_producev(
-          k->rk, RD_KAFKA_V_TOPIC(k->schemas), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)sch[i], strlen(sch[i])),
-          RD_KAFKA_V_END);
-      if (pe) {
+      if ((rc = send_schema(k, sch[i], fp[i], st))) {
         if (k->o.exactly_once) {
           rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
           if (a) rd_kafka_error_destroy(a);
           else k->in_txn = 0;
         }
-        return trb_status_set(st, TRB_EIO, "kafka: producing the schemas: %s",
-                              rd_kafka_err2str(pe));
+        return rc;
       }
     }
   }
   for (size_t i = 0; i < n; i++)
     if ((rc = produce_one(k, &recs[i], st))) {
+      schemas_settle(k, 0);
       if (k->o.exactly_once) {
         rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
         if (a) rd_kafka_error_destroy(a);
@@ -702,8 +795,12 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
                             rd_kafka_err2str(pe));
     }
     rd_kafka_error_t *e = rd_kafka_commit_transaction(k->rk, k->o.timeout_ms);
-    if (e) return txn_error(k, e, "commit_transaction", st);
+    if (e) {
+      schemas_settle(k, 0);
+      return txn_error(k, e, "commit_transaction", st);
+    }
     k->in_txn = 0;
+    schemas_settle(k, 1);
     if (n) k->schemas_sent = 1;
     /* Kafka has the batch. The file may lag it (the partitions' tails skip
      * what is there), so it is written at most every 250 ms, and at stop. */
@@ -717,6 +814,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   }
   /* At least once: Kafka acknowledges everything, then the local file. */
   rd_kafka_resp_err_t fe = rd_kafka_flush(k->rk, k->o.timeout_ms);
+  schemas_settle(k, !fe && !k->failed);
   if (fe || k->failed) {
     forget_tails(k);
     free(ck);
@@ -737,8 +835,10 @@ static void ks_destroy(trb_sink *s) {
     rd_kafka_topic_destroy(k->topics[i].t);
     free(k->topics[i].tail);
     free(k->topics[i].tail_tomb);
+    trb_avro_proj_destroy(k->topics[i].proj);
   }
   free(k->topics);
+  json_decref(k->tables_cfg);
   trb_registry_destroy(k->reg);
   trb_avro_destroy(k->avro);
   trb_buf_fini(&k->kbuf);
@@ -787,6 +887,23 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
            o->schemas_topic && o->schemas_topic[0] ? o->schemas_topic : "__tributary_schemas");
   trb_buf_init(&k->kbuf, 0);
   trb_buf_init(&k->vbuf, 0);
+  snprintf(k->dlq_tmpl, sizeof k->dlq_tmpl, "%s", o->dead_letter_topic && o->dead_letter_topic[0]
+                                                      ? o->dead_letter_topic
+                                                      : "{region}.{table}.errors");
+  k->tables_cfg = json_loads(o->tables_json && o->tables_json[0] ? o->tables_json : "{}", 0, NULL);
+  if (!json_is_object(k->tables_cfg)) {
+    json_decref(k->tables_cfg);
+    free(k);
+    return trb_status_set(st, TRB_ECONFIG, "kafka.tables: not a mapping");
+  }
+  k->o.tables_json = k->o.dead_letter_topic = NULL; /* the caller's strings */
+  if (o->format != TRB_KAFKA_AVRO) {
+    const char *tn;
+    json_t *tv;
+    json_object_foreach(k->tables_cfg, tn, tv) if (json_object_size(json_object_get(tv, "columns")))
+      trb_log_warn("kafka", "kafka.tables.%s.columns: a typed projection is part of the Avro "
+                   "format; with kafka.format json it is not sent", tn);
+  }
   int want_reg = o->schema_registry && o->schema_registry[0];
   if (k->o.format == TRB_KAFKA_AVRO) {
     trb_err rc = trb_avro_create(&k->avro, st);
@@ -796,6 +913,7 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
     if (!rc && want_reg) rc = trb_registry_create(o->schema_registry, rto, &k->reg, st);
     if (rc) {
       trb_avro_destroy(k->avro);
+      json_decref(k->tables_cfg);
       free(k);
       return rc;
     }

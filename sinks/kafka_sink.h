@@ -49,6 +49,12 @@ typedef struct trb_kafka_sink_opts {
   trb_kafka_format format;
   const char *compression;      /* none | gzip | snappy | lz4 | zstd */
   int timeout_ms;               /* a transaction's commit; default 30000 */
+  const char *tables_json;      /* kafka.tables: per table {"columns": {path: Avro type}}, the
+                                   typed projection (Avro only; transform/avro_projection.h) */
+  int stop_on_error;            /* a value that does not fit its column stops the sink; else
+                                   the change goes with columns null, a tributary.error
+                                   header, and a copy to the dead-letter topic */
+  const char *dead_letter_topic; /* template, default "{region}.{table}.errors" */
 } trb_kafka_sink_opts;
 
 /* Checks the options and creates the sink (the processor opens it: that

@@ -309,6 +309,13 @@ static trb_err canonical_form(const char *what, const char *text, size_t len, ch
   return TRB_OK;
 }
 
+trb_err trb_avro_schema_canonical(const char *text, size_t len, char **pcf, uint64_t *fp,
+                                  trb_status *st) {
+  trb_err rc = canonical_form("derived", text, len, pcf, st);
+  if (!rc) *fp = crc64_avro(*pcf, strlen(*pcf));
+  return rc;
+}
+
 /* ---- the handle ---- */
 
 trb_err trb_avro_create(trb_avro **out, trb_status *st) {

@@ -98,6 +98,12 @@ const char *trb_avro_key_schema_canonical(const trb_avro *a);
 uint64_t trb_avro_value_fingerprint(const trb_avro *a);
 uint64_t trb_avro_key_fingerprint(const trb_avro *a);
 
+/* The Parsing Canonical Form (*pcf, malloc'ed) and CRC-64-AVRO
+ * fingerprint of any schema text (a projection's, transform/avro_projection.h).
+ * TRB_EINTERNAL when avro-c does not parse it. */
+trb_err trb_avro_schema_canonical(const char *text, size_t len, char **pcf, uint64_t *fp,
+                                  trb_status *st);
+
 /* What the envelope's source says beyond the WAL record. Borrowed for the
  * call; every string NUL-terminated UTF-8. */
 typedef struct trb_avro_source {

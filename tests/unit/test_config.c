@@ -483,7 +483,8 @@ static void test_print_doc(void **state) {
                                 "kafka.embedded", "kafka.embedded_brokers", "kafka.format",
                                 "kafka.topic_template", "kafka.exactly_once",
                                 "kafka.transactional_id", "kafka.offsets_topic", "kafka.tombstones",
-                                "kafka.compression", "kafka.schema_registry", "sinks.file.dir",
+                                "kafka.compression", "kafka.schema_registry", "kafka.tables",
+                                "kafka.on_error", "kafka.dead_letter_topic", "sinks.file.dir",
                                 "sinks.file.rotate_bytes", "sinks.file.rotate_s",
                                 "postgres.conninfo", "postgres.sink_name", "postgres.schema",
                                 "postgres.control_schema", "postgres.mode", "postgres.json",
@@ -578,6 +579,19 @@ static void test_pg_tables(void **state) {
              "2: postgres.tables: expected a mapping of table name to its settings (got a "
              "sequence)");
   expect_set("postgres.tables", "{orders: {mode: history}}", NULL);
+  /* kafka.tables: columns only, Avro types, Avro column names */
+  expect_ok(t, "kafka:\n  tables:\n    orders:\n      columns:\n        total: long\n"
+               "        a.b[1]: string\n", &cfg);
+  assert_string_equal(cfg.kafka.tables,
+                      "{\"orders\":{\"columns\":{\"total\":\"long\",\"a.b[1]\":\"string\"}}}");
+  expect_err(t, "kafka:\n  tables:\n    orders:\n      columns:\n        total: numeric\n",
+             "5: kafka.tables.orders.columns.total: expected one of string, bytes, long, int, "
+             "double, float, boolean (got 'numeric')");
+  expect_err(t, "kafka:\n  tables:\n    orders:\n      mode: both\n",
+             "4: kafka.tables.orders.mode: unknown setting (expected columns)");
+  expect_err(t, "kafka:\n  tables:\n    orders:\n      columns:\n        a-b: long\n",
+             "5: kafka.tables.orders.columns.a-b: its column name a-b is not an Avro name "
+             "(letters, digits and _)");
   expect_set("postgres.tables", "{orders: {mode: x}}",
              "postgres.tables.orders.mode: expected one of replica, history, both (got 'x')");
 }
