@@ -13,13 +13,16 @@
 #include "util/log.h"
 
 /* A batched record: the WAL record copied out of the reader's buffer (the
- * reader reuses it), its stream and shard, its Streams record. */
+ * reader reuses it) into the batch's arena, its stream and shard, its
+ * Streams record (JSON text) in the batch's text buffer. Offsets, not
+ * pointers, while the batch grows (the buffers move); deliver_once points
+ * wal's members and the text at them. */
 typedef struct brec {
   trb_wal_rec wal;
-  unsigned char *buf;
+  size_t off;               /* the record's bytes in t->arena: table, keys, old, new */
+  size_t text_off, text_len; /* its Streams record in t->texts (wants_record) */
   trb_stream_info si;
   char shard[64];
-  json_t *json;
 } brec;
 
 struct trb_tailer {
@@ -33,14 +36,23 @@ struct trb_tailer {
   brec *b;
   size_t nb, capb;
   trb_sink_rec *out;
+  trb_buf arena, texts;     /* the batch's WAL bytes and Streams records */
 };
 
 static void batch_clear(trb_tailer *t) {
-  for (size_t i = 0; i < t->nb; i++) {
-    free(t->b[i].buf);
-    json_decref(t->b[i].json);
-  }
   t->nb = 0;
+  trb_buf_reset(&t->arena);
+  trb_buf_reset(&t->texts);
+}
+
+/* Points b's WAL members at its bytes in the arena as it is now. */
+static void wal_fix(trb_tailer *t, brec *b) {
+  unsigned char *p = t->arena.p + b->off;
+  trb_wal_rec *w = &b->wal;
+  if (w->table) w->table = (const char *)p, p += w->table_len;
+  if (w->keys) w->keys = p, p += w->keys_len;
+  if (w->old_img) w->old_img = p, p += w->old_len;
+  if (w->new_img) w->new_img = p;
 }
 
 static int stopping(trb_tailer *t) {
@@ -59,10 +71,12 @@ static void set_broken(trb_tailer *t) {
 /* One delivery attempt of the batch with checkpoint `through`. */
 static trb_err deliver_once(trb_tailer *t, uint64_t through, trb_status *st) {
   for (size_t i = 0; i < t->nb; i++) {
+    wal_fix(t, &t->b[i]);
     t->out[i].wal = &t->b[i].wal;
     t->out[i].stream = &t->b[i].si;
     t->out[i].shard_id = t->b[i].shard;
-    t->out[i].record = t->b[i].json;
+    t->out[i].record = t->sink->wants_record ? (const char *)t->texts.p + t->b[i].text_off : NULL;
+    t->out[i].record_len = t->b[i].text_len;
   }
   trb_err rc = t->sink->ops->deliver(t->sink, t->out, t->nb, through, st);
   pthread_mutex_lock(&t->mu);
@@ -127,31 +141,30 @@ static trb_err add(trb_tailer *t, const trb_wal_rec *r, const trb_stream_info *s
   }
   brec *b = &t->b[t->nb];
   memset(b, 0, sizeof *b);
-  size_t tot = r->table_len + r->keys_len + r->old_len + r->new_len;
-  b->buf = malloc(tot ? tot : 1);
-  if (!b->buf) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  size_t mark = t->arena.len;
+  b->off = mark;
   b->wal = *r;
-  size_t off = 0;
-#define CP(f, l)                         \
-  if (r->f) {                            \
-    memcpy(b->buf + off, r->f, r->l);    \
-    b->wal.f = (void *)(b->buf + off);   \
-    off += r->l;                         \
+  trb_err rc = TRB_OK;
+  if (r->table) rc = trb_buf_append(&t->arena, r->table, r->table_len);
+  if (!rc && r->keys) rc = trb_buf_append(&t->arena, r->keys, r->keys_len);
+  if (!rc && r->old_img) rc = trb_buf_append(&t->arena, r->old_img, r->old_len);
+  if (!rc && r->new_img) rc = trb_buf_append(&t->arena, r->new_img, r->new_len);
+  if (rc) {
+    t->arena.len = mark;
+    return trb_status_set(st, rc, "out of memory");
   }
-  CP(table, table_len);
-  CP(keys, keys_len);
-  CP(old_img, old_len);
-  CP(new_img, new_len);
-#undef CP
+  wal_fix(t, b);
   b->si = *si;
   snprintf(b->shard, sizeof b->shard, "%s", shard);
   if (t->sink->wants_record) {
     trb_stream_rec_opts ro = {.view = si->view, .region = t->region};
-    trb_err rc = trb_stream_record(&b->wal, &ro, &b->json, st);
+    b->text_off = t->texts.len;
+    rc = trb_stream_record_text(&b->wal, &ro, &t->texts, st);
     if (rc) {
-      free(b->buf);
+      t->arena.len = mark;
       return rc;
     }
+    b->text_len = t->texts.len - b->text_off;
   }
   t->nb++;
   return TRB_OK;
@@ -312,6 +325,8 @@ trb_err trb_tailer_start(const trb_tailer_opts *o, trb_sink *sink, trb_tailer **
   if (t->o.heartbeat_ms <= 0) t->o.heartbeat_ms = 1000;
   snprintf(t->region, sizeof t->region, "%s", o->region ? o->region : "us-east-1");
   t->sink = sink;
+  trb_buf_init(&t->arena, 0);
+  trb_buf_init(&t->texts, 0);
   pthread_mutex_init(&t->mu, NULL);
   t->stats.kind = sink->ops->kind;
   /* The sink is opened by its thread (retrying while what it writes to is
@@ -335,6 +350,8 @@ void trb_tailer_stop(trb_tailer *t) {
   t->sink->ops->destroy(t->sink);
   free(t->b);
   free(t->out);
+  trb_buf_fini(&t->arena);
+  trb_buf_fini(&t->texts);
   pthread_mutex_destroy(&t->mu);
   free(t);
 }

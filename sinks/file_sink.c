@@ -299,12 +299,10 @@ static trb_err fs_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   for (size_t i = 0; i < n; i++) {
     fs_table *t = table_get(f, recs[i].stream->table, 1);
     if (!t) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-    char *line = json_dumps(recs[i].record, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!line) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    if (!recs[i].record) return trb_status_set(st, TRB_EINVAL, "file sink: a record without its text");
     if (!t->pending.len) t->pending_first = recs[i].wal->lsn;
-    rc = trb_buf_append(&t->pending, line, strlen(line));
+    rc = trb_buf_append(&t->pending, recs[i].record, recs[i].record_len);
     if (!rc) rc = trb_buf_put_u8(&t->pending, '\n');
-    free(line);
     if (rc) return trb_status_set(st, rc, "out of memory");
   }
   for (size_t i = 0; i < f->nt; i++) {

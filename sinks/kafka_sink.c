@@ -650,14 +650,10 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
   } else {
     key = json_key(keys);
     trb_av_destroy(keys);
-    val = json_dumps(r->record, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!key || !val) {
-      free(key);
-      free(val);
-      return trb_status_set(st, TRB_ENOMEM, "out of memory");
-    }
+    if (!key) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    val = (char *)r->record;
     kl = strlen(key);
-    vl = strlen(val);
+    vl = r->record_len;
   }
   char seq[TRB_SEQNO_BUF], lsn[24], txn[24];
   trb_seqno_format(r->wal->lsn, seq);
@@ -692,10 +688,7 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     e = produce(k, te->t, part, key, kl, NULL, 0, th);
     if (e) rd_kafka_headers_destroy(th);
   }
-  if (k->o.format != TRB_KAFKA_AVRO) {
-    free(key);
-    free(val);
-  }
+  if (k->o.format != TRB_KAFKA_AVRO) free(key);
   if (e)
     return trb_status_set(st, e == RD_KAFKA_RESP_ERR__FATAL ? TRB_EFAILED : TRB_EIO,
                           "kafka: producing to %s: %s", te->name, rd_kafka_err2str(e));

@@ -16,7 +16,6 @@
 #ifndef TRB_SINK_H
 #define TRB_SINK_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,8 +27,11 @@ typedef struct trb_sink_rec {
   const trb_wal_rec *wal;          /* the change as the WAL holds it (item kinds) */
   const trb_stream_info *stream;   /* its stream: table, label, view type, key schema */
   const char *shard_id;
-  json_t *record;                  /* the DynamoDB Streams record (borrowed); NULL
-                                      unless the sink asked for it (wants_record) */
+  const char *record;              /* the DynamoDB Streams record as compact JSON text
+                                      (trb_stream_record_text), record_len bytes, no NUL
+                                      (borrowed); NULL unless the sink asked for it
+                                      (wants_record) */
+  size_t record_len;
 } trb_sink_rec;
 
 typedef struct trb_sink trb_sink;
@@ -54,7 +56,7 @@ typedef struct trb_sink_ops {
 struct trb_sink {
   const trb_sink_ops *ops;
   int wants_record;                /* 1: the processor builds each change's Streams record
-                                      (JSON) for it; 0: it encodes the WAL record itself */
+                                      (JSON text) for it; 0: it encodes the WAL record itself */
 };
 
 #endif

@@ -10,8 +10,8 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 
-static trb_err put_str(const char *p, size_t n, trb_buf *out) {
-  static const char hex[] = "0123456789abcdef";
+trb_err trb_json_str_append(const char *p, size_t n, trb_buf *out) {
+  static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
   trb_err rc = trb_buf_reserve(out, n + 2);
   if (rc) return rc;
   out->p[out->len++] = '"';
@@ -69,7 +69,7 @@ static trb_err put_b64(const trb_av *v, trb_buf *out) {
 trb_err trb_doc_json(const trb_av *v, trb_buf *out) {
   trb_err rc = TRB_OK;
   switch (v->type) {
-  case TRB_T_S: return put_str(v->u.s.p, v->u.s.len, out);
+  case TRB_T_S: return trb_json_str_append(v->u.s.p, v->u.s.len, out);
   case TRB_T_N: return put_num(&v->u.n, out);
   case TRB_T_B: return put_b64(v, out);
   case TRB_T_BOOL: return v->u.b ? trb_buf_append(out, "true", 4) : trb_buf_append(out, "false", 5);
@@ -78,7 +78,7 @@ trb_err trb_doc_json(const trb_av *v, trb_buf *out) {
     if ((rc = trb_buf_append(out, "{", 1))) return rc;
     for (size_t i = 0; i < v->u.m.n && !rc; i++) {
       if (i) rc = trb_buf_append(out, ",", 1);
-      if (!rc) rc = put_str(v->u.m.e[i].name, v->u.m.e[i].name_len, out);
+      if (!rc) rc = trb_json_str_append(v->u.m.e[i].name, v->u.m.e[i].name_len, out);
       if (!rc) rc = trb_buf_append(out, ":", 1);
       if (!rc) rc = trb_doc_json(v->u.m.e[i].val, out);
     }
@@ -93,6 +93,82 @@ trb_err trb_doc_json(const trb_av *v, trb_buf *out) {
       if (!rc) rc = trb_doc_json(v->u.l.v[i], out);
     }
     return rc ? rc : trb_buf_append(out, "]", 1);
+  }
+  return TRB_EINVAL;
+}
+
+/* ---- DynamoDB's typed form ---- */
+
+static trb_err typed_scalar(const char *tag, const trb_av *v, trb_buf *out) {
+  trb_err rc = trb_buf_append(out, "{\"", 2);
+  if (!rc) rc = trb_buf_append(out, tag, strlen(tag));
+  if (!rc) rc = trb_buf_append(out, "\":", 2);
+  if (rc) return rc;
+  switch (v->type) {
+  case TRB_T_S: rc = trb_json_str_append(v->u.s.p, v->u.s.len, out); break;
+  case TRB_T_N: {
+    char t[TRB_DEC_STR_MAX];
+    size_t n = trb_dec_format(&v->u.n, t, sizeof t);
+    rc = trb_buf_append(out, "\"", 1);
+    if (!rc) rc = trb_buf_append(out, t, n);
+    if (!rc) rc = trb_buf_append(out, "\"", 1);
+    break;
+  }
+  case TRB_T_B: rc = put_b64(v, out); break;
+  case TRB_T_BOOL: rc = v->u.b ? trb_buf_append(out, "true", 4) : trb_buf_append(out, "false", 5); break;
+  case TRB_T_NULL: rc = trb_buf_append(out, "true", 4); break;
+  default: return TRB_EINVAL;
+  }
+  return rc ? rc : trb_buf_append(out, "}", 1);
+}
+
+static trb_err typed_set_elem(const trb_av *v, trb_buf *out) {
+  if (v->type == TRB_T_S) return trb_json_str_append(v->u.s.p, v->u.s.len, out);
+  if (v->type == TRB_T_B) return put_b64(v, out);
+  char t[TRB_DEC_STR_MAX];
+  size_t n = trb_dec_format(&v->u.n, t, sizeof t);
+  trb_err rc = trb_buf_append(out, "\"", 1);
+  if (!rc) rc = trb_buf_append(out, t, n);
+  return rc ? rc : trb_buf_append(out, "\"", 1);
+}
+
+trb_err trb_ddb_json_item(const trb_av *m, trb_buf *out) {
+  trb_err rc = trb_buf_append(out, "{", 1);
+  for (size_t i = 0; !rc && i < m->u.m.n; i++) {
+    if (i) rc = trb_buf_append(out, ",", 1);
+    if (!rc) rc = trb_json_str_append(m->u.m.e[i].name, m->u.m.e[i].name_len, out);
+    if (!rc) rc = trb_buf_append(out, ":", 1);
+    if (!rc) rc = trb_ddb_json_value(m->u.m.e[i].val, out);
+  }
+  return rc ? rc : trb_buf_append(out, "}", 1);
+}
+
+trb_err trb_ddb_json_value(const trb_av *v, trb_buf *out) {
+  trb_err rc;
+  switch (v->type) {
+  case TRB_T_S: return typed_scalar("S", v, out);
+  case TRB_T_N: return typed_scalar("N", v, out);
+  case TRB_T_B: return typed_scalar("B", v, out);
+  case TRB_T_BOOL: return typed_scalar("BOOL", v, out);
+  case TRB_T_NULL: return typed_scalar("NULL", v, out);
+  case TRB_T_M:
+    rc = trb_buf_append(out, "{\"M\":", 5);
+    if (!rc) rc = trb_ddb_json_item(v, out);
+    return rc ? rc : trb_buf_append(out, "}", 1);
+  case TRB_T_L:
+  case TRB_T_SS:
+  case TRB_T_NS:
+  case TRB_T_BS: {
+    const char *tag = v->type == TRB_T_L ? "{\"L\":[" : v->type == TRB_T_SS ? "{\"SS\":["
+                      : v->type == TRB_T_NS ? "{\"NS\":[" : "{\"BS\":[";
+    rc = trb_buf_append(out, tag, strlen(tag));
+    for (size_t i = 0; !rc && i < v->u.l.n; i++) {
+      if (i) rc = trb_buf_append(out, ",", 1);
+      if (!rc) rc = v->type == TRB_T_L ? trb_ddb_json_value(v->u.l.v[i], out)
+                                       : typed_set_elem(v->u.l.v[i], out);
+    }
+    return rc ? rc : trb_buf_append(out, "]}", 2);
+  }
   }
   return TRB_EINVAL;
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "capture/wal.h"
+#include "util/buf.h"
 #include "util/trb_err.h"
 
 /* StreamViewType. The numbers are stable (configs and checkpoints may
@@ -114,6 +115,13 @@ typedef struct trb_stream_rec_opts {
  */
 trb_err trb_stream_record(const trb_wal_rec *r, const trb_stream_rec_opts *o, json_t **out,
                           trb_status *st);
+
+/* The same record as compact JSON text appended to out (caller-owned):
+ * byte for byte what json_dumps(record, JSON_COMPACT | JSON_PRESERVE_ORDER)
+ * gives for trb_stream_record's object, built without a jansson tree. The
+ * same errors; on failure out->len is as it was. */
+trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *o, trb_buf *out,
+                               trb_status *st);
 
 /*
  * One record as one human-readable line (no trailing newline) for

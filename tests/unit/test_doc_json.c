@@ -92,11 +92,97 @@ static void test_base64(void **state) {
   }
 }
 
+/* A random value: every type, nested, strings of any ASCII byte and some
+ * UTF-8. */
+static trb_av *rand_av(uint64_t *r, int depth) {
+  static const char *const strs[] = {"", "a", "\x01\x1f\"\\/\t\n\r\b\f\x7f", "\xc3\xbc\xe2\x82\xac",
+                                     "\xf0\x9f\x98\x80", "x y"};
+  int t = (int)(trb_test_rand(r) % (depth > 3 ? 5 : 10));
+  char buf[40];
+  trb_dec d;
+  switch (t) {
+  case 0: {
+    size_t n = trb_test_rand(r) % 12;
+    for (size_t i = 0; i < n; i++) buf[i] = (char)(1 + trb_test_rand(r) % 127);
+    const char *pick = strs[trb_test_rand(r) % 6];
+    return trb_test_rand(r) % 2 ? trb_av_new_s(buf, n) : trb_av_new_s(pick, strlen(pick));
+  }
+  case 1:
+    snprintf(buf, sizeof buf, "%s%llu.%llue%d", trb_test_rand(r) % 2 ? "-" : "",
+             (unsigned long long)(trb_test_rand(r) % 100000), (unsigned long long)(trb_test_rand(r) % 1000),
+             (int)(trb_test_rand(r) % 20) - 10);
+    assert_int_equal(trb_dec_parse(buf, strlen(buf), &d, NULL), TRB_OK);
+    return trb_av_new_n(&d);
+  case 2: {
+    size_t n = trb_test_rand(r) % 7;
+    for (size_t i = 0; i < n; i++) buf[i] = (char)trb_test_rand(r);
+    return trb_av_new_b(buf, n);
+  }
+  case 3: return trb_av_new_bool((int)(trb_test_rand(r) % 2));
+  case 4: return trb_av_new_null();
+  case 5:
+  case 6: {
+    trb_av *m = t == 5 ? trb_av_new_m() : trb_av_new_l();
+    size_t n = trb_test_rand(r) % 4;
+    for (size_t i = 0; i < n; i++) {
+      trb_av *c = rand_av(r, depth + 1);
+      if (t == 5) {
+        snprintf(buf, sizeof buf, "k%zu\t\"%d", i, (int)(trb_test_rand(r) % 3));
+        if (trb_av_m_set(m, buf, strlen(buf), c)) trb_av_destroy(c);
+      } else {
+        assert_int_equal(trb_av_l_append(m, c), TRB_OK);
+      }
+    }
+    return m;
+  }
+  default: {
+    trb_type st = t == 7 ? TRB_T_SS : t == 8 ? TRB_T_NS : TRB_T_BS;
+    trb_av *set = trb_av_new_set(st);
+    size_t n = 1 + trb_test_rand(r) % 3;
+    for (size_t i = 0; i < n; i++) {
+      snprintf(buf, sizeof buf, "%zu", i);
+      trb_av *e = st == TRB_T_SS ? trb_av_new_s(buf, strlen(buf))
+                  : st == TRB_T_BS ? trb_av_new_b(buf, strlen(buf))
+                                   : (trb_dec_parse(buf, strlen(buf), &d, NULL), trb_av_new_n(&d));
+      assert_int_equal(trb_av_l_append(set, e), TRB_OK);
+    }
+    return set;
+  }
+  }
+}
+
+/* The typed form is byte for byte what jansson writes. */
+static void test_typed_matches_jansson(void **state) {
+  (void)state;
+  uint64_t r = trb_test_seed();
+  for (int round = 0; round < 3000; round++) {
+    trb_av *item = trb_av_new_m();
+    size_t n = trb_test_rand(&r) % 6;
+    for (size_t i = 0; i < n; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "a%zu", i);
+      assert_int_equal(trb_av_m_set(item, name, strlen(name), rand_av(&r, 0)), TRB_OK);
+    }
+    json_t *j = trb_item_to_json(item);
+    char *want = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    trb_buf b;
+    trb_buf_init(&b, 0);
+    assert_int_equal(trb_ddb_json_item(item, &b), TRB_OK);
+    if (b.len != strlen(want) || memcmp(b.p, want, b.len))
+      fail_msg("differs:\n  ours    %.*s\n  jansson %s", (int)b.len, (const char *)b.p, want);
+    trb_buf_fini(&b);
+    free(want);
+    json_decref(j);
+    trb_av_destroy(item);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_types),
       cmocka_unit_test(test_random_strings),
       cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_typed_matches_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

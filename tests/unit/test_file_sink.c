@@ -22,6 +22,7 @@
 typedef struct recs {
   trb_wal_rec wal[64];
   trb_buf keys[64];
+  trb_buf text[64];
   trb_stream_info si;
   trb_sink_rec r[64];
   size_t n;
@@ -54,7 +55,10 @@ static void mk_recs(recs *x, const char *table, uint64_t first_lsn, size_t n) {
     w->new_img = x->keys[i].p;
     w->new_len = x->keys[i].len;
     trb_stream_rec_opts ro = {.view = TRB_VIEW_KEYS_ONLY, .region = "us-east-1"};
-    assert_int_equal(trb_stream_record(w, &ro, &x->r[i].record, NULL), TRB_OK);
+    trb_buf_init(&x->text[i], 0);
+    assert_int_equal(trb_stream_record_text(w, &ro, &x->text[i], NULL), TRB_OK);
+    x->r[i].record = (const char *)x->text[i].p;
+    x->r[i].record_len = x->text[i].len;
     x->r[i].wal = w;
     x->r[i].stream = &x->si;
     x->r[i].shard_id = "shardId-00000000000000000001-00000000";
@@ -64,7 +68,7 @@ static void mk_recs(recs *x, const char *table, uint64_t first_lsn, size_t n) {
 
 static void free_recs(recs *x) {
   for (size_t i = 0; i < x->n; i++) {
-    json_decref(x->r[i].record);
+    trb_buf_fini(&x->text[i]);
     trb_buf_fini(&x->keys[i]);
   }
 }

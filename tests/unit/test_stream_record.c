@@ -64,6 +64,22 @@ static void fx_fini(fixture *f) {
   free(f->nw);
 }
 
+/* trb_stream_record_text gives exactly the bytes jansson writes for the
+ * object (compact, in order), appended after what the buffer held. */
+static void assert_text_same(const trb_wal_rec *r, const trb_stream_rec_opts *o, const json_t *j) {
+  char *want = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  assert_non_null(want);
+  trb_buf b;
+  trb_buf_init(&b, 0);
+  assert_int_equal(trb_buf_append(&b, "prefix", 6), TRB_OK);
+  assert_int_equal(trb_stream_record_text(r, o, &b, NULL), TRB_OK);
+  if (b.len - 6 != strlen(want) || memcmp(b.p + 6, want, b.len - 6))
+    fail_msg("text differs:\n  text    %.*s\n  jansson %s", (int)(b.len - 6), (const char *)b.p + 6,
+             want);
+  trb_buf_fini(&b);
+  free(want);
+}
+
 static json_t *record_ok(const trb_wal_rec *r, trb_view view, const char *region) {
   trb_stream_rec_opts o = {.view = view, .region = region};
   trb_status st;
@@ -73,6 +89,7 @@ static json_t *record_ok(const trb_wal_rec *r, trb_view view, const char *region
   if (rc) fprintf(stderr, "trb_stream_record: %s\n", trb_status_msg(&st));
   assert_int_equal(rc, TRB_OK);
   assert_non_null(j);
+  assert_text_same(r, &o, j);
   return j;
 }
 
@@ -668,6 +685,11 @@ static void test_corrupt_images(void **state) {
       fprintf(stderr, "bit flip %d: %s\n", i, trb_err_name(rc));
     assert_true(rc == TRB_OK || rc == TRB_ECORRUPT || rc == TRB_EVERSION);
     assert_true((rc == TRB_OK) == (out != NULL));
+    trb_buf tb;
+    trb_buf_init(&tb, 0);
+    assert_int_equal(trb_stream_record_text(&f.r, &oo, &tb, NULL), rc);
+    if (out) assert_text_same(&f.r, &oo, out);
+    trb_buf_fini(&tb);
     json_decref(out);
     char *line = trb_stream_record_pretty(&f.r, &oo);
     assert_true((rc == TRB_OK) == (line != NULL));
