@@ -125,6 +125,8 @@ typedef struct pg_sink {
   trb_pg_sink_stats stats;
   uint64_t pend_rows, pend_hist, pend_dead; /* counted when their transaction commits */
   int merge_only;           /* no direct COPY into replicas (see replica_direct) */
+  char last_state[8];       /* SQLSTATE of the last failure ("" = none known) */
+  int gap;                  /* at open: the WAL starts after the checkpoint (changes lost) */
   /* per-batch scratch */
   size_t *idx;
   size_t capidx;
@@ -182,6 +184,7 @@ static trb_err res_fail(pg_sink *k, PGresult *r, const char *what, trb_status *s
   size_t l = strlen(m);
   while (l && (m[l - 1] == '\n' || m[l - 1] == ' ')) m[--l] = '\0';
   trb_err rc = is_data_error(state) ? TRB_EINVAL : TRB_EIO;
+  snprintf(k->last_state, sizeof k->last_state, "%s", state ? state : "");
   trb_status_set(st, rc, "postgres: %s: %s%s%s%s", what, m, state ? " (SQLSTATE " : "",
                  state ? state : "", state ? ")" : "");
   if (r) PQclear(r);
@@ -529,7 +532,7 @@ static trb_err ensure_conn(pg_sink *k, trb_status *st) {
            "CREATE TABLE IF NOT EXISTS %s.tables (sink text NOT NULL, source_table text NOT NULL,"
            " table_id bigint NOT NULL, state text NOT NULL, snapshot_lsn bigint NOT NULL DEFAULT 0,"
            " snapshot_key bytea, snapshot_items bigint NOT NULL DEFAULT 0, destination text,"
-           " stream_lsn bigint NOT NULL DEFAULT 0,"
+           " stream_lsn bigint NOT NULL DEFAULT 0, key_schema text,"
            " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sink, source_table));"
            "CREATE TABLE IF NOT EXISTS %s.dead_letters (id bigserial PRIMARY KEY, sink text NOT"
            " NULL, source_table text NOT NULL, lsn bigint NOT NULL, sequence_number text NOT NULL,"
@@ -947,6 +950,60 @@ static void commit_stats(pg_sink *k) {
 
 /* ---- snapshots ---------------------------------------------------------- */
 
+/* "pk:S" or "pk:S,sk:N": what the key columns are. */
+static void key_sig(const trb_keyschema *ks, char *out, size_t cap) {
+  if (ks->has_sk)
+    snprintf(out, cap, "%s:%s,%s:%s", ks->pk_name, trb_type_name(ks->pk_type), ks->sk_name,
+             trb_type_name(ks->sk_type));
+  else
+    snprintf(out, cap, "%s:%s", ks->pk_name, trb_type_name(ks->pk_type));
+}
+
+/* t's key schema as the table has it now (quoted names too). */
+static trb_err tab_set_keys(pg_sink *k, pg_tab *t, const trb_keyschema *ks, trb_status *st) {
+  t->ks = *ks;
+  free(t->q_k1), free(t->q_k2);
+  t->q_k1 = quote_ident(k->conn, ks->pk_name);
+  t->q_k2 = ks->has_sk ? quote_ident(k->conn, ks->sk_name) : NULL;
+  t->ready = t->stage_made = 0;
+  if (!t->q_k1 || (ks->has_sk && !t->q_k2)) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  /* a stage with the old key's columns may exist on this connection */
+  if (k->conn && !sqlf(k, "DROP TABLE IF EXISTS pg_temp.%s", t->q_stage))
+    return exec(k, SQL(k), "dropping a stage table", st);
+  return TRB_OK;
+}
+
+/* A table deleted and created again: its replica starts empty; when its
+ * key is another, the replica is made again with the new key columns and
+ * the old history is kept aside as <table>_history_<old table id>. */
+static trb_err tab_reset(pg_sink *k, pg_tab *t, const char *old_sig, uint64_t old_tid,
+                         trb_status *st) {
+  char sig[600];
+  key_sig(&t->ks, sig, sizeof sig);
+  int other_key = old_sig && old_sig[0] && strcmp(old_sig, sig) != 0;
+  trb_err rc = TRB_OK;
+  if (other_key) {
+    char hist[100];
+    snprintf(hist, sizeof hist, "%s_history_%" PRIu64, t->table, old_tid);
+    char *qh = quote_ident(k->conn, hist);
+    if (!qh) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+    trb_log_info("postgres", "table %s was created again with another key (%s, was %s): its "
+                 "replica is made again%s%s", t->src, sig, old_sig,
+                 (t->mode & TRB_PG_HISTORY) ? ", its old history is now " : "",
+                 (t->mode & TRB_PG_HISTORY) ? hist : "");
+    if (!sqlf(k, "DROP TABLE IF EXISTS %s", t->q_dest)) rc = exec(k, SQL(k), "dropping the replica", st);
+    if (!rc && !sqlf(k, "ALTER TABLE IF EXISTS %s RENAME TO %s", t->q_hist, qh))
+      rc = exec(k, SQL(k), "keeping the old history", st);
+    free(qh);
+    t->ready = 0;
+    return rc;
+  }
+  if ((t->mode & TRB_PG_REPLICA) && !(rc = tab_ready(k, t, st)) &&
+      !sqlf(k, "TRUNCATE %s", t->q_dest))
+    rc = exec(k, SQL(k), "emptying the replica", st);
+  return rc;
+}
+
 static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap_lsn,
                          const void *key, size_t kl, uint64_t items, int add_items,
                          trb_status *st) {
@@ -968,11 +1025,14 @@ static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap
   }
   char dest[200];
   snprintf(dest, sizeof dest, "%s.%s", t->schema, t->table);
-  const char *p[] = {k->name, t->src, tid, state, sl, hex, it, dest, strm};
+  char ksig[600];
+  key_sig(&t->ks, ksig, sizeof ksig);
+  const char *p[] = {k->name, t->src, tid, state, sl, hex, it, dest, strm, ksig};
   if (sqlf(k, "INSERT INTO %s.tables (sink, source_table, table_id, state, snapshot_lsn, "
-           "snapshot_key, snapshot_items, destination, stream_lsn) VALUES ($1, $2, $3, $4, $5, "
-           "$6::bytea, $7, $8, $9) ON CONFLICT (sink, source_table) DO UPDATE SET table_id = "
-           "EXCLUDED.table_id, stream_lsn = EXCLUDED.stream_lsn,"
+           "snapshot_key, snapshot_items, destination, stream_lsn, key_schema) VALUES ($1, $2, "
+           "$3, $4, $5, $6::bytea, $7, $8, $9, $10) ON CONFLICT (sink, source_table) DO UPDATE "
+           "SET table_id = EXCLUDED.table_id, stream_lsn = EXCLUDED.stream_lsn, key_schema = "
+           "EXCLUDED.key_schema,"
            " state = EXCLUDED.state, snapshot_lsn = EXCLUDED.snapshot_lsn, snapshot_key = "
            "EXCLUDED.snapshot_key, snapshot_items = %s, destination = EXCLUDED.destination, "
            "updated_at = now()",
@@ -981,7 +1041,7 @@ static trb_err set_state(pg_sink *k, pg_tab *t, const char *state, uint64_t snap
     free(hex);
     return TRB_ENOMEM;
   }
-  trb_err rc = query(k, SQL(k), 9, p, NULL, "recording the table's state", st);
+  trb_err rc = query(k, SQL(k), 10, p, NULL, "recording the table's state", st);
   free(hex);
   return rc;
 }
@@ -1094,19 +1154,27 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
   if (t->known || !t->mode) return TRB_OK;
   uint64_t tid = 0, slsn = 0, items = 0;
   trb_keyschema ks;
-  if (!k->src || k->src->describe(k->src->ctx, t->src, &tid, &slsn, &items, &ks) != 1) {
-    /* deleted since (or no source to ask): its changes still apply */
+  if (!k->src) { /* no source to ask: every change applies */
     t->known = 1;
     return TRB_OK;
   }
+  if (k->src->describe(k->src->ctx, t->src, &tid, &slsn, &items, &ks) != 1) {
+    /* Deleted since: its changes are skipped (see ps_deliver), and it is
+     * asked again, so a table created again under the name is seen. */
+    t->table_id = 0;
+    return TRB_OK;
+  }
+  trb_err rc = tab_set_keys(k, t, &ks, st);
+  if (rc) return rc;
   t->table_id = tid;
   t->stream_lsn = slsn;
   const char *p[] = {k->name, t->src};
-  if (sqlf(k, "SELECT table_id, state, snapshot_lsn, snapshot_key, snapshot_items, stream_lsn "
-           "FROM %s.tables WHERE sink = $1 AND source_table = $2", k->q_ctl))
+  if (sqlf(k, "SELECT table_id, state, snapshot_lsn, snapshot_key, snapshot_items, stream_lsn, "
+           "coalesce(key_schema, '') FROM %s.tables WHERE sink = $1 AND source_table = $2",
+           k->q_ctl))
     return TRB_ENOMEM;
   PGresult *r = NULL;
-  trb_err rc = query(k, SQL(k), 2, p, &r, "reading the table's state", st);
+  rc = query(k, SQL(k), 2, p, &r, "reading the table's state", st);
   if (rc) return rc;
   int have = PQntuples(r) > 0;
   uint64_t row_tid = have ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
@@ -1114,13 +1182,21 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
   uint64_t s1 = have ? strtoull(PQgetvalue(r, 0, 2), NULL, 10) : 0;
   uint64_t done = have ? strtoull(PQgetvalue(r, 0, 4), NULL, 10) : 0;
   uint64_t row_slsn = have ? strtoull(PQgetvalue(r, 0, 5), NULL, 10) : 0;
+  char row_sig[600] = "";
+  if (have) snprintf(row_sig, sizeof row_sig, "%s", PQgetvalue(r, 0, 6));
   size_t kl = 0;
   unsigned char *key = NULL;
   if (have && !PQgetisnull(r, 0, 3))
     key = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &kl);
   PQclear(r);
-  if (have && row_tid == tid && !snapshotting && row_slsn != slsn && slsn &&
-      (t->mode & TRB_PG_REPLICA)) {
+  if (have && row_tid == tid && k->gap && (t->mode & TRB_PG_REPLICA)) {
+    /* The WAL no longer holds every change after the checkpoint (the sink
+     * was away, or broken, while retention trimmed). */
+    trb_log_warn("postgres", "table %s: the WAL no longer holds the changes after the sink's "
+                 "checkpoint (LSN %" PRIu64 "); its replica is copied again", t->src, k->ck);
+    rc = snapshot_table(k, t, 0, NULL, 0, 0, st);
+  } else if (have && row_tid == tid && !snapshotting && row_slsn != slsn && slsn &&
+             (t->mode & TRB_PG_REPLICA)) {
     /* Its stream was disabled and enabled again: the changes in between
      * were in no stream. */
     trb_log_warn("postgres", "table %s: its stream was disabled and enabled again (it now starts "
@@ -1136,15 +1212,15 @@ static trb_err tab_known(pg_sink *k, pg_tab *t, trb_status *st) {
   } else {
     uint64_t first = k->src->wal_first_lsn ? k->src->wal_first_lsn(k->src->ctx) : 1;
     int complete = slsn == tid && k->ck < tid && first <= tid;
-    if (have)
-      trb_log_info("postgres", "table %s was deleted and created again: its replica is copied "
-                   "again", t->src);
-    if (complete) {
-      /* a table created again: the old one's rows go */
-      if (have && (t->mode & TRB_PG_REPLICA) && !(rc = tab_ready(k, t, st)) &&
-          !sqlf(k, "TRUNCATE %s", t->q_dest))
-        rc = exec(k, SQL(k), "emptying the replica", st);
-      if (!rc) rc = set_state(k, t, "streaming", 0, NULL, 0, 0, 0, st);
+    if (have) {
+      trb_log_info("postgres", "table %s was deleted and created again: its replica starts "
+                   "over", t->src);
+      rc = tab_reset(k, t, row_sig, row_tid, st); /* the old one's rows go */
+    }
+    if (rc) {
+      /* said */
+    } else if (complete) {
+      rc = set_state(k, t, "streaming", 0, NULL, 0, 0, 0, st);
       if (!rc) t->skip_through = 0, t->known = 1;
     } else {
       rc = snapshot_table(k, t, 0, NULL, 0, 0, st);
@@ -1160,6 +1236,8 @@ static trb_err ps_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
   pg_sink *k = (pg_sink *)s;
   trb_err rc = ensure_conn(k, st);
   if (rc) return rc;
+  uint64_t first0 = k->src && k->src->wal_first_lsn ? k->src->wal_first_lsn(k->src->ctx) : 0;
+  k->gap = k->ck && first0 > k->ck + 1;
   /* Tables that exist now: their state, and snapshots where needed. */
   if (k->src && k->src->tables) {
     char **names = NULL;
@@ -1182,6 +1260,7 @@ static trb_err ps_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
     if (rc) return rc;
   }
   uint64_t first = k->src && k->src->wal_first_lsn ? k->src->wal_first_lsn(k->src->ctx) : 0;
+  k->gap = 0;
   /* Changes below the WAL's start are in the snapshots just taken. */
   *checkpoint = first > k->ck + 1 ? first - 1 : k->ck;
   k->opened = 1;
@@ -1263,10 +1342,8 @@ static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg
                               trb_status_msg(&one));
           break;
         }
-        const char *m = trb_status_msg(&one);
-        const char *ss = strstr(m, "(SQLSTATE ");
-        char state[8] = "";
-        if (ss) snprintf(state, sizeof state, "%.5s", ss + 10);
+        char state[8];
+        snprintf(state, sizeof state, "%s", k->last_state);
         rc = dead_letter(k, tabs[i], &v[i], &one, state[0] ? state : NULL, st);
       } else if (rc) {
         *st = one;
@@ -1309,7 +1386,7 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     const trb_sink_rec *r = &recs[i];
     pg_tab *t = tab_find(k, r->stream->table);
     if (!t) rc = tab_add(k, r->stream->table, &r->stream->ks, &t, st);
-    if (!rc && t->known && t->mode && t->table_id) {
+    if (!rc && t->known && t->mode && t->table_id && k->src) {
       if (r->wal->table_id < t->table_id) continue; /* a deleted table's change */
       if (r->wal->table_id > t->table_id ||
           (t->label[0] && strcmp(t->label, r->stream->label) != 0))
@@ -1321,16 +1398,16 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   for (size_t i = 0; !rc && i < n; i++) {
     const trb_sink_rec *r = &recs[i];
     pg_tab *t = tab_find(k, r->stream->table); /* k->tabs is stable from here */
-    if (!t || !t->mode || r->wal->lsn <= k->ck || r->wal->lsn <= t->skip_through ||
-        (t->table_id && r->wal->table_id != t->table_id))
-      continue;
+    if (!t || !t->mode || !t->known || r->wal->lsn <= k->ck || r->wal->lsn <= t->skip_through ||
+        (k->src && r->wal->table_id != t->table_id))
+      continue; /* a deleted table's (known 0), an older or newer one's of the name */
     if ((rc = view_init(&v[i], r, t->mode & TRB_PG_HISTORY, st))) break;
     tabs[i] = t;
   }
   if (!rc) {
     k->merge_only = 0;
     rc = apply_batch(k, recs, v, tabs, n, through, 0, st);
-    if (rc == TRB_EINVAL && strstr(trb_status_msg(st), "(SQLSTATE 23505)") && !k->merge_only) {
+    if (rc == TRB_EINVAL && !strcmp(k->last_state, "23505") && !k->merge_only) {
       trb_status_init(st);
       k->merge_only = 1;
       rc = apply_batch(k, recs, v, tabs, n, through, 0, st);
