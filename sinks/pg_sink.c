@@ -862,11 +862,14 @@ static int keyed_cmp(const void *a, const void *b) {
 }
 
 /* One table's changes (in LSN order), history and collapsed replica. */
-static trb_err apply_table(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_status *st) {
+/* parts: TRB_PG_HISTORY and/or TRB_PG_REPLICA, of what the table has. */
+static trb_err apply_table(pg_sink *k, pg_tab *t, rec_view *v, size_t n, int parts,
+                           trb_status *st) {
   trb_err rc = tab_ready(k, t, st);
   if (rc || !n) return rc;
-  if ((t->mode & TRB_PG_HISTORY) && (rc = history_rows(k, t, v, n, st))) return rc;
-  if (!(t->mode & TRB_PG_REPLICA)) return TRB_OK;
+  int mode = t->mode & parts;
+  if ((mode & TRB_PG_HISTORY) && (rc = history_rows(k, t, v, n, st))) return rc;
+  if (!(mode & TRB_PG_REPLICA)) return TRB_OK;
   keyed *ks = calloc(n, sizeof *ks);
   upsert *u = calloc(n, sizeof *u);
   size_t nu = 0;
@@ -1319,7 +1322,7 @@ static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg
       size_t m = 0;
       for (size_t j = i; j < n; j++)
         if (tabs[j] == tabs[i] && !idx[j]) run[m++] = v[j], idx[j] = 1;
-      rc = apply_table(k, tabs[i], run, m, st);
+      rc = apply_table(k, tabs[i], run, m, TRB_PG_HISTORY | TRB_PG_REPLICA, st);
     }
     free(run);
   } else {
@@ -1328,29 +1331,36 @@ static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg
       /* tables and stage outside the savepoint: a rollback to it keeps them */
       if ((rc = tab_ready(k, tabs[i], st))) break;
       if ((tabs[i]->mode & TRB_PG_REPLICA) && (rc = tab_stage(k, tabs[i], st))) break;
-      if ((rc = exec(k, "SAVEPOINT trb_change", "making a savepoint", st))) break;
-      trb_status one;
-      trb_status_init(&one);
-      rc = apply_table(k, tabs[i], &v[i], 1, &one);
-      if (rc == TRB_EINVAL) {
-        if ((rc = exec(k, "ROLLBACK TO SAVEPOINT trb_change", "rolling back a change", st))) break;
-        /* the stage table's rows went with the savepoint; it still exists */
-        if (k->o.stop_on_error) {
-          rc = trb_status_set(st, TRB_EFAILED, "postgres: table %s, LSN %" PRIu64 ": %s; the "
-                              "sink stops (postgres.on_error: stop): fix the value or the "
-                              "column type and restart", tabs[i]->src, v[i].r->wal->lsn,
-                              trb_status_msg(&one));
-          break;
+      /* the history and the replica each in a savepoint: a value the
+       * replica's typed column refuses still has its history row */
+      static const int parts[2] = {TRB_PG_HISTORY, TRB_PG_REPLICA};
+      for (int pi = 0; !rc && pi < 2; pi++) {
+        if (!(tabs[i]->mode & parts[pi])) continue;
+        if ((rc = exec(k, "SAVEPOINT trb_change", "making a savepoint", st))) break;
+        trb_status one;
+        trb_status_init(&one);
+        rc = apply_table(k, tabs[i], &v[i], 1, parts[pi], &one);
+        if (rc == TRB_EINVAL) {
+          if ((rc = exec(k, "ROLLBACK TO SAVEPOINT trb_change", "rolling back a change", st)))
+            break;
+          /* the stage table's rows went with the savepoint; it still exists */
+          if (k->o.stop_on_error) {
+            rc = trb_status_set(st, TRB_EFAILED, "postgres: table %s, LSN %" PRIu64 ": %s; the "
+                                "sink stops (postgres.on_error: stop): fix the value or the "
+                                "column type and restart", tabs[i]->src, v[i].r->wal->lsn,
+                                trb_status_msg(&one));
+            break;
+          }
+          char state[8];
+          snprintf(state, sizeof state, "%s", k->last_state);
+          rc = dead_letter(k, tabs[i], &v[i], &one, state[0] ? state : NULL, st);
+        } else if (rc) {
+          *st = one;
+        } else {
+          rc = exec(k, "RELEASE SAVEPOINT trb_change", "releasing a savepoint", st);
         }
-        char state[8];
-        snprintf(state, sizeof state, "%s", k->last_state);
-        rc = dead_letter(k, tabs[i], &v[i], &one, state[0] ? state : NULL, st);
-      } else if (rc) {
-        *st = one;
-        break;
-      } else {
-        rc = exec(k, "RELEASE SAVEPOINT trb_change", "releasing a savepoint", st);
       }
+      if (rc) break;
     }
   }
   (void)recs;

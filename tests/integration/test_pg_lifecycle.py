@@ -89,7 +89,8 @@ def stream(ddb, table, on):
 
 srv = None
 try:
-    srv = server("  tables:\n    hist_only:\n      mode: history\n")
+    srv = server("  tables:\n    hist_only:\n      mode: history\n"
+                 "    dl_both:\n      mode: both\n      columns:\n        v: numeric\n")
     srv.start()
     ddb = client(srv)
 
@@ -131,6 +132,17 @@ try:
          [(0,)], "D: no replica table for a history-only table")
     h.eq(pg.query("SELECT event_name, count(*) FROM public.hist_only_history GROUP BY 1 ORDER BY 1"),
          [("INSERT", 40), ("MODIFY", 10), ("REMOVE", 1)], "D: the history has every change")
+
+    # F. a change the replica refuses still has its history row
+    create(ddb, "dl_both")
+    ddb.put_item(TableName="dl_both", Item={"pk": {"S": "good"}, "v": {"N": "1"}, "tag": {"S": "t"}})
+    ddb.put_item(TableName="dl_both", Item={"pk": {"S": "bad"}, "v": {"S": "x"}, "tag": {"S": "t"}})
+    h.check(caught_up(srv), "F: caught up")
+    h.eq(pg.query("SELECT pk FROM public.dl_both ORDER BY pk"), [("good",)], "F: the replica lacks the refused change")
+    h.eq(pg.query("SELECT pk, event_name FROM public.dl_both_history ORDER BY lsn"),
+         [("good", "INSERT"), ("bad", "INSERT")], "F: the history has every change, the refused one too")
+    h.eq(pg.query("SELECT count(*) FROM tributary.dead_letters WHERE source_table = 'dl_both'"), [(1,)],
+         "F: one dead letter")
     srv.stop()
 
     # E. the typed form, and stopping at a refused change
