@@ -493,13 +493,19 @@ static json_t *parse_body(api_call *c, const char *body, size_t len) {
  * what the call holds. */
 static int call_answer(api_call *c, char **out, size_t *outlen) {
   int status = 200;
-  if (!c->err_type) {
+  if (!c->err_type && c->out_raw) {
+    *out = c->out_raw;
+    *outlen = c->out_raw_len;
+    c->out_raw = NULL;
+  } else if (!c->err_type) {
     *out = json_dumps(c->out ? c->out : json_object(), JSON_COMPACT);
     *outlen = *out ? strlen(*out) : 0;
   } else {
     status = c->status;
     *out = error_body(c, outlen);
   }
+  free(c->out_raw);
+  c->out_raw = NULL;
   json_decref(c->out);
   json_decref(c->err_extra);
   c->out = c->err_extra = NULL;

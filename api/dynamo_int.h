@@ -36,6 +36,9 @@ typedef struct api_call {
   const char *op;
   json_t *in;            /* the request object (borrowed) */
   json_t *out;           /* the response object (owned) */
+  char *out_raw;         /* or the response body, serialized already (owned, malloc'ed:
+                            GetRecords' records as text); out is then ignored */
+  size_t out_raw_len;
   int status;            /* HTTP status of an error */
   const char *err_type;  /* NULL = success */
   char err_msg[1024];

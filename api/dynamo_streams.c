@@ -12,6 +12,7 @@
 
 #include "api/dynamo_int.h"
 #include "api/stream_iter.h"
+#include "transform/doc_json.h"
 #include "transform/streams.h"
 #include "util/clock.h"
 
@@ -243,21 +244,37 @@ int op_get_records(api_call *c) {
   /* Read-your-writes: take in what the WAL has published so far. */
   trb_streams_sync(c->api->streams, 100);
   trb_streams_page pg;
-  rc = trb_streams_read(c->api->streams, table, label, it.shard_id, it.next_lsn, (size_t)limit,
-                        MAX_RECORDS_BYTES, &pg, &st);
+  /* The answer is written as text straight from the WAL records (no
+   * jansson tree per record): {"Records":[...],"NextShardIterator":"..."} */
+  trb_buf body;
+  trb_buf_init(&body, 0);
+  trb_buf_append(&body, "{\"Records\":", 11);
+  rc = trb_streams_read_text(c->api->streams, table, label, it.shard_id, it.next_lsn,
+                             (size_t)limit, MAX_RECORDS_BYTES, &body, &pg, &st);
+  if (rc) trb_buf_fini(&body);
   if (rc == TRB_ENOTFOUND && it.next_lsn < trb_streams_trim_lsn(c->api->streams))
     return api_fail(c, "TrimmedDataAccessException",
                     "Attempted to access data that has been trimmed: shard %s is past the "
                     "stream's retention",
                     it.shard_id);
   if (rc) return api_fail_st(c, rc, &st);
-  c->out = json_pack("{s:o}", "Records", pg.records);
+  trb_err brc = TRB_OK;
   if (!pg.exhausted) {
     it.next_lsn = pg.next_lsn;
     it.issued_us = trb_now_us();
     char next[TRB_ITER_MAX + 1];
-    if ((rc = trb_iter_encode(c->api->iter_key, &it, next, &st))) return api_fail_st(c, rc, &st);
-    json_object_set_new(c->out, "NextShardIterator", json_string(next));
+    if ((rc = trb_iter_encode(c->api->iter_key, &it, next, &st))) {
+      trb_buf_fini(&body);
+      return api_fail_st(c, rc, &st);
+    }
+    brc = trb_buf_append(&body, ",\"NextShardIterator\":", 21);
+    if (!brc) brc = trb_json_str_append(next, strlen(next), &body);
   }
+  if (!brc) brc = trb_buf_append(&body, "}", 1);
+  if (brc) {
+    trb_buf_fini(&body);
+    return api_fail(c, "InternalServerError", "out of memory");
+  }
+  c->out_raw = (char *)trb_buf_steal(&body, &c->out_raw_len);
   return 0;
 }

@@ -630,10 +630,12 @@ uint64_t trb_streams_next_lsn(trb_streams *t) {
   return v;
 }
 
-trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
+static trb_err streams_read(trb_streams *t, const char *table, const char *label,
                          const char *shard_id, uint64_t from_lsn, size_t limit, size_t max_bytes,
                          trb_streams_page *out, trb_status *st) {
+  trb_buf *keep = out->text;
   memset(out, 0, sizeof *out);
+  out->text = keep;
   out->next_lsn = from_lsn;
   /* The positions to read, copied out under the lock. */
   trb_wal_pos *pos = NULL;
@@ -674,8 +676,12 @@ trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
   uint64_t done = t->done_lsn;
   pthread_mutex_unlock(&t->mu);
   if (!pos) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-  out->records = json_array();
-  trb_err rc = TRB_OK;
+  trb_buf *text = out->text;
+  size_t text_mark = text ? text->len : 0;
+  out->records = text ? NULL : json_array();
+  out->count = 0;
+  trb_err rc = text ? trb_buf_append(text, "[", 1) : TRB_OK;
+  if (rc) rc = trb_status_set(st, rc, "out of memory");
   trb_wal_reader *rd = NULL;
   size_t bytes = 0, taken = 0;
   if (np) rc = trb_wal_reader_open(t->o.wal, pos[0].lsn, &rd, st);
@@ -689,24 +695,34 @@ trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
                           (unsigned long long)pos[k].lsn, (unsigned long long)r.lsn);
       break;
     }
-    json_t *j = NULL;
-    if ((rc = trb_stream_record(&r, &ro, &j, st))) break;
     size_t sz = r.keys_len + r.old_len + r.new_len + 300;
     if (taken && bytes + sz > max_bytes) {
-      json_decref(j);
       rest = 1;
       break;
     }
+    if (text) {
+      if (taken && (rc = trb_buf_append(text, ",", 1))) {
+        rc = trb_status_set(st, rc, "out of memory");
+        break;
+      }
+      if ((rc = trb_stream_record_text(&r, &ro, text, st))) break;
+    } else {
+      json_t *j = NULL;
+      if ((rc = trb_stream_record(&r, &ro, &j, st))) break;
+      json_array_append_new(out->records, j);
+    }
     bytes += sz;
-    json_array_append_new(out->records, j);
     taken++;
+    out->count = taken;
     out->next_lsn = r.lsn + 1;
   }
   trb_wal_reader_close(rd);
   free(pos);
+  if (!rc && text && (rc = trb_buf_append(text, "]", 1))) rc = trb_status_set(st, rc, "out of memory");
   if (rc) {
     json_decref(out->records);
     out->records = NULL;
+    if (text) text->len = text_mark;
     return rc;
   }
   if (taken < np) rest = 1;
@@ -720,4 +736,19 @@ trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
     out->next_lsn = end_lsn + 1;
   }
   return TRB_OK;
+}
+
+trb_err trb_streams_read(trb_streams *t, const char *table, const char *label,
+                         const char *shard_id, uint64_t from_lsn, size_t limit, size_t max_bytes,
+                         trb_streams_page *out, trb_status *st) {
+  out->text = NULL;
+  return streams_read(t, table, label, shard_id, from_lsn, limit, max_bytes, out, st);
+}
+
+trb_err trb_streams_read_text(trb_streams *t, const char *table, const char *label,
+                              const char *shard_id, uint64_t from_lsn, size_t limit,
+                              size_t max_bytes, trb_buf *text, trb_streams_page *out,
+                              trb_status *st) {
+  out->text = text;
+  return streams_read(t, table, label, shard_id, from_lsn, limit, max_bytes, out, st);
 }

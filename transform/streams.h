@@ -33,6 +33,7 @@
 #include "engine/keyenc.h"
 #include "engine/tabledef.h"
 #include "transform/stream_record.h"
+#include "util/buf.h"
 #include "util/trb_err.h"
 
 typedef struct trb_streams trb_streams;
@@ -115,7 +116,9 @@ uint64_t trb_streams_trim_lsn(trb_streams *s);
 uint64_t trb_streams_next_lsn(trb_streams *s);
 
 typedef struct trb_streams_page {
-  json_t *records;          /* array of Streams records (caller-owned) */
+  trb_buf *text;            /* trb_streams_read_text's buffer, else NULL */
+  json_t *records;          /* array of Streams records (caller-owned), unless text */
+  size_t count;             /* records read */
   uint64_t next_lsn;        /* where the next read of the shard starts */
   int exhausted;            /* the shard is closed and nothing is left past next_lsn */
 } trb_streams_page;
@@ -127,5 +130,12 @@ typedef struct trb_streams_page {
 trb_err trb_streams_read(trb_streams *s, const char *table, const char *label,
                          const char *shard_id, uint64_t from_lsn, size_t limit, size_t max_bytes,
                          trb_streams_page *out, trb_status *st);
+/* The same with the records appended to text as a JSON array's text, the
+ * bytes GetRecords answers with (trb_stream_record_text each), instead of
+ * a jansson array (out->records NULL); on failure text is as it was. */
+trb_err trb_streams_read_text(trb_streams *s, const char *table, const char *label,
+                              const char *shard_id, uint64_t from_lsn, size_t limit,
+                              size_t max_bytes, trb_buf *text, trb_streams_page *out,
+                              trb_status *st);
 
 #endif

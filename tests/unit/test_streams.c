@@ -339,6 +339,24 @@ static json_t *read_shard(trb_streams *s, const char *table, const char *label,
     assert_non_null(pg.records);
     size_t k = json_array_size(pg.records);
     if (limit) assert_true(k <= limit);
+    {
+      /* the text form (GetRecords' answer) is the same page, the same bytes */
+      trb_streams_page tp;
+      trb_buf text;
+      trb_buf_init(&text, 0);
+      trb_buf_append(&text, "x", 1);
+      assert_int_equal(trb_streams_read_text(s, table, label, si->id, from, limit, max_bytes,
+                                             &text, &tp, NULL), TRB_OK);
+      assert_null(tp.records);
+      assert_int_equal(tp.count, k);
+      assert_int_equal(tp.next_lsn, pg.next_lsn);
+      assert_int_equal(tp.exhausted, pg.exhausted);
+      char *want = json_dumps(pg.records, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      assert_int_equal(text.len - 1, strlen(want));
+      assert_memory_equal(text.p + 1, want, text.len - 1);
+      free(want);
+      trb_buf_fini(&text);
+    }
     assert_true(pg.next_lsn >= from); /* never backwards */
     uint64_t prev = 0;
     for (size_t j = 0; j < k; j++) {
