@@ -9,9 +9,15 @@ kafka-mock` (librdkafka's mock cluster in its own process):
      column, and the same message is on the dead-letter topic; a REMOVE
      has columns null; a table without columns keeps the plain envelope.
   B. kafka.on_error stop: the sink stops at the change that does not fit,
-     saying which, and nothing from it on reaches the topic."""
-import base64
+     saying which, and nothing from it on reaches the topic.
+  C. with a schema registry (a stand-in in this test: an http.server that
+     answers POST /subjects/{subject}/versions with an id, nothing else),
+     the projected value schema is what gets registered under
+     "<topic>-value", and messages framed with its id decode with it."""
+import http.server
 import io
+import struct
+import threading
 import json
 import os
 import subprocess
@@ -44,13 +50,35 @@ COLS = ("      columns:\n        total: long\n        price: double\n        nam
         "        info.lines[0]: int\n        flag: boolean\n        blob: bytes\n")
 
 
-def server(name, on_error):
+REGISTERED = {}  # subject -> schema text
+
+
+class Registry(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        subject = self.path.split("/")[2]
+        REGISTERED[subject] = body["schema"]
+        sid = 200 + sorted(REGISTERED).index(subject)
+        out = json.dumps({"id": sid}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def server(name, on_error, extra=""):
     d = os.path.join(work, name)
     os.makedirs(d)
     cfg = os.path.join(d, "tributary.yaml")
     with open(cfg, "w") as f:
-        f.write("kafka:\n  brokers: %s\n  transactional_id: proj-%s\n  on_error: %s\n"
-                "  tables:\n    %s:\n%s" % (BOOT, name, on_error, name, COLS))
+        f.write("kafka:\n  brokers: %s\n  transactional_id: proj-%s\n  on_error: %s\n%s"
+                "  tables:\n    %s:\n%s" % (BOOT, name, on_error, extra, name, COLS))
     return Server(config=cfg, data_dir=os.path.join(d, "data"))
 
 
@@ -175,6 +203,29 @@ try:
             "B: the log names the change and the column")
     got = [decode(v, schemas())[0]["after"]["pk"]["S"] for _, v, _ in consume("us-east-1.strict", 3, secs=4) if v]
     h.check("bad" not in got and "later" not in got, "B: nothing from the refused change on: %r" % got)
+    srv.stop()
+
+    # ---- C. a schema registry ----
+    reg = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=reg.serve_forever, daemon=True).start()
+    srv = server("reg", "dead_letter", "  schema_registry: http://127.0.0.1:%d\n" % reg.server_address[1])
+    srv.start()
+    ddb = client(srv)
+    create(ddb, "reg")
+    ddb.put_item(TableName="reg", Item={"pk": {"S": "r1"}, "total": {"N": "5"}, "name": {"S": "n"}})
+    msgs = [m for m in consume("us-east-1.reg", 1) if m[1] is not None]
+    text = REGISTERED.get("us-east-1.reg-value", "")
+    h.check(text and json.loads(text)["fields"][-1]["name"] == "columns",
+            "C: the projected schema is registered under us-east-1.reg-value: %r" % sorted(REGISTERED))
+    if msgs and text:
+        val = msgs[0][1]
+        sid = 200 + sorted(REGISTERED).index("us-east-1.reg-value")
+        h.eq(val[:5], b"\x00" + struct.pack(">I", sid), "C: Confluent framing with the value schema's id")
+        env = avro.io.DatumReader(avro.schema.parse(text)).read(avro.io.BinaryDecoder(io.BytesIO(val[5:])))
+        h.eq((env["columns"]["total"], env["columns"]["name"]), (5, "n"), "C: the columns decode with it")
+    else:
+        h.check(False, "C: a message on us-east-1.reg")
+    reg.shutdown()
 except Exception:
     import traceback
     traceback.print_exc()
