@@ -51,6 +51,7 @@ typedef struct serve_ctx {
   trb_retention *ret;
   trb_kafka_mock *kmock;
   trb_sink *pg;             /* the PostgreSQL sink (owned by its tailer), for metrics */
+  trb_sink *kafka;          /* the Kafka sink, likewise */
   trb_pg_source pgsrc;
   trb_api *api;
   trb_http_server *srv;
@@ -123,6 +124,13 @@ static char *serve_metrics(void *ctx) {
     M("tributary_retention_sinks_broken_total", "counter",
       "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
       (unsigned long long)rs.sinks_broken);
+  }
+  if (sv->kafka) {
+    trb_kafka_sink_stats ks;
+    trb_kafka_sink_get_stats(sv->kafka, &ks);
+    M("tributary_kafka_projection_errors_total", "counter",
+      "Changes whose typed projection failed (sent with columns null, and to the dead-letter "
+      "topic).", " %llu", (unsigned long long)ks.projection_errors);
   }
   if (sv->pg) {
     trb_pg_sink_stats ps;
@@ -364,6 +372,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
       fprintf(stderr, "tributary: the Kafka sink cannot start: %s\n", trb_status_msg(&st));
       return CLI_FAIL;
     }
+    sv->kafka = ks;
     sv->ntailers++;
     trb_log_info("serve", "Kafka sink to %s (%s, topics %s)", brokers,
                  c->cfg.kafka.exactly_once ? "exactly once: transactions" : "at least once",

@@ -117,6 +117,8 @@ typedef struct kafka_sink {
   int schemas_sent;
   trb_buf kbuf, vbuf;
   json_t *tables_cfg;       /* kafka.tables */
+  uint64_t proj_errors_batch; /* in the batch being delivered */
+  uint64_t proj_errors;     /* delivered (atomic: read by metrics) */
   char dlq_tmpl[256];
   /* delivery reports (at least once) */
   long failed;
@@ -581,6 +583,7 @@ static trb_err project(kafka_sink *k, topic_ent *te, const trb_sink_rec *r, char
                           "stops (kafka.on_error: stop): fix the value or the projection and "
                           "restart", r->stream->table, r->wal->lsn, trb_status_msg(&pst));
   snprintf(err, cap, "%s", trb_status_msg(&pst));
+  k->proj_errors_batch++;
   trb_log_warn("kafka", "table %s, LSN %" PRIu64 ": %s; the change goes with columns null and a "
                "tributary.error header, and to %s", r->stream->table, r->wal->lsn, err, te->dlq);
   return trb_avro_proj_encode_null(&k->vbuf);
@@ -746,6 +749,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     k->in_txn = 1;
   }
   k->failed = 0;
+  k->proj_errors_batch = 0;
   if (k->o.format == TRB_KAFKA_AVRO && !k->reg && !k->schemas_sent && n) {
     /* the schemas, where consumers of single-object messages find them */
     const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
@@ -794,6 +798,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     }
     k->in_txn = 0;
     schemas_settle(k, 1);
+    __atomic_add_fetch(&k->proj_errors, k->proj_errors_batch, __ATOMIC_RELAXED);
     if (n) k->schemas_sent = 1;
     /* Kafka has the batch. The file may lag it (the partitions' tails skip
      * what is there), so it is written at most every 250 ms, and at stop. */
@@ -813,6 +818,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     free(ck);
     return trb_status_set(st, TRB_EIO, "kafka: %s", fe ? rd_kafka_err2str(fe) : k->last_err);
   }
+  __atomic_add_fetch(&k->proj_errors, k->proj_errors_batch, __ATOMIC_RELAXED);
   int w = trb_sys_write_file_durable(k->ckpath, ck, strlen(ck));
   free(ck);
   if (w < 0) return trb_status_set(st, TRB_EIO, "kafka sink: cannot write %s", k->ckpath);
@@ -849,6 +855,11 @@ static void ks_destroy(trb_sink *s) {
     rd_kafka_destroy(k->rk);
   }
   free(k);
+}
+
+void trb_kafka_sink_get_stats(trb_sink *s, trb_kafka_sink_stats *out) {
+  kafka_sink *k = (kafka_sink *)s;
+  out->projection_errors = __atomic_load_n(&k->proj_errors, __ATOMIC_RELAXED);
 }
 
 static const trb_sink_ops kafka_ops = {

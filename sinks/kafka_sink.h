@@ -57,6 +57,13 @@ typedef struct trb_kafka_sink_opts {
   const char *dead_letter_topic; /* template, default "{region}.{table}.errors" */
 } trb_kafka_sink_opts;
 
+typedef struct trb_kafka_sink_stats {
+  uint64_t projection_errors;  /* changes whose projection failed (sent with columns null and
+                                  to the dead-letter topic), counted when Kafka took them */
+} trb_kafka_sink_stats;
+/* For /metrics, from any thread. s must be a Kafka sink. */
+void trb_kafka_sink_get_stats(trb_sink *s, trb_kafka_sink_stats *out);
+
 /* Checks the options and creates the sink (the processor opens it: that
  * is where Kafka is first contacted). *out caller-owned (ops->destroy). */
 trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_status *st);

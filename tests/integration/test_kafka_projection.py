@@ -184,6 +184,8 @@ try:
         next(k for k, v in by_fp.items() if v.strip() == ENVELOPE.strip()), 16))[::-1],
         "A: a table without columns keeps the shipped envelope's fingerprint")
     h.eq(srv.metrics().get('tributary_sink_broken{sink="kafka"}'), 0.0, "A: the sink goes on")
+    h.eq(srv.metrics().get("tributary_kafka_projection_errors_total"), 2.0,
+         "A: /metrics counts the changes whose projection failed")
     srv.stop()
 
     # ---- B. stop ----
