@@ -176,13 +176,21 @@ static void drop_conn(pg_sink *k) {
   pthread_mutex_unlock(&k->mu);
 }
 
+/* libpq's messages end in a newline and may hold more (a HINT, "Is the
+ * server running...?"): one line for the log. */
+static void one_line(char *m) {
+  size_t l = strlen(m);
+  while (l && (m[l - 1] == '\n' || m[l - 1] == ' ')) m[--l] = '\0';
+  for (char *p = m; *p; p++)
+    if (*p == '\n' || *p == '\t') *p = ' ';
+}
+
 static trb_err res_fail(pg_sink *k, PGresult *r, const char *what, trb_status *st) {
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(k->conn);
   char m[600];
   snprintf(m, sizeof m, "%s", msg && *msg ? msg : "no answer");
-  size_t l = strlen(m);
-  while (l && (m[l - 1] == '\n' || m[l - 1] == ' ')) m[--l] = '\0';
+  one_line(m);
   trb_err rc = is_data_error(state) ? TRB_EINVAL : TRB_EIO;
   snprintf(k->last_state, sizeof k->last_state, "%s", state ? state : "");
   trb_status_set(st, rc, "postgres: %s: %s%s%s%s", what, m, state ? " (SQLSTATE " : "",
@@ -509,8 +517,7 @@ static trb_err ensure_conn(pg_sink *k, trb_status *st) {
   if (PQstatus(k->conn) != CONNECTION_OK) {
     char m[512];
     snprintf(m, sizeof m, "%s", PQerrorMessage(k->conn));
-    size_t l = strlen(m);
-    while (l && (m[l - 1] == '\n' || m[l - 1] == ' ')) m[--l] = '\0';
+    one_line(m);
     drop_conn(k);
     return trb_status_set(st, TRB_EIO, "postgres: cannot connect: %s", m);
   }
