@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "api/dynamo_int.h"
+#include "api/offload.h"
 #include "api/dynamo_item.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -70,6 +71,8 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
   a->metrics = o ? o->metrics : NULL;
   a->stream_shards = o && o->stream_shards ? o->stream_shards : 4;
   a->async_writes = 1;
+  if (trb_offload_start(o && o->wait_threads ? o->wait_threads : 32, &a->wait, NULL))
+    a->wait = NULL; /* those operations then run on the HTTP threads */
   a->stream_tables = o && o->stream_tables && o->stream_tables[0] ? strdup(o->stream_tables) : NULL;
   a->metrics_ctx = o ? o->metrics_ctx : NULL;
   a->iter_key = o ? o->iter_key : NULL;
@@ -93,6 +96,7 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
 
 void trb_api_destroy(trb_api *a) {
   if (!a) return;
+  trb_offload_stop(a->wait); /* after the HTTP server: it has answered everything */
   free(a->stream_tables);
   for (size_t i = 0; i < a->nkeys; i++) {
     free((char *)a->keys[i].access_key_id);
@@ -581,6 +585,58 @@ static int async_write(trb_api *a, const char *opname, const trb_http_req *req,
   return 1;
 }
 
+/* The other operations that wait for a group commit run on the wait pool:
+ * the connection is suspended meanwhile (the HTTP threads, a few, never
+ * block), and as many of them as there are clients share an fdatasync. */
+static int waits(const char *op) {
+  static const char *const names[] = {"BatchWriteItem", "TransactWriteItems", "CreateTable",
+                                      "UpdateTable", "DeleteTable", "UpdateTimeToLive",
+                                      "TagResource", "UntagResource"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(op, names[i])) return 1;
+  return 0;
+}
+
+typedef struct wait_call {
+  trb_api *a;
+  char op[64];              /* the request's header goes with the handler */
+  op_fn fn;
+  char *body;
+  size_t len;
+  void *tok;
+  int status;
+  char *out;
+  size_t outlen;
+} wait_call;
+
+static void wait_work(void *ctx) {
+  wait_call *x = ctx;
+  x->status = run(x->a, x->op, x->fn, x->body, x->len, &x->out, &x->outlen);
+  trb_http_wake(x->tok);
+}
+
+static void wait_cont(void *fctx, trb_http_resp *resp) {
+  wait_call *x = fctx;
+  respond(resp, x->status, x->out, x->outlen);
+  free(x->body);
+  free(x);
+}
+
+static int wait_offload(trb_api *a, const char *opname, op_fn fn, const trb_http_req *req) {
+  if (!a->wait || !waits(opname)) return 0;
+  wait_call *x = calloc(1, sizeof *x);
+  if (!x || !(x->body = malloc(req->body_len ? req->body_len : 1))) {
+    free(x);
+    return 0; /* the HTTP thread then */
+  }
+  memcpy(x->body, req->body, req->body_len);
+  x->a = a, x->fn = fn, x->len = req->body_len;
+  snprintf(x->op, sizeof x->op, "%s", opname);
+  x->tok = trb_http_suspend(req, wait_cont, x);
+  if (trb_offload_run(a->wait, wait_work, x)) wait_work(x); /* stopping: here */
+  return 1;
+}
+
 static op_fn find_op(const char *name) {
   size_t lo = 0, hi = sizeof ops / sizeof ops[0];
   while (lo < hi) {
@@ -677,6 +733,7 @@ void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
     return;
   }
   if (fn != NULL && a->async_writes && async_write(a, opname, req, resp)) return;
+  if (wait_offload(a, opname, fn, req)) return;
   size_t len = 0;
   char *out = NULL;
   int status = run(a, opname, fn, req->body, req->body_len, &out, &len);

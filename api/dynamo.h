@@ -30,6 +30,9 @@ typedef struct trb_api_opts {
   uint32_t stream_shards;       /* shards of a new stream (streams.shards); 0 = 4 */
   const char *stream_tables;    /* streams.tables: tables that get a stream when created
                                    without one ("TABLE:VIEW,..."; copied) */
+  unsigned wait_threads;        /* threads running the operations that wait for a commit
+                                   (batch and transaction writes, table operations) off the
+                                   HTTP threads; 0 = 32 */
 } trb_api_opts;
 
 /* The engine is borrowed and must outlive the api. NULL on OOM. */

@@ -25,6 +25,8 @@ struct trb_api {
   void *metrics_ctx;
   uint32_t stream_shards;
   int async_writes;                     /* PutItem/UpdateItem/DeleteItem suspend the connection */
+  struct trb_offload *wait;             /* runs the other waiting operations (api/offload.h);
+                                           NULL: they run on the HTTP thread */
   char *stream_tables;                  /* streams.tables: "TABLE:VIEW,..." or NULL */
   const struct trb_iter_key *iter_key;  /* borrowed */
 };

@@ -569,10 +569,12 @@ trb_err trb_http_start(const trb_http_opts *o, trb_http_handler h, trb_http_reje
   atomic_init(&s->inflight, 0);
   unsigned threads = o->threads;
   if (!threads) {
-    /* A worker waits while its write is group-committed (an fdatasync):
-     * many workers make big groups, so 16 per CPU, at least 32. */
+    /* No handler waits on a worker (writes suspend their connection, the
+     * API runs the other waiting operations on a pool of its own), so one
+     * per CPU: more only switch between each other (bench_http: PutItem
+     * 21-24k/s with 2 on two CPUs, 16-18k/s with 32). */
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = n < 2 ? 32 : (unsigned)n * 16 < 32 ? 32 : (unsigned)n * 16;
+    threads = n < 2 ? 2 : (unsigned)n;
   }
   rc = open_listener(o->listen, &fd, &s->port, &v6, st);
   if (rc) goto done;

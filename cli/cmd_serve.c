@@ -423,7 +423,8 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
   trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
                      .streams = sv->streams, .iter_key = sv->ikey, .metrics = serve_metrics,
                      .metrics_ctx = sv, .stream_shards = c->cfg.streams.shards,
-                     .stream_tables = c->cfg.streams.tables};
+                     .stream_tables = c->cfg.streams.tables,
+                     .wait_threads = c->cfg.api.wait_threads};
   sv->api = trb_api_create(sv->e, &ao);
   if (!sv->api) {
     trb_status_set(&st, TRB_ENOMEM, "out of memory");

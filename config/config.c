@@ -90,8 +90,12 @@ static const cfg_setting cfg_settings[] = {
   HOSTPORT("api.listen", api.listen, "127.0.0.1:8000",
            "Address of the DynamoDB-compatible HTTP API (HOST:PORT, IPv6 as [::1]:8000)."),
   U32("api.threads", api.threads, "0", 0, 256,
-      "HTTP worker threads; 0 means 16 per CPU, at least 32 (a worker waits for its "
-      "write's group commit, so more workers make bigger groups)."),
+      "HTTP worker threads; 0 means one per CPU, at least 2 (no request waits on one: "
+      "writes suspend their connection during their group commit)."),
+  U32("api.wait_threads", api.wait_threads, "32", 1, 1024,
+      "Threads running the operations that wait for a group commit besides "
+      "PutItem/UpdateItem/DeleteItem (BatchWriteItem, TransactWriteItems, table operations): "
+      "as many of them as run at once can share one fdatasync."),
   STR_OPT("api.access_key_id", api.access_key_id, "",
           "Access key that clients must sign requests with (SigV4). Empty: any signature "
           "is accepted and the server listens on loopback only."),

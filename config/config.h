@@ -32,7 +32,8 @@ typedef struct trb_config {
   } wal;
   struct {
     char listen[256];                   /* "api.listen": HOST:PORT, default 127.0.0.1:8000 */
-    uint32_t threads;                   /* "api.threads": 0 = 16 per CPU, at least 32 */
+    uint32_t threads;                   /* "api.threads": 0 = one per CPU, at least 2 */
+    uint32_t wait_threads;              /* "api.wait_threads": 1..1024, default 32 */
     char access_key_id[128];            /* "api.access_key_id": "" = no authentication */
     char secret_access_key[128];        /* "api.secret_access_key" */
   } api;
