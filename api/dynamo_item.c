@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/dynamo_item.h"
+#include "transform/doc_json.h"
 
 static const char *const rv_names[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW",
                                        "UPDATED_NEW", NULL};
@@ -236,22 +237,35 @@ int op_get_item(api_call *c) {
     goto done;
   }
   api_charge(c, &thr, api_rcu(item ? trb_item_size(item) : 0, consistent));
-  c->out = json_object();
-  if (item) {
-    if (proj) {
-      if ((rc = trb_expr_project(proj, item, &proj_item, &st))) {
-        api_fail_st(c, rc, &st);
-        goto done;
-      }
-      json_object_set_new(c->out, "Item", trb_item_to_json(proj_item));
-    } else {
-      json_object_set_new(c->out, "Item", trb_item_to_json(item));
-    }
+  if (item && proj && (rc = trb_expr_project(proj, item, &proj_item, &st))) {
+    api_fail_st(c, rc, &st);
+    goto done;
   }
-  if (cap)
-    json_object_set_new(c->out, "ConsumedCapacity",
-                        api_capacity(json_string_value(json_object_get(c->in, "TableName")),
-                                     api_rcu(item ? trb_item_size(item) : 0, consistent), cap, 1));
+  /* The answer as text straight from the item (no jansson tree):
+   * {"Item":{...},"ConsumedCapacity":{...}} */
+  trb_buf body;
+  trb_buf_init(&body, 0);
+  trb_err brc = trb_buf_append(&body, "{", 1);
+  if (!brc && item) brc = trb_buf_append(&body, "\"Item\":", 7);
+  if (!brc && item) brc = trb_ddb_json_item(proj ? proj_item : item, &body);
+  if (!brc && cap) {
+    json_t *cc = api_capacity(json_string_value(json_object_get(c->in, "TableName")),
+                              api_rcu(item ? trb_item_size(item) : 0, consistent), cap, 1);
+    char *t = cc ? json_dumps(cc, JSON_COMPACT) : NULL;
+    json_decref(cc);
+    if (!t) brc = TRB_ENOMEM;
+    if (!brc && item) brc = trb_buf_append(&body, ",", 1);
+    if (!brc) brc = trb_buf_append(&body, "\"ConsumedCapacity\":", 19);
+    if (!brc) brc = trb_buf_append(&body, t, strlen(t));
+    free(t);
+  }
+  if (!brc) brc = trb_buf_append(&body, "}", 1);
+  if (brc) {
+    trb_buf_fini(&body);
+    api_fail(c, "InternalServerError", "out of memory");
+    goto done;
+  }
+  c->out_raw = (char *)trb_buf_steal(&body, &c->out_raw_len);
   ret = 0;
 done:
   trb_expr_destroy(proj);
