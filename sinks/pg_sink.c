@@ -426,10 +426,20 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
   const char *sch = json_string_value(json_object_get(cfg, "schema"));
   const char *tbl = json_string_value(json_object_get(cfg, "table"));
   snprintf(t->schema, sizeof t->schema, "%s", sch ? sch : k->schema);
-  if (!tbl && strlen(src) > 55)
+  if (!tbl && strlen(src) > 55) {
+    if (!cfg) { /* a table only all_tables brings: it is left out, loudly, not the sink */
+      trb_log_error("postgres", "table %s is not sent to PostgreSQL: its name is longer than "
+                    "PostgreSQL takes (63 bytes, with _history); give it an entry in "
+                    "postgres.tables with a table: name and restart", src);
+      t->mode = 0;
+      k->ntabs++;
+      *out = t;
+      return TRB_OK;
+    }
     return trb_status_set(st, TRB_ECONFIG, "postgres.tables.%s: the table name is longer than "
                           "PostgreSQL takes (63 bytes, with _history): give it a table: name",
                           src);
+  }
   snprintf(t->table, sizeof t->table, "%s", tbl ? tbl : src);
   if ((t->mode & TRB_PG_HISTORY) && strlen(t->table) > 55)
     return trb_status_set(st, TRB_ECONFIG, "postgres.tables.%s.table: at most 55 bytes when "
@@ -452,11 +462,32 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
   k->ntabs++; /* owned by the list from here: freed at destroy on any failure */
   if (!t->q_dest || !t->q_hist || !t->q_stage || !t->q_k1 || (ks->has_sk && !t->q_k2))
     return trb_status_set(st, TRB_ENOMEM, "out of memory");
-  static const char *const fixed[] = {"item", "lsn"};
-  for (int i = 0; i < 2; i++)
-    if (!strcmp(ks->pk_name, fixed[i]) || (ks->has_sk && !strcmp(ks->sk_name, fixed[i])))
-      return trb_status_set(st, TRB_ECONFIG, "table %s: a key attribute named %s clashes with "
-                            "the replica's own %s column", src, fixed[i], fixed[i]);
+  /* The key columns must not be one of the tables' own columns. */
+  static const char *const rep_cols[] = {"item", "lsn", NULL};
+  static const char *const hist_cols[] = {"lsn", "event_name", "sequence_number", "commit_time",
+                                          "transaction_id", "shard_id", "old_image",
+                                          "new_image", NULL};
+  const char *clash = NULL;
+  for (int m = 0; m < 2 && !clash; m++) {
+    const char *const *cols = m ? hist_cols : rep_cols;
+    if (!(t->mode & (m ? TRB_PG_HISTORY : TRB_PG_REPLICA))) continue;
+    for (size_t i = 0; cols[i] && !clash; i++)
+      if (!strcmp(ks->pk_name, cols[i]) || (ks->has_sk && !strcmp(ks->sk_name, cols[i])))
+        clash = cols[i];
+  }
+  if (clash && !cfg) { /* a table only all_tables brings: left out, loudly, not the sink */
+    trb_log_error("postgres", "table %s is not sent to PostgreSQL: its key attribute %s is also "
+                  "the name of one of the sink's own columns; rename the attribute, or list "
+                  "the table in postgres.tables with the mode that does not have that column",
+                  src, clash);
+    t->mode = 0;
+    *out = t;
+    return TRB_OK;
+  }
+  if (clash)
+    return trb_status_set(st, TRB_ECONFIG, "table %s: its key attribute %s is also the name of "
+                          "one of the sink's own columns (replica: item, lsn; history: lsn, "
+                          "event_name, ..., new_image)", src, clash);
   json_t *cols = json_object_get(cfg, "columns");
   size_t nc = json_object_size(cols);
   t->cols = calloc(nc ? nc : 1, sizeof *t->cols);

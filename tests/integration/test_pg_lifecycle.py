@@ -122,6 +122,18 @@ try:
     put(ddb, "again", 50, 80, "new")
     same(srv, ddb, "again", what="C")
 
+    # G. a table all_tables brings whose name PostgreSQL cannot take is left
+    # out, loudly; the others go on
+    long = "t" * 60
+    create(ddb, long)
+    put(ddb, long, 0, 3, "x")
+    create(ddb, "after_long")
+    put(ddb, "after_long", 0, 5, "y")
+    same(srv, ddb, "after_long", what="G")
+    h.check("table %s is not sent to PostgreSQL" % long in open(srv.log_path).read(),
+            "G: the log says which table is left out and why")
+    h.eq(srv.metrics().get('tributary_sink_broken{sink="postgres"}'), 0.0, "G: the sink goes on")
+
     # D. history only
     create(ddb, "hist_only")
     put(ddb, "hist_only", 0, 40, "h")
