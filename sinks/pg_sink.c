@@ -1401,7 +1401,6 @@ static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg
       if (rc) break;
     }
   }
-  (void)recs;
   if (!rc) rc = save_ck(k, recs, n, through, st);
   if (!rc) rc = exec(k, "COMMIT", "committing", st);
   if (rc) rollback(k);

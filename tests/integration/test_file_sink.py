@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
-from trbserver import Harness, Server  # noqa: E402
+from trbserver import Harness, Server, stream_records  # noqa: E402
 
 h = Harness("file_sink")
 base = os.environ.get("TRB_TEST_TMP", "/tmp")
@@ -111,29 +111,7 @@ try:
     ddb, strm = clients()
 
     # ---- what the Streams API says was committed ----
-    arn = ddb.describe_table(TableName="audited")["Table"]["LatestStreamArn"]
-    shards = []
-    start = None
-    while True:
-        kw = {"StreamArn": arn}
-        if start:
-            kw["ExclusiveStartShardId"] = start
-        d = strm.describe_stream(**kw)["StreamDescription"]
-        shards += d["Shards"]
-        start = d.get("LastEvaluatedShardId")
-        if not start:
-            break
-    stream_recs = {}
-    for s in shards:
-        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"],
-                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            r = strm.get_records(ShardIterator=it)
-            for rec in r["Records"]:
-                stream_recs[rec["dynamodb"]["SequenceNumber"]] = rec
-            if not r["Records"]:
-                break
-            it = r.get("NextShardIterator")
+    stream_recs, shards = stream_records(ddb, strm, "audited")
     h.check(len(shards) > 2, "the stream rolled over during the test (%d shards)" % len(shards))
 
     # ---- the audit files ----

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
-from trbserver import Harness, Server  # noqa: E402
+from trbserver import Harness, Server, stream_records  # noqa: E402
 
 h = Harness("kafka_sink")
 base = os.environ.get("TRB_TEST_TMP", "/tmp")
@@ -197,27 +197,7 @@ try:
     h.eq(m.get('tributary_sink_broken{sink="kafka"}'), 0.0, "the sink is not broken")
 
     # ---- the truth: the stream ----
-    arn = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
-    shards, start = [], None
-    while True:
-        kw = {"StreamArn": arn}
-        if start:
-            kw["ExclusiveStartShardId"] = start
-        d = strm.describe_stream(**kw)["StreamDescription"]
-        shards += d["Shards"]
-        start = d.get("LastEvaluatedShardId")
-        if not start:
-            break
-    truth = {}
-    for s in shards:
-        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            r = strm.get_records(ShardIterator=it)
-            for rec in r["Records"]:
-                truth[rec["dynamodb"]["SequenceNumber"]] = rec
-            if not r["Records"]:
-                break
-            it = r.get("NextShardIterator")
+    truth, shards = stream_records(ddb, strm, "orders")
     h.check(len(shards) > 2, "the stream rolled over during the test")
 
     # ---- what a read_committed consumer sees ----

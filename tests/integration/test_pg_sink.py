@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 from pgserver import PgServer  # noqa: E402
-from trbserver import Harness, Server  # noqa: E402
+from trbserver import Harness, Server, stream_records  # noqa: E402
 
 h = Harness("pg_sink")
 base = os.environ.get("TRB_TEST_TMP", "/tmp")
@@ -220,27 +220,7 @@ try:
     h.check(any(len(it["total"]["N"].lstrip("-")) >= 38 for it in src.values()), "38-digit numbers were checked")
 
     # ---- the history holds the stream, once ----
-    arn = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
-    shards, start = [], None
-    while True:
-        kw = {"StreamArn": arn}
-        if start:
-            kw["ExclusiveStartShardId"] = start
-        d = strm.describe_stream(**kw)["StreamDescription"]
-        shards += d["Shards"]
-        start = d.get("LastEvaluatedShardId")
-        if not start:
-            break
-    truth = {}
-    for s in shards:
-        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            r = strm.get_records(ShardIterator=it, Limit=1000)
-            for rec in r["Records"]:
-                truth[rec["dynamodb"]["SequenceNumber"]] = rec
-            if not r["Records"]:
-                break
-            it = r.get("NextShardIterator")
+    truth, shards = stream_records(ddb, strm, "orders")
     h.check(len(shards) > 2, "the stream rolled over during the test")
     print("source items %d, stream changes %d" % (len(src), len(truth)), flush=True)
     hist = pg.query("SELECT lsn, event_name, sequence_number, pk, sk, old_image::text, new_image::text, "

@@ -72,6 +72,41 @@ class Server:
         self.stop(signal.SIGKILL)
 
 
+def stream_shards(ddb, strm, table):
+    """(stream ARN, every shard of the table's latest stream), over
+    DescribeStream's pages."""
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shards, start = [], None
+    while True:
+        kw = {"StreamArn": arn}
+        if start:
+            kw["ExclusiveStartShardId"] = start
+        d = strm.describe_stream(**kw)["StreamDescription"]
+        shards += d["Shards"]
+        start = d.get("LastEvaluatedShardId")
+        if not start:
+            break
+    return arn, shards
+
+
+def stream_records(ddb, strm, table):
+    """(every record the table's latest stream holds, by SequenceNumber;
+    its shards), each shard read from TRIM_HORIZON with GetRecords."""
+    arn, shards = stream_shards(ddb, strm, table)
+    out = {}
+    for s in shards:
+        it = strm.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"],
+                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            r = strm.get_records(ShardIterator=it, Limit=1000)
+            for rec in r["Records"]:
+                out[rec["dynamodb"]["SequenceNumber"]] = rec
+            if not r["Records"]:
+                break
+            it = r.get("NextShardIterator")
+    return out, shards
+
+
 def raw_call(port, target, body):
     """One JSON request without an SDK (for members an older botocore does
     not know yet): (status, decoded body)."""
