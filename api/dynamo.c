@@ -585,13 +585,16 @@ static int async_write(trb_api *a, const char *opname, const trb_http_req *req,
   return 1;
 }
 
-/* The other operations that wait for a group commit run on the wait pool:
- * the connection is suspended meanwhile (the HTTP threads, a few, never
- * block), and as many of them as there are clients share an fdatasync. */
+/* The other operations that wait run on the wait pool: for a group commit
+ * (as many of them as there are clients share an fdatasync), or, in the
+ * Streams API, for the stream index to take in what the WAL published (up
+ * to 100 ms under load). The connection is suspended meanwhile, so the
+ * HTTP threads (a few) never block. */
 static int waits(const char *op) {
   static const char *const names[] = {"BatchWriteItem", "TransactWriteItems", "CreateTable",
                                       "UpdateTable", "DeleteTable", "UpdateTimeToLive",
-                                      "TagResource", "UntagResource"};
+                                      "TagResource", "UntagResource", "DescribeStream",
+                                      "GetShardIterator", "GetRecords"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (!strcmp(op, names[i])) return 1;
   return 0;
