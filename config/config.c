@@ -28,6 +28,8 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "util/names.h"
+
 typedef enum cfg_type {
   CFG_STRING,   /* char[size]; min = minimum length */
   CFG_ENUM,     /* one of names; int field (index) when size == 0, else char[size] */
@@ -449,66 +451,6 @@ static int node_is_null(const yaml_node_t *n) {
 
 /* ---- postgres.tables ---------------------------------------------------- */
 
-/* A PostgreSQL type name as the config may give it: words of lowercase
- * letters, digits and underscores separated by single spaces, an optional
- * (p) or (p,s), an optional []: "numeric(12,2)", "double precision",
- * "text[]". Nothing else reaches SQL, so nothing can be injected. */
-int trb_config_pg_type_ok(const char *t) {
-  size_t n = strlen(t), i = 0;
-  if (n == 0 || n > 63 || !(t[0] >= 'a' && t[0] <= 'z')) return 0;
-  while (i < n && (strchr("abcdefghijklmnopqrstuvwxyz0123456789_", t[i]) ||
-                   (t[i] == ' ' && i + 1 < n && t[i + 1] != ' ' && t[i + 1] != '(' &&
-                    t[i + 1] != '[')))
-    i++;
-  if (i < n && t[i] == '(') {
-    size_t d = strspn(t + i + 1, "0123456789");
-    if (!d) return 0;
-    i += 1 + d;
-    if (t[i] == ',') {
-      if (t[i + 1] == ' ') i++;
-      d = strspn(t + i + 1, "0123456789");
-      if (!d) return 0;
-      i += 1 + d;
-    }
-    if (t[i] != ')') return 0;
-    i++;
-  }
-  if (i < n && !strcmp(t + i, "[]")) i += 2;
-  return i == n;
-}
-
-/* An attribute path: NAME, then .NAME or [N] steps; NAME any bytes but
- * . [ ] and control characters. Its column name: the steps joined by _
- * ("a.b[0]" -> "a_b_0"); 0 when the path is malformed or the name would
- * not fit PostgreSQL's 63 bytes. */
-int trb_config_pg_column(const char *path, char *col, size_t cap) {
-  size_t o = 0, n = strlen(path);
-  int want_name = 1;
-  if (cap < 64) return 0;
-  for (size_t i = 0; i < n;) {
-    if (want_name) {
-      size_t l = strcspn(path + i, ".[]");
-      if (l == 0) return 0;
-      if (o + l > 63) return 0;
-      memcpy(col + o, path + i, l), o += l, i += l;
-      want_name = 0;
-    } else if (path[i] == '.') {
-      if (o + 1 > 63) return 0;
-      col[o++] = '_', i++, want_name = 1;
-    } else if (path[i] == '[') {
-      size_t d = strspn(path + i + 1, "0123456789");
-      if (!d || path[i + 1 + d] != ']' || o + 1 + d > 63) return 0;
-      col[o++] = '_';
-      memcpy(col + o, path + i + 1, d), o += d, i += d + 2;
-    } else {
-      return 0;
-    }
-  }
-  if (want_name) return 0;
-  col[o] = '\0';
-  return 1;
-}
-
 typedef struct pgt_err {
   size_t line;
   char name[CFG_NAME_MAX * 6];
@@ -593,7 +535,7 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
         const char *path = pgt_scalar(ck) ? pgt_text(ck) : "";
         snprintf(cname, sizeof cname, "%s.%.60s", name, path);
         if (!pgt_scalar(ck) || strlen(path) != ck->data.scalar.length ||
-            !trb_config_pg_column(path, col, sizeof col))
+            !trb_path_column(path, col, sizeof col))
           return pgt_fail(e, ck, cname, "expected an attribute path like a.b[0].c whose column "
                           "name (a_b_0_c) fits 63 bytes");
         if (json_object_get(cols, path)) return pgt_fail(e, ck, cname, "duplicate key");
@@ -608,7 +550,7 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
         if (kafka && col[0] >= '0' && col[0] <= '9')
           return pgt_fail(e, ck, cname, "its column name %s is not an Avro name (it starts "
                           "with a digit)", col);
-        if (!kafka && (!pgt_scalar(cv) || !trb_config_pg_type_ok(pgt_text(cv))))
+        if (!kafka && (!pgt_scalar(cv) || !trb_sql_type_ok(pgt_text(cv))))
           return pgt_fail(e, cv, cname, "expected a PostgreSQL type in lowercase, like text, "
                           "numeric(12,2), bigint, boolean, timestamptz, double precision "
                           "(got '%.64s')", pgt_scalar(cv) ? pgt_text(cv) : node_kind(cv));

@@ -90,13 +90,6 @@ typedef struct trb_config {
   char log_level[16];                   /* "log_level": debug|info|warn|error, default info */
 } trb_config;
 
-/* postgres.tables' checks, for the sink too: 1 when t is a PostgreSQL
- * type the config accepts (lowercase words, an optional (p[,s]), an
- * optional []); 1 when path is an attribute path (a.b[0]) and then its
- * column name ("a_b_0", at most 63 bytes) is in col (cap >= 64). */
-int trb_config_pg_type_ok(const char *t);
-int trb_config_pg_column(const char *path, char *col, size_t cap);
-
 /* Fills every setting with its default. */
 void trb_config_defaults(trb_config *cfg);
 /*

@@ -70,13 +70,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "config/config.h"
 #include "engine/value.h"
 #include "transform/doc_json.h"
 #include "transform/stream_record.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/names.h"
 
 #define SNAP_CHUNK 1000
 
@@ -353,49 +353,37 @@ static void tab_free(pg_tab *t) {
  * (s.item #>> '{a,b,0}')::type; DynamoDB JSON walks M and L and takes the
  * scalar's S, N or BOOL. */
 static char *col_expr(pg_sink *k, const pg_col *c) {
+  trb_path_step st[TRB_PATH_MAX_STEPS];
+  size_t n;
+  if (!trb_path_parse(c->path, st, TRB_PATH_MAX_STEPS, &n)) return NULL;
+  /* the jsonb path, a text[] literal: {"a","b","0"}; the typed form has
+   * "M" before a member and "L" before an index, after the first step */
   trb_buf arr;
   trb_buf_init(&arr, 0);
   trb_buf_append(&arr, "{", 1);
-  const char *p = c->path;
-  int first = 1;
-  while (*p) {
-    const char *kind = NULL;
-    size_t l;
-    if (*p == '.') p++;
-    if (*p == '[') {
-      p++;
-      l = strspn(p, "0123456789");
-      kind = "L";
-    } else {
-      l = strcspn(p, ".[");
-      kind = first ? NULL : "M";
-    }
-    if (k->o.json_typed && kind) trb_buf_append(&arr, ",\"", 2), trb_buf_append(&arr, kind, 1),
-        trb_buf_append(&arr, "\"", 1);
-    if (!first || (k->o.json_typed && kind)) trb_buf_append(&arr, ",", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i) trb_buf_append(&arr, ",", 1);
+    if (i && k->o.json_typed) trb_buf_append(&arr, st[i].is_index ? "\"L\"," : "\"M\",", 4);
     trb_buf_append(&arr, "\"", 1);
-    for (size_t i = 0; i < l; i++) {
-      if (p[i] == '"' || p[i] == '\\') trb_buf_append(&arr, "\\", 1);
-      trb_buf_append(&arr, p + i, 1);
+    for (size_t j = 0; j < st[i].len; j++) {
+      if (st[i].text[j] == '"' || st[i].text[j] == '\\') trb_buf_append(&arr, "\\", 1);
+      trb_buf_append(&arr, st[i].text + j, 1);
     }
     trb_buf_append(&arr, "\"", 1);
-    p += l;
-    if (*p == ']') p++;
-    first = 0;
   }
   trb_buf_append(&arr, "}", 2); /* with the NUL */
   char *lit = quote_lit(k->conn, (const char *)arr.p);
   trb_buf_fini(&arr);
   if (!lit) return NULL;
   char *out = NULL;
-  int n;
+  int w;
   if (k->o.json_typed)
-    n = asprintf(&out, "(coalesce((s.item #> %s) ->> 'S', (s.item #> %s) ->> 'N', "
+    w = asprintf(&out, "(coalesce((s.item #> %s) ->> 'S', (s.item #> %s) ->> 'N', "
                  "(s.item #> %s) ->> 'BOOL'))::%s", lit, lit, lit, c->type);
   else
-    n = asprintf(&out, "(s.item #>> %s)::%s", lit, c->type);
+    w = asprintf(&out, "(s.item #>> %s)::%s", lit, c->type);
   free(lit);
-  return n < 0 ? NULL : out;
+  return w < 0 ? NULL : out;
 }
 
 /* A table's entry (created the first time the sink meets the table): its
@@ -498,8 +486,7 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
     pg_col *c = &t->cols[t->ncols];
     snprintf(c->path, sizeof c->path, "%s", path);
     snprintf(c->type, sizeof c->type, "%s", json_string_value(type));
-    if (!trb_config_pg_column(path, c->name, sizeof c->name) ||
-        !trb_config_pg_type_ok(c->type))
+    if (!trb_path_column(path, c->name, sizeof c->name) || !trb_sql_type_ok(c->type))
       return trb_status_set(st, TRB_ECONFIG, "postgres.tables.%s.columns.%s: not a valid "
                             "path and type", src, path);
     if (!strcmp(c->name, "item") || !strcmp(c->name, "lsn") ||

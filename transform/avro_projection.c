@@ -18,24 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "util/names.h"
 
 typedef enum pj_type { PJ_STRING, PJ_BYTES, PJ_LONG, PJ_INT, PJ_DOUBLE, PJ_FLOAT, PJ_BOOLEAN } pj_type;
 static const char *const pj_names[] = {"string", "bytes", "long", "int", "double", "float",
                                        "boolean"};
 
-/* One step of a path: a map name or a list index. */
-typedef struct pj_step {
-  const char *name; /* NULL: index */
-  size_t len;
-  size_t index;
-} pj_step;
-
 typedef struct pj_col {
   char *path;
   char name[64];
   pj_type type;
-  pj_step *steps;
+  trb_path_step steps[TRB_PATH_MAX_STEPS]; /* into path */
   size_t nsteps;
 } pj_col;
 
@@ -54,31 +47,9 @@ static int avro_name_ok(const char *s) {
   return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == strlen(s);
 }
 
-/* Splits "a.b[0].c" (already checked by trb_config_pg_column). */
-static int parse_steps(pj_col *c) {
-  size_t cap = 1;
-  for (const char *p = c->path; *p; p++) cap += (*p == '.' || *p == '[');
-  c->steps = calloc(cap, sizeof *c->steps);
-  if (!c->steps) return -1;
-  const char *p = c->path;
-  while (*p) {
-    if (*p == '.') p++;
-    pj_step *s = &c->steps[c->nsteps++];
-    if (*p == '[') {
-      s->index = strtoul(p + 1, NULL, 10);
-      p = strchr(p, ']') + 1;
-    } else {
-      s->name = p;
-      s->len = strcspn(p, ".[");
-      p += s->len;
-    }
-  }
-  return 0;
-}
-
 void trb_avro_proj_destroy(trb_avro_proj *p) {
   if (!p) return;
-  for (size_t i = 0; i < p->ncols; i++) free(p->cols[i].path), free(p->cols[i].steps);
+  for (size_t i = 0; i < p->ncols; i++) free(p->cols[i].path);
   free(p->cols);
   free(p->schema);
   free(p);
@@ -104,11 +75,12 @@ trb_err trb_avro_proj_create(const trb_avro *a, const char *table, const json_t 
     int t = -1;
     for (int i = 0; tn && i < (int)(sizeof pj_names / sizeof pj_names[0]); i++)
       if (!strcmp(tn, pj_names[i])) t = i;
-    if (!c->path || parse_steps(c)) {
+    if (!c->path) {
       rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
       break;
     }
-    if (!trb_config_pg_column(path, c->name, sizeof c->name) || !avro_name_ok(c->name)) {
+    if (!trb_path_parse(c->path, c->steps, TRB_PATH_MAX_STEPS, &c->nsteps) ||
+        !trb_path_column(path, c->name, sizeof c->name) || !avro_name_ok(c->name)) {
       rc = trb_status_set(st, TRB_ECONFIG, "kafka.tables.%s.columns.%s: its column name must "
                           "be an Avro name ([A-Za-z_][A-Za-z0-9_]*, from the path with . and "
                           "[n] as _)", table, path);
@@ -192,8 +164,8 @@ static trb_err put_bytes(trb_buf *b, const void *p, size_t n) {
 static const trb_av *lookup(const pj_col *c, const trb_av *item) {
   const trb_av *v = item;
   for (size_t i = 0; v && i < c->nsteps; i++) {
-    const pj_step *s = &c->steps[i];
-    if (s->name) v = v->type == TRB_T_M ? trb_av_m_get(v, s->name, s->len) : NULL;
+    const trb_path_step *s = &c->steps[i];
+    if (!s->is_index) v = v->type == TRB_T_M ? trb_av_m_get(v, s->text, s->len) : NULL;
     else v = v->type == TRB_T_L && s->index < v->u.l.n ? v->u.l.v[s->index] : NULL;
   }
   return v;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "util/names.h"
 
 typedef struct tcfg {
   char *dir;
@@ -599,28 +600,28 @@ static void test_pg_tables(void **state) {
 static void test_pg_names(void **state) {
   (void)state;
   char col[64];
-  assert_true(trb_config_pg_type_ok("text"));
-  assert_true(trb_config_pg_type_ok("numeric(38,0)"));
-  assert_true(trb_config_pg_type_ok("numeric(12, 2)"));
-  assert_true(trb_config_pg_type_ok("timestamp with time zone"));
-  assert_true(trb_config_pg_type_ok("text[]"));
-  assert_false(trb_config_pg_type_ok("Text"));
-  assert_false(trb_config_pg_type_ok("text;"));
-  assert_false(trb_config_pg_type_ok("numeric(1"));
-  assert_false(trb_config_pg_type_ok("a  b"));
-  assert_false(trb_config_pg_type_ok(""));
-  assert_true(trb_config_pg_column("a.b[10].c", col, sizeof col));
+  assert_true(trb_sql_type_ok("text"));
+  assert_true(trb_sql_type_ok("numeric(38,0)"));
+  assert_true(trb_sql_type_ok("numeric(12, 2)"));
+  assert_true(trb_sql_type_ok("timestamp with time zone"));
+  assert_true(trb_sql_type_ok("text[]"));
+  assert_false(trb_sql_type_ok("Text"));
+  assert_false(trb_sql_type_ok("text;"));
+  assert_false(trb_sql_type_ok("numeric(1"));
+  assert_false(trb_sql_type_ok("a  b"));
+  assert_false(trb_sql_type_ok(""));
+  assert_true(trb_path_column("a.b[10].c", col, sizeof col));
   assert_string_equal(col, "a_b_10_c");
-  assert_true(trb_config_pg_column("total", col, sizeof col));
+  assert_true(trb_path_column("total", col, sizeof col));
   assert_string_equal(col, "total");
-  assert_false(trb_config_pg_column("a.", col, sizeof col));
-  assert_false(trb_config_pg_column("[0]", col, sizeof col));
-  assert_false(trb_config_pg_column("a[x]", col, sizeof col));
-  assert_false(trb_config_pg_column("a]", col, sizeof col));
+  assert_false(trb_path_column("a.", col, sizeof col));
+  assert_false(trb_path_column("[0]", col, sizeof col));
+  assert_false(trb_path_column("a[x]", col, sizeof col));
+  assert_false(trb_path_column("a]", col, sizeof col));
   char longp[80];
   memset(longp, 'x', 64);
   longp[64] = '\0';
-  assert_false(trb_config_pg_column(longp, col, sizeof col));
+  assert_false(trb_path_column(longp, col, sizeof col));
 }
 
 int main(void) {
