@@ -593,8 +593,8 @@ static int async_write(trb_api *a, const char *opname, const trb_http_req *req,
 static int waits(const char *op) {
   static const char *const names[] = {"BatchWriteItem", "TransactWriteItems", "CreateTable",
                                       "UpdateTable", "DeleteTable", "UpdateTimeToLive",
-                                      "TagResource", "UntagResource", "DescribeStream",
-                                      "GetShardIterator", "GetRecords"};
+                                      "TagResource", "UntagResource", "ListStreams",
+                                      "DescribeStream", "GetShardIterator", "GetRecords"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (!strcmp(op, names[i])) return 1;
   return 0;

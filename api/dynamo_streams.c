@@ -65,6 +65,9 @@ int op_list_streams(api_call *c) {
   size_t n = 0;
   trb_status st;
   trb_status_init(&st);
+  /* Read-your-writes, as the other Streams operations: a stream enabled
+   * just before is listed. */
+  trb_streams_sync(c->api->streams, 100);
   trb_err rc = trb_streams_list(c->api->streams, table, &v, &n, &st);
   if (rc) return api_fail_st(c, rc, &st);
   size_t from = 0;
