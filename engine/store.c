@@ -99,6 +99,10 @@ static rocksdb_options_t *make_options(void) {
   rocksdb_block_based_options_set_cache_index_and_filter_blocks(bb, 1);
   rocksdb_options_set_block_based_table_factory(o, bb);
   rocksdb_block_based_options_destroy(bb);
+  /* The same for the memtable, where a fresh key's lookup would otherwise
+   * walk the whole skip list (a few microseconds at 100k entries). */
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.02);
+  rocksdb_options_set_memtable_whole_key_filtering(o, 1);
   return o;
 }
 
