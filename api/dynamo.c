@@ -76,6 +76,7 @@ trb_api *trb_api_create(trb_engine *e, const trb_api_opts *o) {
   a->stream_tables = o && o->stream_tables && o->stream_tables[0] ? strdup(o->stream_tables) : NULL;
   a->metrics_ctx = o ? o->metrics_ctx : NULL;
   a->iter_key = o ? o->iter_key : NULL;
+  a->stream_boost = o ? o->stream_priority_boost : 0;
   snprintf(a->region, sizeof a->region, "%s", o && o->region ? o->region : "us-east-1");
   snprintf(a->account, sizeof a->account, "%s",
            o && o->account_id ? o->account_id : "000000000000");

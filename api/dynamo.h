@@ -33,6 +33,8 @@ typedef struct trb_api_opts {
   unsigned wait_threads;        /* threads running the operations that wait for a commit
                                    (batch and transaction writes, table operations) off the
                                    HTTP threads; 0 = 32 */
+  unsigned stream_priority_boost; /* nice levels a thread runs above the others while it
+                                     serves GetRecords (streams.priority_boost; util/thread.h) */
 } trb_api_opts;
 
 /* The engine is borrowed and must outlive the api. NULL on OOM. */

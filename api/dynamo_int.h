@@ -29,6 +29,7 @@ struct trb_api {
                                            NULL: they run on the HTTP thread */
   char *stream_tables;                  /* streams.tables: "TABLE:VIEW,..." or NULL */
   const struct trb_iter_key *iter_key;  /* borrowed */
+  unsigned stream_boost;                /* trb_api_opts.stream_priority_boost */
 };
 
 

@@ -15,6 +15,7 @@
 #include "transform/doc_json.h"
 #include "transform/streams.h"
 #include "util/clock.h"
+#include "util/thread.h"
 
 #define MAX_RECORDS_BYTES (1024 * 1024)
 
@@ -244,6 +245,10 @@ int op_get_records(api_call *c) {
   if (rc) return api_fail(c, "ValidationException", "%s", trb_status_msg(&st));
   char table[256], label[32];
   if (parse_stream_arn(c, it.stream_arn, table, label)) return -1;
+  /* Stream work runs above request work (streams.priority_boost), like the
+   * stream index and the sinks' threads: this thread only while it reads. */
+  int nice = trb_thread_nice();
+  if (c->api->stream_boost) trb_thread_favour(c->api->stream_boost, "the stream threads");
   /* Read-your-writes: take in what the WAL has published so far. */
   trb_streams_sync(c->api->streams, 100);
   trb_streams_page pg;
@@ -254,6 +259,7 @@ int op_get_records(api_call *c) {
   trb_buf_append(&body, "{\"Records\":", 11);
   rc = trb_streams_read_text(c->api->streams, table, label, it.shard_id, it.next_lsn,
                              (size_t)limit, MAX_RECORDS_BYTES, &body, &pg, &st);
+  if (c->api->stream_boost) trb_thread_set_nice(nice, "the stream threads");
   if (rc) trb_buf_fini(&body);
   if (rc == TRB_ENOTFOUND && it.next_lsn < trb_streams_trim_lsn(c->api->streams))
     return api_fail(c, "TrimmedDataAccessException",

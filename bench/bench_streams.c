@@ -57,6 +57,12 @@
  *   bench_streams [--dir DIR] [--seconds S] [--records N] [--rates R,R]
  *                 [--modes M,M] [--no-http] [--breakdown] [--phase P]
  *
+ * --priority-boost N (default: serve's streams.priority_boost default) runs
+ * the stream index, the tailers and the GetRecords reader N nice levels
+ * above the writer threads, as serve runs its stream threads above its
+ * request threads (needs CAP_SYS_NICE; the figure priority_boost_applied
+ * says whether it took).
+ *
  * --breakdown adds a thread with a raw WAL reader that notes when each LSN
  * is published (as a reader blocked on the WAL sees it) and prints the
  * figures from that moment too (pub_to_ack, pub_to_readable, pub_to_sink),
@@ -91,6 +97,7 @@
 #include "transform/stream_record.h"
 #include "transform/streams.h"
 #include "util/clock.h"
+#include "util/thread.h"
 
 #define KEYSPACE 100000u
 #define TABLE "bench"
@@ -99,6 +106,8 @@ static double g_seconds = 5.0;
 static size_t g_records = 200000;
 static int g_http = 1;
 static int g_breakdown = 0;
+/* The stream threads' nice boost: serve's default unless --priority-boost. */
+static unsigned g_boost = TRB_STREAMS_PRIORITY_BOOST_DEFAULT;
 static const char *g_phase = "all";
 static double g_rates[8] = {1000, 20000};
 static size_t g_nrates = 2;
@@ -457,6 +466,7 @@ static void env_open(env *v, const char *base, const char *name) {
   trb_streams_opts so;
   trb_streams_opts_default(&so);
   so.wal = trb_engine_wal(v->e);
+  so.priority_boost = g_boost;
   if (trb_streams_start(&so, &v->s, &st)) die("streams start", &st);
   if (trb_streams_sync(v->s, 10000)) die("streams sync", NULL);
 }
@@ -591,7 +601,7 @@ static trb_sink *file_sink_new(const char *dir, track *tr, sink_stats *ss) {
 }
 
 static trb_tailer *tailer_start(env *v, trb_sink *sink) {
-  trb_tailer_opts to = {.wal = trb_engine_wal(v->e), .streams = v->s};
+  trb_tailer_opts to = {.wal = trb_engine_wal(v->e), .streams = v->s, .priority_boost = g_boost};
   trb_tailer *t;
   trb_status st;
   trb_status_init(&st);
@@ -611,6 +621,9 @@ typedef struct rctx {
 static void *reader_main(void *p) {
   rctx *r = p;
   pthread_setname_np(pthread_self(), "bench-getrec");
+  /* It stands for the server's thread serving GetRecords, which runs at the
+   * stream threads' priority while it reads (api/dynamo_streams.c). */
+  trb_thread_favour(g_boost, "the stream threads");
   char (*ids)[64];
   size_t n = shard_ids(r->v, &ids);
   uint64_t *from = calloc(n ? n : 1, sizeof *from);
@@ -880,6 +893,7 @@ static void latency_phase(const char *base, double rate, int mode) {
     memset(&ao, 0, sizeof ao);
     ao.streams = v.s;
     ao.iter_key = ik;
+    ao.stream_priority_boost = g_boost;
     api = trb_api_create(v.e, &ao);
     trb_http_opts ho = {.listen = "127.0.0.1:0", .threads = 2};
     trb_status st;
@@ -1108,6 +1122,11 @@ static void processor_phase(const char *base) {
   sh("rm -rf '%s'", fdir);
 }
 
+static void *boost_probe(void *arg) {
+  *(int *)arg = trb_thread_favour(g_boost, "the stream threads") == 0;
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *dir = "/tmp/trb-bench-streams";
   for (int i = 1; i < argc; i++) {
@@ -1116,6 +1135,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--records") && i + 1 < argc) g_records = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--no-http")) g_http = 0;
     else if (!strcmp(argv[i], "--breakdown")) g_breakdown = 1;
+    else if (!strcmp(argv[i], "--priority-boost") && i + 1 < argc)
+      g_boost = (unsigned)strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--phase") && i + 1 < argc) g_phase = argv[++i];
     else if (!strcmp(argv[i], "--rates") && i + 1 < argc) {
       g_nrates = 0;
@@ -1130,6 +1151,7 @@ int main(int argc, char **argv) {
     else {
       printf("usage: bench_streams [--dir DIR] [--seconds S] [--records N] [--rates R,R]\n"
              "                     [--modes M,M] [--no-http] [--breakdown] [--phase P]\n"
+             "                     [--priority-boost N]\n"
              "  --dir DIR      data directories go here (default /tmp/trb-bench-streams)\n"
              "  --seconds S    length of each latency phase (default 5)\n"
              "  --records N    records in the WAL for the processor phase (default 200000)\n"
@@ -1138,7 +1160,10 @@ int main(int argc, char **argv) {
              "                 (default all)\n"
              "  --no-http      skip the GetRecords-over-HTTP phases\n"
              "  --breakdown    also time each record's publication to WAL readers\n"
-             "  --phase P      all (default), latency or processor\n");
+             "  --phase P      all (default), latency or processor\n"
+             "  --priority-boost N  nice levels of the stream threads above the writers\n"
+             "                 (default %u, serve's streams.priority_boost; 0: none)\n",
+             TRB_STREAMS_PRIORITY_BOOST_DEFAULT);
       return strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
@@ -1151,6 +1176,12 @@ int main(int argc, char **argv) {
   cpu_take(&c0);
   sleep_ns(1000000000);
   cpu_take(&c1);
+  { /* can the stream threads be favoured here? (a throwaway thread tries) */
+    int ok = 0;
+    pthread_t pt;
+    if (!pthread_create(&pt, NULL, boost_probe, &ok)) pthread_join(pt, NULL);
+    printf("priority_boost=%u\npriority_boost_applied=%d\n", g_boost, g_boost ? ok : 0);
+  }
   printf("cpu_idle_before_pct=%.0f\n",
          c1.total > c0.total ? 100.0 * (1 - (c1.busy - c0.busy) / (c1.total - c0.total)) : 0);
   fflush(stdout);

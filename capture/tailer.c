@@ -11,6 +11,7 @@
 #include "transform/stream_record.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 /* A batched record: the WAL record copied out of the reader's buffer (the
  * reader reuses it) into the batch's arena, its stream and shard, its
@@ -217,6 +218,7 @@ static int open_sink(trb_tailer *t) {
 static void *tail_main(void *arg) {
   trb_tailer *t = arg;
   pthread_setname_np(pthread_self(), "trb-sink");
+  trb_thread_favour(t->o.priority_boost, "the stream threads");
   trb_status st;
   trb_status_init(&st);
   if (open_sink(t)) return NULL;

@@ -34,6 +34,7 @@ typedef struct trb_tailer_opts {
   const char *region;       /* awsRegion of the records */
   size_t max_batch;         /* default 1000 */
   int heartbeat_ms;         /* default 1000 */
+  unsigned priority_boost;  /* nice levels above the caller's threads (util/thread.h) */
 } trb_tailer_opts;
 
 /* Starts the sink's thread, which opens the sink (reading its checkpoint;

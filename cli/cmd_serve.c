@@ -310,6 +310,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
   so.shards = c->cfg.streams.shards;
   so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
   so.region = c->cfg.region;
+  so.priority_boost = c->cfg.streams.priority_boost;
   if (trb_stream_tables_lookup(c->cfg.streams.tables, NULL, NULL, &st) < 0) goto fail;
   reshard(sv->e, c->cfg.streams.shards, c->cfg.streams.tables);
   size_t ntables = 0;
@@ -327,6 +328,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                              .rotate_us = (int64_t)c->cfg.file_sink.rotate_s * 1000000};
     trb_sink *fs = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .priority_boost = c->cfg.streams.priority_boost,
                           .region = c->cfg.region};
     if (trb_file_sink_create(&fo, &fs, &st) ||
         trb_tailer_start(&to, fs, &sv->tailers[sv->ntailers], &st)) {
@@ -366,6 +368,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                               .dead_letter_topic = c->cfg.kafka.dead_letter_topic};
     trb_sink *ks = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .priority_boost = c->cfg.streams.priority_boost,
                           .region = c->cfg.region};
     if (trb_kafka_sink_create(&ko, &ks, &st) ||
         trb_tailer_start(&to, ks, &sv->tailers[sv->ntailers], &st)) {
@@ -400,6 +403,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
      * COPY against 0.3-0.4 with 1000 (bench/bench_pg); at low rates the
      * batches stay small, so latency does not grow. */
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
+                          .priority_boost = c->cfg.streams.priority_boost,
                           .region = c->cfg.region, .max_batch = 5000};
     if (trb_pg_sink_create(&po, &ps, &st) ||
         trb_tailer_start(&to, ps, &sv->tailers[sv->ntailers], &st)) {
@@ -424,7 +428,8 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                      .streams = sv->streams, .iter_key = sv->ikey, .metrics = serve_metrics,
                      .metrics_ctx = sv, .stream_shards = c->cfg.streams.shards,
                      .stream_tables = c->cfg.streams.tables,
-                     .wait_threads = c->cfg.api.wait_threads};
+                     .wait_threads = c->cfg.api.wait_threads,
+                     .stream_priority_boost = c->cfg.streams.priority_boost};
   sv->api = trb_api_create(sv->e, &ao);
   if (!sv->api) {
     trb_status_set(&st, TRB_ENOMEM, "out of memory");

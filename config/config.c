@@ -111,6 +111,12 @@ static const cfg_setting cfg_settings[] = {
   U32("streams.retention_s", streams.retention_s, "86400", 1, 31536000,
       "Seconds stream records are kept (DynamoDB keeps 24 hours); older WAL segments are "
       "removed once every sink has delivered them."),
+  U32("streams.priority_boost", streams.priority_boost, "5", 0, 20,
+      "Nice levels by which the stream threads (the stream index and each sink's delivery) "
+      "run above the request threads, so that with every CPU busy a change still reaches "
+      "GetRecords and the sinks within milliseconds and the writes wait a little instead. "
+      "Raising a priority needs CAP_SYS_NICE (root has it); without it they run at normal "
+      "priority and one log line says so. 0: no boost."),
   STR_OPT("streams.tables", streams.tables, "",
           "Tables that get a stream from the config file: TABLE:VIEW_TYPE pairs separated by "
           "commas, e.g. orders:NEW_AND_OLD_IMAGES,audit:KEYS_ONLY. A listed table gets its "

@@ -41,6 +41,7 @@ typedef struct trb_config {
     uint32_t shards;                    /* "streams.shards": 1..1024, default 4 */
     uint32_t rollover_s;                /* "streams.rollover_s": 1..604800, default 14400 */
     uint32_t retention_s;               /* "streams.retention_s": 1..31536000, default 86400 */
+    uint32_t priority_boost;            /* "streams.priority_boost": 0..20 nice levels, default 5 */
     char tables[4096];                  /* "streams.tables": "TABLE:VIEW,..." tables that have a
                                            stream without asking for one */
   } streams;

@@ -34,6 +34,7 @@
 #include "engine/value.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 typedef struct shard {
   char id[64];
@@ -292,6 +293,7 @@ static trb_err on_item(trb_streams *t, const trb_wal_rec *r, const trb_wal_pos *
 static void *tail_main(void *arg) {
   trb_streams *t = arg;
   pthread_setname_np(pthread_self(), "trb-streams");
+  trb_thread_favour(t->o.priority_boost, "the stream threads");
   trb_wal_reader *rd = NULL;
   trb_status st;
   trb_status_init(&st);

@@ -48,7 +48,13 @@ typedef struct trb_streams_opts {
    * WAL is taken from here. */
   const trb_tabledef *tables;
   size_t ntables;
+  /* Nice levels the index thread runs above the caller's threads
+   * (util/thread.h); serve passes streams.priority_boost. Default 0. */
+  unsigned priority_boost;
 } trb_streams_opts;
+
+/* serve's default streams.priority_boost, also what the benchmarks use. */
+#define TRB_STREAMS_PRIORITY_BOOST_DEFAULT 5
 
 void trb_streams_opts_default(trb_streams_opts *o);
 /* Starts the tailer. *out caller-owned (trb_streams_stop). */

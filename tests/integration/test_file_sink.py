@@ -95,6 +95,22 @@ try:
             th.join()
         srv.start()
     ddb, strm = clients()
+    # serve runs its stream threads streams.priority_boost (default 5) nice
+    # levels above the request threads, when it may (root may).
+    nices = {}
+    for t in glob.glob("/proc/%d/task/*" % srv.proc.pid):
+        try:
+            comm = open(t + "/comm").read().strip()
+            nice = int(open(t + "/stat").read().rsplit(")", 1)[1].split()[16])
+        except OSError:
+            continue
+        nices.setdefault(comm, set()).add(nice)
+    main_nice = nices.get("tributary", {0}).copy().pop()
+    up = max(main_nice - 5, -20) if os.geteuid() == 0 else main_nice
+    h.eq(nices.get("trb-sink"), {up}, "the file sink's delivery thread runs 5 nice levels up")
+    h.eq(nices.get("trb-streams"), {up}, "the stream index thread runs 5 nice levels up")
+    h.eq(nices.get("MHD-worker"), {main_nice}, "the HTTP threads run at the server's priority")
+    h.eq(nices.get("trb-commit"), {main_nice}, "the commit thread runs at the server's priority")
     # A final quiet period: only the table without a stream changes.
     for i in range(20):
         ddb.put_item(TableName="plain", Item={"pk": {"S": "tick%d" % i}})
