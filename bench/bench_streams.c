@@ -48,9 +48,14 @@
  * starts from checkpoint 0 and runs until its checkpoint is the last LSN:
  * records/s. The ceiling, in the same run: a raw trb_wal_reader reading
  * the same records from the same WAL as fast as it can (before and after
- * the processor runs; the higher rate counts). For the analysis also: the
- * same tailer with a sink that does nothing, and the stream index
- * rebuilding itself from the same WAL.
+ * the processor runs; the higher rate counts). The WAL is read from the
+ * page cache, while the file sink writes about twice the WAL's bytes
+ * (Streams records are JSON) to the disk; so a second ceiling: the same
+ * number of bytes, in the same batch sizes, each batch fdatasync'ed, written
+ * straight to a file beside the sink's (ceiling_file_write_*,
+ * processor_vs_file_write). For the analysis also: the same tailer with a
+ * sink that does nothing, and the stream index rebuilding itself from the
+ * same WAL.
  *
  * One `name=value` line per figure on stdout.
  *
@@ -1051,6 +1056,28 @@ static double tailer_run(env *v, trb_sink *sink, uint64_t last) {
   return secs;
 }
 
+/* The disk's own ceiling for the file sink: `bytes` written to a fresh file
+ * in `dir` in writes of `chunk` bytes, each followed by an fdatasync (the
+ * sink syncs once per batch); seconds taken. */
+static double file_write_secs(const char *dir, double bytes, size_t chunk) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/ceiling.bin", dir);
+  FILE *f = fopen(path, "wb");
+  if (!f) die("the disk ceiling's file", NULL);
+  char *buf = malloc(chunk);
+  memset(buf, 'x', chunk);
+  int64_t t0 = trb_mono_ns();
+  for (double done = 0; done < bytes; done += (double)chunk) {
+    if (fwrite(buf, 1, chunk, f) != chunk || fflush(f) || fdatasync(fileno(f)))
+      die("writing the disk ceiling's file", NULL);
+  }
+  double secs = (double)(trb_mono_ns() - t0) / 1e9;
+  fclose(f);
+  unlink(path);
+  free(buf);
+  return secs;
+}
+
 static void processor_phase(const char *base) {
   env v;
   env_open(&v, base, "proc");
@@ -1081,8 +1108,13 @@ static void processor_phase(const char *base) {
   cpu_take(&c0);
   double fsecs = tailer_run(&v, file_sink_new(fdir, NULL, &fss), last);
   cpu_print("processor_file_sink", &c0, recs, "record");
-  printf("processor_file_sink_bytes_per_record=%.0f\n",
-         fss.records ? (double)jsonl_bytes(fdir) / (double)fss.records : 0);
+  double out_bytes = (double)jsonl_bytes(fdir);
+  double bpr = fss.records ? out_bytes / (double)fss.records : 0;
+  printf("processor_file_sink_bytes_per_record=%.0f\n", bpr);
+  /* The same bytes, in batches of the same size, straight to the disk. */
+  double dsecs = file_write_secs(fdir, out_bytes,
+                                 (size_t)(bpr * (fss.batches ? (double)fss.records /
+                                                 (double)fss.batches : 1000) + 1));
 
   sink_stats nss;
   memset(&nss, 0, sizeof nss);
@@ -1115,6 +1147,9 @@ static void processor_phase(const char *base) {
          fss.batches ? (double)fss.records / (double)fss.batches : 0);
   printf("processor_file_sink_deliver_share=%.2f\n", (double)fss.deliver_ns / 1e9 / fsecs);
   printf("processor_vs_wal_read=%.4f\n", proc / ceiling);
+  printf("ceiling_file_write_records_per_s=%.0f\n", recs / dsecs);
+  printf("ceiling_file_write_mb_per_s=%.0f\n", out_bytes / dsecs / 1e6);
+  printf("processor_vs_file_write=%.4f\n", proc / (recs / dsecs));
   printf("processor_null_sink_records_per_s=%.0f\n", recs / nsecs);
   printf("streams_index_rebuild_records_per_s=%.0f\n", recs / isecs);
   fflush(stdout);

@@ -8,22 +8,43 @@
 #include "transform/doc_json.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+
+/* Whether any of the 8 bytes of w is below 0x20, '"' or '\\' (the bytes
+ * JSON escapes): the "has a zero byte" and "has a byte less than n" tricks,
+ * exact as to whether any byte matches. */
+static inline int esc8(uint64_t w) {
+  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+  uint64_t lo = (w - ones * 0x20) & ~w & highs;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  q = (q - ones) & ~q & highs;
+  b = (b - ones) & ~b & highs;
+  return (lo | q | b) != 0;
+}
 
 trb_err trb_json_str_append(const char *p, size_t n, trb_buf *out) {
   static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
   trb_err rc = trb_buf_reserve(out, n + 2);
   if (rc) return rc;
   out->p[out->len++] = '"';
-  size_t run = 0; /* bytes copied as they are, flushed in one append */
-  for (size_t i = 0; i < n; i++) {
+  size_t i = 0, start = 0; /* p[start..i) is copied as it is, in one append */
+  while (i < n) {
+    if (n - i >= 8) { /* most text needs no escape: 8 bytes at a time */
+      uint64_t w;
+      memcpy(&w, p + i, 8);
+      if (!esc8(w)) {
+        i += 8;
+        continue;
+      }
+    }
     unsigned char c = (unsigned char)p[i];
     if (c >= 0x20 && c != '"' && c != '\\') {
-      run++;
+      i++;
       continue;
     }
-    if (run && (rc = trb_buf_append(out, p + i - run, run))) return rc;
-    run = 0;
+    if (i > start && (rc = trb_buf_append(out, p + start, i - start))) return rc;
     char esc[6] = {'\\', 0};
     size_t el = 2;
     switch (c) {
@@ -39,8 +60,9 @@ trb_err trb_json_str_append(const char *p, size_t n, trb_buf *out) {
       el = 6;
     }
     if ((rc = trb_buf_append(out, esc, el))) return rc;
+    start = ++i;
   }
-  if (run && (rc = trb_buf_append(out, p + n - run, run))) return rc;
+  if (n > start && (rc = trb_buf_append(out, p + start, n - start))) return rc;
   return trb_buf_append(out, "\"", 1);
 }
 

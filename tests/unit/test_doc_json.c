@@ -78,6 +78,48 @@ static void test_random_strings(void **state) {
   }
 }
 
+/* One byte JSON escapes (or a UTF-8 sequence, or DEL) at every position of
+ * plain strings of 0..40 bytes, so that both the 8-bytes-at-a-time path
+ * and the byte path meet it: the output is byte for byte jansson's. */
+static void test_escape_positions(void **state) {
+  (void)state;
+  const char *specials[] = {"\x01", "\x1f", "\"", "\\", "\n", "\t", "\x7f", "\xc3\xa9",
+                            "\xe2\x82\xac", "\xf0\x9f\x98\x80", " ", "!", "#", "[", "]",
+                            "\x19", "\x21", "\x5b", "\x5d", "\x60", "\x10"};
+  for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+    for (size_t len = 0; len <= 40; len++) {
+      for (size_t at = 0; at <= len; at++) {
+        char s[64];
+        size_t n = 0;
+        for (size_t i = 0; i < at; i++) s[n++] = (char)('a' + i % 26);
+        size_t sl = strlen(specials[k]);
+        if (len) memcpy(s + n, specials[k], sl), n += sl;
+        for (size_t i = at; i < len; i++) s[n++] = (char)('A' + i % 26);
+        trb_buf b;
+        trb_buf_init(&b, 0);
+        assert_int_equal(trb_json_str_append(s, n, &b), TRB_OK);
+        json_t *j = json_stringn(s, n);
+        assert_non_null(j);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_non_null(want);
+        if (b.len != strlen(want) || memcmp(b.p, want, b.len))
+          fail_msg("special %zu at %zu of %zu: got %.*s want %s", k, at, len, (int)b.len,
+                   (const char *)b.p, want);
+        free(want);
+        json_decref(j);
+        trb_buf_fini(&b);
+      }
+    }
+  }
+  /* a NUL byte in a string (S values may hold one) */
+  trb_buf b;
+  trb_buf_init(&b, 0);
+  assert_int_equal(trb_json_str_append("abcdefgh\0ijklmnop", 17, &b), TRB_OK);
+  assert_int_equal(b.len, 24);
+  assert_memory_equal(b.p, "\"abcdefgh\\u0000ijklmnop\"", 24);
+  trb_buf_fini(&b);
+}
+
 static void test_base64(void **state) {
   (void)state;
   static const char *const want[] = {"", "AA==", "AAE=", "AAEC", "AAECAw=="};
@@ -181,6 +223,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_types),
       cmocka_unit_test(test_random_strings),
+      cmocka_unit_test(test_escape_positions),
       cmocka_unit_test(test_base64),
       cmocka_unit_test(test_typed_matches_jansson),
   };
