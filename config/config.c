@@ -89,6 +89,9 @@ static const cfg_setting cfg_settings[] = {
       "Milliseconds between WAL fsyncs when wal.sync is interval."),
   SIZE("wal.segment_size", wal.segment_size, "64MiB", MIB, 4 * GIB,
        "Size at which the WAL starts a new segment file."),
+  SIZE("store.item_cache", store.item_cache, "64MiB", 0, 64 * GIB,
+       "Memory for the cache of recently read items in front of the store (GetItem and "
+       "the old images of writes); least recently used items go first. 0: no cache."),
   HOSTPORT("api.listen", api.listen, "127.0.0.1:8000",
            "Address of the DynamoDB-compatible HTTP API (HOST:PORT, IPv6 as [::1]:8000)."),
   U32("api.threads", api.threads, "0", 0, 256,

@@ -31,6 +31,10 @@ typedef struct trb_config {
                                            accepts suffixes KiB MiB GiB (and K M G) */
   } wal;
   struct {
+    uint64_t item_cache;                /* "store.item_cache": bytes, 0..64GiB, default 64MiB;
+                                           0 = no item cache */
+  } store;
+  struct {
     char listen[256];                   /* "api.listen": HOST:PORT, default 127.0.0.1:8000 */
     uint32_t threads;                   /* "api.threads": 0 = one per CPU, at least 2 */
     uint32_t wait_threads;              /* "api.wait_threads": 1..1024, default 32 */

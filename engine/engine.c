@@ -12,6 +12,7 @@
  * once its TXN_COMMIT record is read.
  */
 #include "engine/engine_int.h"
+#include "engine/item_cache.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -34,6 +35,7 @@ void trb_engine_opts_default(trb_engine_opts *o) {
   o->sync_interval_ms = 10;
   o->segment_size = 64ull << 20;
   o->max_group = 1024;
+  o->item_cache_bytes = 64ull << 20;
 }
 
 /* ---- catalog ---- */
@@ -603,6 +605,7 @@ trb_err trb_engine_open(const trb_engine_opts *o, trb_engine **out, trb_status *
   if ((rc = mkdir_p(o->data_dir, st))) goto done;
   if ((rc = lock_dir(e, st))) goto done;
   if ((rc = trb_store_open(storedir, &e->store, st))) goto done;
+  trb_store_set_item_cache(e->store, o->item_cache_bytes);
   if ((rc = load_catalog(e, st))) goto done;
   drop_orphans(e);
   trb_wal_opts wo = {.dir = waldir,
@@ -665,6 +668,13 @@ void trb_engine_get_stats(trb_engine *e, trb_engine_stats *out) {
   out->writes = __atomic_load_n(&e->n_writes, __ATOMIC_RELAXED);
   out->records = __atomic_load_n(&e->n_records, __ATOMIC_RELAXED);
   trb_wal_get_stats(e->wal, &out->wal);
+  trb_item_cache_stats cs;
+  trb_store_item_cache_stats(e->store, &cs);
+  out->cache_hits = cs.hits;
+  out->cache_misses = cs.misses;
+  out->cache_evictions = cs.evictions;
+  out->cache_bytes = cs.bytes;
+  out->cache_max_bytes = cs.max_bytes;
 }
 
 /* ---- table operations ---- */

@@ -32,6 +32,8 @@ typedef struct trb_engine_opts {
   uint32_t sync_interval_ms;      /* default 10 */
   uint64_t segment_size;          /* WAL segment bytes, default 64 MiB */
   size_t max_group;               /* most writes per commit group, default 1024 */
+  size_t item_cache_bytes;        /* the store's item cache (engine/item_cache.h),
+                                     default 64 MiB; 0 = none */
 } trb_engine_opts;
 
 void trb_engine_opts_default(trb_engine_opts *o);
@@ -325,6 +327,9 @@ typedef struct trb_engine_stats {
   uint64_t writes;        /* writes answered */
   uint64_t records;       /* change records appended */
   trb_wal_stats wal;
+  /* the store's item cache (engine/item_cache.h); all 0 without one */
+  uint64_t cache_hits, cache_misses, cache_evictions;
+  size_t cache_bytes, cache_max_bytes;
 } trb_engine_stats;
 void trb_engine_get_stats(trb_engine *e, trb_engine_stats *out);
 

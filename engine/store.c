@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/item_cache.h"
 #include "util/buf.h"
 
 #define META_APPLIED "M:applied_lsn"
@@ -33,10 +34,14 @@ struct trb_store {
   trb_store_cf **cfs;
   size_t ncf, capcf;
   uint64_t applied_lsn;
+  trb_item_cache *cache;  /* NULL: none */
 };
 
+/* touched: the keys of the batch's table writes, for the item cache:
+ * u64 table id, u32 key length, the key; one after another. */
 struct trb_store_batch {
   rocksdb_writebatch_t *wb;
+  trb_buf touched;
 };
 
 struct trb_store_iter {
@@ -211,6 +216,7 @@ void trb_store_close(trb_store *s) {
   if (s->opts) rocksdb_options_destroy(s->opts);
   if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
   if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+  trb_item_cache_destroy(s->cache);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -261,6 +267,7 @@ trb_err trb_store_cf_drop(trb_store *s, uint64_t table_id, trb_status *st) {
     }
   pthread_mutex_unlock(&s->mu);
   if (!c) return TRB_OK;
+  if (s->cache) trb_item_cache_forget_table(s->cache, table_id);
   char *err = NULL;
   rocksdb_drop_column_family(s->db, c->h, &err);
   rocksdb_column_family_handle_destroy(c->h);
@@ -294,7 +301,23 @@ static trb_err get_cf(trb_store *s, rocksdb_column_family_handle_t *h, const voi
 
 trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
                       char **val, size_t *vlen, trb_status *st) {
-  return get_cf(s, cf->h, key, klen, val, vlen, st);
+  if (!s->cache) return get_cf(s, cf->h, key, klen, val, vlen, st);
+  uint64_t ticket;
+  int hit = trb_item_cache_get(s->cache, cf->table_id, key, klen, val, vlen, &ticket);
+  if (hit > 0) return TRB_OK;
+  if (hit < 0) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
+  trb_err rc = get_cf(s, cf->h, key, klen, val, vlen, st);
+  if (!rc && *val) trb_item_cache_fill(s->cache, cf->table_id, key, klen, *val, *vlen, ticket);
+  return rc;
+}
+
+void trb_store_set_item_cache(trb_store *s, size_t max_bytes) {
+  trb_item_cache_destroy(s->cache);
+  s->cache = trb_item_cache_create(max_bytes);
+}
+
+void trb_store_item_cache_stats(trb_store *s, trb_item_cache_stats *out) {
+  trb_item_cache_get_stats(s->cache, out);
 }
 
 trb_err trb_store_meta_get(trb_store *s, const void *key, size_t klen, char **val,
@@ -306,24 +329,44 @@ trb_store_batch *trb_store_batch_create(void) {
   trb_store_batch *b = malloc(sizeof *b);
   if (!b) return NULL;
   b->wb = rocksdb_writebatch_create();
+  trb_buf_init(&b->touched, 0);
   return b;
 }
 
 void trb_store_batch_destroy(trb_store_batch *b) {
   if (!b) return;
   rocksdb_writebatch_destroy(b->wb);
+  trb_buf_fini(&b->touched);
   free(b);
 }
 
-void trb_store_batch_clear(trb_store_batch *b) { rocksdb_writebatch_clear(b->wb); }
+void trb_store_batch_clear(trb_store_batch *b) {
+  rocksdb_writebatch_clear(b->wb);
+  trb_buf_reset(&b->touched);
+}
+
+/* Notes the key for the item cache. A note that cannot be taken (out of
+ * memory) marks the list incomplete (len SIZE_MAX): the commit then treats
+ * the batch as a write of every key. */
+static void touch(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl) {
+  unsigned char h[12];
+  trb_put_u64(h, cf->table_id);
+  trb_put_u32(h + 8, (uint32_t)kl);
+  if (b->touched.len == SIZE_MAX) return;
+  if (kl > UINT32_MAX || trb_buf_append(&b->touched, h, 12) ||
+      trb_buf_append(&b->touched, k, kl))
+    b->touched.len = SIZE_MAX;
+}
 
 void trb_store_batch_put(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl,
                          const void *v, size_t vl) {
   rocksdb_writebatch_put_cf(b->wb, cf->h, k, kl, v, vl);
+  touch(b, cf, k, kl);
 }
 
 void trb_store_batch_del(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl) {
   rocksdb_writebatch_delete_cf(b->wb, cf->h, k, kl);
+  touch(b, cf, k, kl);
 }
 
 /* Meta writes go to the default family, which the commit function passes. */
@@ -336,13 +379,30 @@ void trb_store_batch_meta_del(trb_store_batch *b, const void *k, size_t kl) {
   rocksdb_writebatch_delete(b->wb, k, kl);
 }
 
+static void each_touched(trb_store *s, trb_store_batch *b,
+                         void (*fn)(trb_item_cache *, uint64_t, const void *, size_t)) {
+  if (b->touched.len == SIZE_MAX) { /* the list is incomplete: any key */
+    fn(s->cache, 0, NULL, 0);
+    return;
+  }
+  const unsigned char *p = b->touched.p, *end = p + b->touched.len;
+  while (p + 12 <= end) {
+    uint64_t id = trb_get_u64(p);
+    uint32_t kl = trb_get_u32(p + 8);
+    fn(s->cache, id, p + 12, kl);
+    p += 12 + kl;
+  }
+}
+
 trb_err trb_store_batch_commit(trb_store *s, trb_store_batch *b, uint64_t applied_lsn,
                                trb_status *st) {
   unsigned char v[8];
   trb_put_u64(v, applied_lsn);
   rocksdb_writebatch_put(b->wb, META_APPLIED, strlen(META_APPLIED), (const char *)v, 8);
   char *err = NULL;
+  if (s->cache) each_touched(s, b, trb_item_cache_write_begin);
   rocksdb_write(s->db, s->wopts, b->wb, &err);
+  if (s->cache) each_touched(s, b, trb_item_cache_write_end);
   if (err) return rerr(st, "write", err);
   s->applied_lsn = applied_lsn;
   return TRB_OK;

@@ -61,6 +61,13 @@ trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t kl
 trb_err trb_store_meta_get(trb_store *s, const void *key, size_t klen, char **val,
                            size_t *vlen, trb_status *st);
 
+/* trb_store_get answers from an item cache of max_bytes (engine/item_cache.h;
+ * 0: none, the default), kept exact by every batch commit. Call before the
+ * store is shared between threads. */
+struct trb_item_cache_stats;
+void trb_store_set_item_cache(trb_store *s, size_t max_bytes);
+void trb_store_item_cache_stats(trb_store *s, struct trb_item_cache_stats *out);
+
 /* Write batches: caller-owned; commit writes atomically with the applied LSN. */
 trb_store_batch *trb_store_batch_create(void);
 void trb_store_batch_destroy(trb_store_batch *b);

@@ -477,7 +477,8 @@ static void test_print_doc(void **state) {
 
   /* Every setting in the header is documented with its default. */
   static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms",
-                                "wal.segment_size", "api.listen", "api.threads", "api.wait_threads",
+                                "wal.segment_size", "store.item_cache", "api.listen",
+                                "api.threads", "api.wait_threads",
                                 "api.access_key_id", "api.secret_access_key", "streams.shards",
                                 "streams.rollover_s", "streams.retention_s", "streams.priority_boost",
                                 "streams.tables",
