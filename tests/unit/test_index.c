@@ -5,6 +5,7 @@
  * through close/open, a replay from the WAL alone (store removed), and an
  * index added later (backfill) and dropped.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,45 @@ static void test_engine_model(void **state) {
   check_all(f->e);
 }
 
+/* Writers at once on the same few keys: commit groups then hold several
+ * changes, some of one item (the store takes a group's changes in key
+ * order, keeping the order of one key's), and every index must still hold
+ * exactly the table's items. */
+typedef struct wl_arg {
+  trb_engine *e;
+  uint64_t seed;
+} wl_arg;
+
+static void *workload_main(void *p) {
+  wl_arg *a = p;
+  workload(a->e, &a->seed, 150);
+  return NULL;
+}
+
+static void test_engine_model_concurrent(void **state) {
+  fx *f = *state;
+  trb_indexset *s = std_set();
+  trb_keyschema ks = *table_ks();
+  trb_status st;
+  trb_status_init(&st);
+  assert_int_equal(trb_table_create_ix(f->e, "shop", &ks, s, NULL, NULL, &st), TRB_OK);
+  trb_indexset_unref(s);
+  uint64_t seed = trb_test_seed();
+  enum { W = 8 };
+  pthread_t th[W];
+  wl_arg a[W];
+  for (int i = 0; i < W; i++) {
+    a[i].e = f->e;
+    a[i].seed = seed + (uint64_t)i * 7919;
+    assert_int_equal(pthread_create(&th[i], NULL, workload_main, &a[i]), 0);
+  }
+  for (int i = 0; i < W; i++) pthread_join(th[i], NULL);
+  check_all(f->e);
+  trb_engine_close(f->e);
+  f->e = open_engine(f->dir);
+  check_all(f->e);
+}
+
 static void test_add_and_drop(void **state) {
   fx *f = *state;
   uint64_t rs = trb_test_seed();
@@ -481,6 +521,7 @@ int main(void) {
       cmocka_unit_test(test_project_cover_check),
       cmocka_unit_test(test_entry_key_order),
       cmocka_unit_test_setup_teardown(test_engine_model, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_engine_model_concurrent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_add_and_drop, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
