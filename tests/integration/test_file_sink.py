@@ -97,14 +97,20 @@ try:
     ddb, strm = clients()
     # serve runs its stream threads streams.priority_boost (default 5) nice
     # levels above the request threads, when it may (root may).
-    nices = {}
-    for t in glob.glob("/proc/%d/task/*" % srv.proc.pid):
-        try:
-            comm = open(t + "/comm").read().strip()
-            nice = int(open(t + "/stat").read().rsplit(")", 1)[1].split()[16])
-        except OSError:
-            continue
-        nices.setdefault(comm, set()).add(nice)
+    # (threads name themselves once running: wait until all have)
+    want_comms = {"trb-sink", "trb-streams", "MHD-worker", "trb-commit"}
+    for _ in range(100):
+        nices = {}
+        for t in glob.glob("/proc/%d/task/*" % srv.proc.pid):
+            try:
+                comm = open(t + "/comm").read().strip()
+                nice = int(open(t + "/stat").read().rsplit(")", 1)[1].split()[16])
+            except OSError:
+                continue
+            nices.setdefault(comm, set()).add(nice)
+        if want_comms <= set(nices):
+            break
+        time.sleep(0.05)
     main_nice = nices.get("tributary", {0}).copy().pop()
     up = max(main_nice - 5, -20) if os.geteuid() == 0 else main_nice
     h.eq(nices.get("trb-sink"), {up}, "the file sink's delivery thread runs 5 nice levels up")
