@@ -66,8 +66,12 @@
  *
  *   bench_kafka [--dir DIR] [--seconds S] [--records N] [--rate R]
  *               [--phase all|throughput|200b|1k|latency]
- *               [--breakdown] [--mock-nodelay]
+ *               [--breakdown] [--mock-nodelay] [--leaders mock|one|spread]
  *
+ * --leaders places the leaders of the topics this file creates: all on
+ * broker 1 (one), partition p on broker p % 3 + 1 (spread), or where the
+ * mock puts them (mock, the default). (Run to run, the sink's rate moves
+ * by up to 2x whichever is chosen: the placement is not the cause.)
  * --breakdown adds, per phase, each thread name's share of the wall time on
  * a CPU and waiting for one (threads that ended before the phase did are
  * not counted: the latency phase's writers, the ceilings' producers).
@@ -115,6 +119,7 @@ static int g_breakdown = 0;
 static int g_nodelay = 0;
 static const char *g_phase = "all";
 static trb_kafka_mock *g_mock;      /* the project's mock cluster (default) */
+static int g_leaders;               /* --leaders: 0 the mock's choice, 1 one broker, 2 spread */
 static rd_kafka_t *g_nd_rk;          /* --mock-nodelay: a mock cluster of our own ... */
 static rd_kafka_mock_cluster_t *g_nd_mc; /* ... whose sockets have TCP_NODELAY */
 static const char *g_brokers;
@@ -156,6 +161,11 @@ static void topic_create(const char *name) {
     trb_status st;
     trb_status_init(&st);
     if (trb_kafka_mock_command(g_mock, cmd, &st)) die("create the topic", &st);
+    /* --leaders: where the partitions' leaders are (else the mock's choice) */
+    for (int p = 0; g_leaders && p < PARTITIONS; p++) {
+      snprintf(cmd, sizeof cmd, "leader %s %d %d", name, p, g_leaders == 1 ? 1 : p % 3 + 1);
+      if (trb_kafka_mock_command(g_mock, cmd, &st)) die("place a leader", &st);
+    }
   } else if (rd_kafka_mock_topic_create(g_nd_mc, name, PARTITIONS, 3)) {
     die("create the topic", NULL);
   }
@@ -1240,10 +1250,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--phase") && i + 1 < argc) g_phase = argv[++i];
     else if (!strcmp(argv[i], "--breakdown")) g_breakdown = 1;
     else if (!strcmp(argv[i], "--mock-nodelay")) g_nodelay = 1;
+    else if (!strcmp(argv[i], "--leaders") && i + 1 < argc) {
+      const char *l = argv[++i];
+      g_leaders = !strcmp(l, "one") ? 1 : !strcmp(l, "spread") ? 2 : 0;
+    }
     else {
       printf("usage: bench_kafka [--dir DIR] [--seconds S] [--records N] [--rate R]\n"
              "                   [--phase all|throughput|200b|1k|latency] [--breakdown]\n"
-             "                   [--mock-nodelay]\n");
+             "                   [--mock-nodelay] [--leaders mock|one|spread]\n");
       return strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
