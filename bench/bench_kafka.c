@@ -181,6 +181,9 @@ static void mock_start(int nodelay) {
   if (!nodelay) {
     if (trb_kafka_mock_start(3, &g_mock, &st)) die("mock cluster", &st);
     g_brokers = trb_kafka_mock_bootstraps(g_mock);
+    /* with --leaders, the sink's offsets topic too (it would be created on
+     * first use, its leaders where the mock puts them) */
+    if (g_leaders) topic_create("__tributary_offsets");
     return;
   }
   char err[512];
