@@ -361,7 +361,7 @@ int api_table_name(api_call *c, json_t *obj, const char *member, const char **na
 }
 
 int api_get_item(api_call *c, json_t *obj, const char *name, int required, trb_av **out) {
-  json_t *v;
+  json_t *v = NULL; /* set when r > 0 (-O3 cannot see it) */
   int r = api_get_obj(c, obj, name, required, &v);
   if (r <= 0) return r;
   trb_status st;
