@@ -101,6 +101,21 @@ try:
                      ProjectionExpression="#t, doc.a[1]", ExpressionAttributeNames={"#t": "total"})
     h.eq(r["Item"], {"total": {"N": "19.9"}, "doc": {"M": {"a": {"L": [{"BOOL": True}]}}}},
          "projection")
+    # Repeated reads come from the item cache, and a write replaces what it holds.
+    ann = {"customer": {"S": "ann"}, "order": {"N": "1"}}
+    m0 = srv.metrics()
+    for _ in range(5):
+        ddb.get_item(TableName="orders", Key=ann)
+    m1 = srv.metrics()
+    h.check(m1["tributary_item_cache_hits_total"] >= m0["tributary_item_cache_hits_total"] + 4,
+            "repeated GetItems are answered by the item cache (/metrics)")
+    h.check(m1["tributary_item_cache_bytes"] > 0, "the item cache holds bytes (/metrics)")
+    ddb.put_item(TableName="orders", Item=dict(item, total={"N": "21"}))
+    h.eq(ddb.get_item(TableName="orders", Key=ann, ConsistentRead=True)["Item"]["total"],
+         {"N": "21"}, "a write replaces the cached item")
+    ddb.put_item(TableName="orders", Item=item)
+    h.eq(ddb.get_item(TableName="orders", Key=ann)["Item"]["total"], {"N": "19.9"},
+         "and the next write replaces it again")
     big = {"customer": {"S": "big"}, "order": {"N": "1"}, "n": {"N": "1" + "0" * 100}}
     ddb.put_item(TableName="orders", Item={"customer": {"S": "big"}, "order": {"N": "1"},
                                            "n": {"N": "1e100"}})
