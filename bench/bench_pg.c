@@ -368,32 +368,15 @@ static uint64_t item_count(env *v) {
   return n;
 }
 
-/* What the sink may ask of the engine (cli/cmd_serve.c's pgsrc_*, less the
- * snapshots). */
+/* What the sink may ask of the engine (as cli/cmd_serve.c's pgsrc_*, less
+ * the snapshots). */
 static trb_err src_tables(void *ctx, char ***names, size_t *n, trb_status *st) {
-  char **v = NULL;
-  size_t nn = 0;
-  trb_err rc = trb_table_list(ctx, NULL, 0, &v, &nn, NULL, st);
-  if (rc) return rc;
-  *names = calloc(nn ? nn : 1, sizeof **names);
-  for (size_t i = 0; *names && i < nn; i++) (*names)[i] = strdup(v[i]);
-  *n = *names ? nn : 0;
-  trb_table_list_free(v, nn);
-  return *names ? TRB_OK : trb_status_set(st, TRB_ENOMEM, "out of memory");
+  return trb_table_list(ctx, NULL, 0, names, n, NULL, st);
 }
 
 static int src_describe(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
                         uint64_t *items, trb_keyschema *ks) {
-  trb_table_info info;
-  if (trb_table_describe(ctx, table, &info, NULL)) return 0;
-  *table_id = info.def.table_id, *items = info.item_count, *ks = info.def.ks, *stream_lsn = 0;
-  json_t *ext = info.def.ext;
-  json_t *ss = ext ? json_object_get(ext, "StreamSpecification") : NULL;
-  const char *sl = ext ? json_string_value(json_object_get(ext, "StreamStartLsn")) : NULL;
-  if (ss && json_is_true(json_object_get(ss, "StreamEnabled")) && sl)
-    *stream_lsn = strtoull(sl, NULL, 10);
-  trb_table_info_fini(&info);
-  return 1;
+  return trb_table_stream_facts(ctx, table, table_id, stream_lsn, items, ks);
 }
 
 static uint64_t src_first(void *ctx) { return trb_wal_first_lsn(trb_engine_wal(ctx)); }

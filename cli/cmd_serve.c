@@ -249,33 +249,15 @@ static void reshard(trb_engine *e, uint32_t n, const char *tables) {
 
 /* ---- what the PostgreSQL sink may ask of the engine -------------------- */
 
+/* (the engine's list is malloc'ed names in a malloc'ed array, as the sink
+ * wants it) */
 static trb_err pgsrc_tables(void *ctx, char ***names, size_t *n, trb_status *st) {
-  char **v = NULL;
-  size_t nn = 0;
-  trb_err rc = trb_table_list(ctx, NULL, 0, &v, &nn, NULL, st);
-  if (rc) return rc;
-  *names = calloc(nn ? nn : 1, sizeof **names);
-  for (size_t i = 0; *names && i < nn; i++) (*names)[i] = strdup(v[i]);
-  *n = *names ? nn : 0;
-  trb_table_list_free(v, nn);
-  return *names ? TRB_OK : trb_status_set(st, TRB_ENOMEM, "out of memory");
+  return trb_table_list(ctx, NULL, 0, names, n, NULL, st);
 }
 
 static int pgsrc_describe(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
                           uint64_t *items, trb_keyschema *ks) {
-  trb_table_info info;
-  if (trb_table_describe(ctx, table, &info, NULL)) return 0;
-  *table_id = info.def.table_id;
-  *items = info.item_count;
-  *ks = info.def.ks;
-  *stream_lsn = 0;
-  json_t *ext = info.def.ext;
-  json_t *ss = ext ? json_object_get(ext, "StreamSpecification") : NULL;
-  const char *sl = ext ? json_string_value(json_object_get(ext, "StreamStartLsn")) : NULL;
-  if (ss && json_is_true(json_object_get(ss, "StreamEnabled")) && sl)
-    *stream_lsn = strtoull(sl, NULL, 10);
-  trb_table_info_fini(&info);
-  return 1;
+  return trb_table_stream_facts(ctx, table, table_id, stream_lsn, items, ks);
 }
 
 static uint64_t pgsrc_first(void *ctx) { return trb_wal_first_lsn(trb_engine_wal(ctx)); }

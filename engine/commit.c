@@ -186,7 +186,7 @@ static trb_err current(trb_engine *e, group *g, trb_table *t, const trb_buf *sk,
   }
   char *v = NULL;
   size_t vl = 0;
-  trb_err rc = trb_store_get(e->store, t->cf, sk->p, sk->len, &v, &vl, st);
+  trb_err rc = trb_store_get_for_write(e->store, t->cf, sk->p, sk->len, &v, &vl, st);
   if (rc) return rc;
   memset(out, 0, sizeof *out);
   if (v) {

@@ -315,6 +315,12 @@ trb_err trb_snapshot_open(trb_engine *e, const char *table, const void *after, s
 trb_err trb_snapshot_next(trb_snapshot *s, trb_av **item, const void **key, size_t *key_len,
                           trb_status *st);
 void trb_snapshot_close(trb_snapshot *s); /* NULL ok */
+/* What a late-joining sink needs to know of a table before it copies it:
+ * 1 and the table's id (the LSN of its creation), the LSN its current
+ * stream started at (0 = no stream on), its item count and key schema;
+ * 0 when there is no such table. */
+int trb_table_stream_facts(trb_engine *e, const char *table, uint64_t *table_id,
+                           uint64_t *stream_lsn, uint64_t *items, trb_keyschema *ks);
 
 /* Makes the store durable up to the LSN it has applied, which *lsn gets:
  * the WAL before it is no longer needed for recovery (retention may remove

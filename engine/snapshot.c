@@ -96,3 +96,21 @@ void trb_snapshot_close(trb_snapshot *s) {
   trb_buf_fini(&s->key);
   free(s);
 }
+
+int trb_table_stream_facts(trb_engine *e, const char *table, uint64_t *table_id,
+                           uint64_t *stream_lsn, uint64_t *items, trb_keyschema *ks) {
+  trb_table_info info;
+  if (trb_table_describe(e, table, &info, NULL)) return 0;
+  *table_id = info.def.table_id;
+  *items = info.item_count;
+  *ks = info.def.ks;
+  *stream_lsn = 0;
+  /* commit.c records where a stream started in the table's definition */
+  json_t *ext = info.def.ext;
+  json_t *ss = ext ? json_object_get(ext, "StreamSpecification") : NULL;
+  const char *sl = ext ? json_string_value(json_object_get(ext, "StreamStartLsn")) : NULL;
+  if (ss && json_is_true(json_object_get(ss, "StreamEnabled")) && sl)
+    *stream_lsn = strtoull(sl, NULL, 10);
+  trb_table_info_fini(&info);
+  return 1;
+}

@@ -299,16 +299,32 @@ static trb_err get_cf(trb_store *s, rocksdb_column_family_handle_t *h, const voi
   return TRB_OK;
 }
 
-trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
-                      char **val, size_t *vlen, trb_status *st) {
-  if (!s->cache) return get_cf(s, cf->h, key, klen, val, vlen, st);
+/* Only tables' items are cached: index families (ids with the high bit
+ * set, store.h) are read through iterators, so their writes are not
+ * noted either (touch). */
+static int cached_cf(const trb_store_cf *cf) { return !(cf->table_id >> 63); }
+
+static trb_err get_cached(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
+                          char **val, size_t *vlen, int fill, trb_status *st) {
+  if (!s->cache || !cached_cf(cf)) return get_cf(s, cf->h, key, klen, val, vlen, st);
   uint64_t ticket;
   int hit = trb_item_cache_get(s->cache, cf->table_id, key, klen, val, vlen, &ticket);
   if (hit > 0) return TRB_OK;
   if (hit < 0) return trb_status_set(st, TRB_ENOMEM, "store: out of memory");
   trb_err rc = get_cf(s, cf->h, key, klen, val, vlen, st);
-  if (!rc && *val) trb_item_cache_fill(s->cache, cf->table_id, key, klen, *val, *vlen, ticket);
+  if (fill && !rc && *val)
+    trb_item_cache_fill(s->cache, cf->table_id, key, klen, *val, *vlen, ticket);
   return rc;
+}
+
+trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
+                      char **val, size_t *vlen, trb_status *st) {
+  return get_cached(s, cf, key, klen, val, vlen, 1, st);
+}
+
+trb_err trb_store_get_for_write(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
+                                char **val, size_t *vlen, trb_status *st) {
+  return get_cached(s, cf, key, klen, val, vlen, 0, st);
 }
 
 void trb_store_set_item_cache(trb_store *s, size_t max_bytes) {
@@ -352,7 +368,7 @@ static void touch(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl
   unsigned char h[12];
   trb_put_u64(h, cf->table_id);
   trb_put_u32(h + 8, (uint32_t)kl);
-  if (b->touched.len == SIZE_MAX) return;
+  if (b->touched.len == SIZE_MAX || !cached_cf(cf)) return;
   if (kl > UINT32_MAX || trb_buf_append(&b->touched, h, 12) ||
       trb_buf_append(&b->touched, k, kl))
     b->touched.len = SIZE_MAX;

@@ -58,6 +58,11 @@ void trb_store_cf_each(trb_store *s, void (*fn)(void *ctx, uint64_t table_id), v
 /* Point reads. *val is malloc'ed (caller frees) or NULL when absent. */
 trb_err trb_store_get(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
                       char **val, size_t *vlen, trb_status *st);
+/* As trb_store_get, for a key about to be written (the commit thread's old
+ * images): a cached item answers, but a miss does not fill the cache (the
+ * write would drop the entry at once). */
+trb_err trb_store_get_for_write(trb_store *s, trb_store_cf *cf, const void *key, size_t klen,
+                                char **val, size_t *vlen, trb_status *st);
 trb_err trb_store_meta_get(trb_store *s, const void *key, size_t klen, char **val,
                            size_t *vlen, trb_status *st);
 
