@@ -247,8 +247,9 @@ int op_get_records(api_call *c) {
   if (parse_stream_arn(c, it.stream_arn, table, label)) return -1;
   /* Stream work runs above request work (streams.priority_boost), like the
    * stream index and the sinks' threads: this thread only while it reads. */
-  int nice = trb_thread_nice();
-  if (c->api->stream_boost) trb_thread_favour(c->api->stream_boost, "the stream threads");
+  int nice = c->api->stream_boost ? trb_thread_nice() : 0;
+  int boosted =
+      c->api->stream_boost && !trb_thread_favour(c->api->stream_boost, "the stream threads");
   /* Read-your-writes: take in what the WAL has published so far. */
   trb_streams_sync(c->api->streams, 100);
   trb_streams_page pg;
@@ -259,7 +260,7 @@ int op_get_records(api_call *c) {
   trb_buf_append(&body, "{\"Records\":", 11);
   rc = trb_streams_read_text(c->api->streams, table, label, it.shard_id, it.next_lsn,
                              (size_t)limit, MAX_RECORDS_BYTES, &body, &pg, &st);
-  if (c->api->stream_boost) trb_thread_set_nice(nice, "the stream threads");
+  if (boosted) trb_thread_set_nice(nice, "the stream threads");
   if (rc) trb_buf_fini(&body);
   if (rc == TRB_ENOTFOUND && it.next_lsn < trb_streams_trim_lsn(c->api->streams))
     return api_fail(c, "TrimmedDataAccessException",
