@@ -590,6 +590,7 @@ trb_err trb_http_start(const trb_http_opts *o, trb_http_handler h, trb_http_reje
       {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_cb, NULL},
       {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
       {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->timeout_s, NULL},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)TRB_HTTP_CONN_MEMORY, NULL},
       {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_conn_cb, s},
       {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log_cb, s},
       {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, s},

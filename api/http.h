@@ -19,6 +19,18 @@
 
 typedef struct trb_http_server trb_http_server;
 
+/*
+ * Memory per connection (libmicrohttpd's MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+ * default 32 KiB): it holds the request line, the headers and the read
+ * buffer (a larger body is passed on in pieces), and libmicrohttpd zeroes
+ * all of it after every request of a keep-alive connection: 32 KiB of
+ * memset was 5% of the server's CPU in bench_http's PutItem (8 KiB: 2%).
+ * 16 KiB takes headers of up to about 13 KiB (an SDK's are 1-2 KiB, with a
+ * session token); larger ones get 431 or a closed connection.
+ * bench_mhd_bare uses the same.
+ */
+#define TRB_HTTP_CONN_MEMORY 16384
+
 /* A request as the handler sees it. Everything is borrowed for the
  * duration of the callback. */
 typedef struct trb_http_req {

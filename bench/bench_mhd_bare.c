@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/http.h" /* TRB_HTTP_CONN_MEMORY: the same connection memory as tributary's */
+
 static const char body[] = "{}";
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -43,7 +45,7 @@ int main(int argc, char **argv) {
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)atoi(argv[1]), NULL, NULL,
       handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-      MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TRB_HTTP_CONN_MEMORY, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "cannot start\n");
     return 1;

@@ -378,6 +378,66 @@ static void test_keepalive_and_pipelining(void **state) {
   stop(f);
 }
 
+/* Connection memory (TRB_HTTP_CONN_MEMORY) is reused for every request of a
+ * keep-alive connection: headers of 12 KiB (a long session token) are
+ * served, again and again on one connection, between requests whose body
+ * is many times the connection memory. */
+static void test_large_headers_and_bodies_on_one_connection(void **state) {
+  (void)state;
+  size_t big = (size_t)TRB_HTTP_CONN_MEMORY * 8;
+  fixture *f = start(big, 0, 1);
+  cli c;
+  cli_open(&c, f->port);
+  size_t tok = 12 * 1024;
+  char *head = malloc(tok + 512);
+  char *body = malloc(big);
+  for (size_t i = 0; i < big; i++) body[i] = (char)('a' + i % 26);
+  for (int round = 0; round < 3; round++) {
+    int hn = snprintf(head, 512,
+                      "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Tok%d\r\n"
+                      "Content-Length: 2\r\nX-Amz-Security-Token: ",
+                      round);
+    memset(head + hn, 'A' + round, tok);
+    memcpy(head + hn + tok, "\r\n\r\n{}", 6);
+    assert_int_equal(send_all(c.fd, head, (size_t)hn + tok + 6), 0);
+    resp r;
+    assert_int_equal(cli_read(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    check_common(&r, NULL);
+    char want[32];
+    snprintf(want, sizeof want, "target=Tok%d\n{}", round);
+    assert_string_equal(r.body, want);
+    resp_free(&r);
+    /* a body of 8 times the connection memory, echoed back whole */
+    post(&c, "/", "Big", body, big);
+    /* the echo can be larger than c's buffer: read it as it comes */
+    char *end;
+    while (!(end = memmem(c.buf, c.len, "\r\n\r\n", 4))) assert_int_equal(cli_fill(&c), 1);
+    size_t hl = (size_t)(end - c.buf) + 4;
+    assert_true(!strncmp(c.buf, "HTTP/1.1 200", 12));
+    char *cl = memmem(c.buf, hl, "Content-Length: ", 16);
+    assert_non_null(cl);
+    size_t n = strtoul(cl + 16, NULL, 10);
+    assert_int_equal(n, 8 + 3 + big);
+    cli_consume(&c, hl);
+    size_t got = 0, off = 0;
+    while (got < n) {
+      if (!c.len) assert_int_equal(cli_fill(&c), 1);
+      size_t k = c.len < n - got ? c.len : n - got;
+      for (size_t i = 0; i < k; i++, got++) {
+        if (got < 11) assert_int_equal(c.buf[i], "target=Big\n"[got]);
+        else assert_int_equal(c.buf[i], body[off++]);
+      }
+      cli_consume(&c, k);
+    }
+  }
+  assert_int_equal(atomic_load(&f->handled), 6);
+  free(head);
+  free(body);
+  cli_close(&c);
+  stop(f);
+}
+
 static void test_body_split_across_writes(void **state) {
   (void)state;
   fixture *f = start(TEST_CAP, 0, 1);
@@ -888,6 +948,7 @@ int main(void) {
       cmocka_unit_test(test_crc32_known_value),
       cmocka_unit_test(test_post_echo_and_headers),
       cmocka_unit_test(test_keepalive_and_pipelining),
+      cmocka_unit_test(test_large_headers_and_bodies_on_one_connection),
       cmocka_unit_test(test_body_split_across_writes),
       cmocka_unit_test(test_empty_bodies),
       cmocka_unit_test(test_body_cap),
