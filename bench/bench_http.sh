@@ -22,6 +22,9 @@
 #                         (default /tmp; must be a real disk, not tmpfs, for
 #                         the durable figures to mean anything)
 #
+# Before tributary's run, bench_put --ceiling-only prints the disk's own
+# fdatasync rate and p50/p99 on the data directory's disk
+# (ceiling_fdatasync_*): the floor under PutItem's latency.
 # Every response is checked: *_non200 counts responses whose status is not
 # 200 (GetItem's in Lua, with its body; PutItem's and the bare server's by
 # wrk itself, which counts statuses above 399), *_sock_errors counts connect/read/write errors and timeouts, and
@@ -261,6 +264,13 @@ load $P_BARE bare.lua bare_mhd $PID; BARE=$RATE
 stop $PID
 
 # ---- 2. tributary, durable ----
+# The disk's own fdatasync rate and latency, on the data directory's disk:
+# every PutItem waits for at least one, so the PutItem p99 cannot be much
+# below ceiling_fdatasync_p99_us (a disk whose syncs stall shows it here).
+if [[ -x $B/bench_put ]]; then
+  mkdir -p "$D/fsync"
+  $B/bench_put --ceiling-only --seconds 3 --dir "$D/fsync" || say "bench_put --ceiling-only failed"
+fi
 say "tributary serve on :$P_TRB (data in $D, serve args: ${SERVE_ARGS:-none})"
 # shellcheck disable=SC2086
 $B/tributary --data-dir "$D/trb" serve --listen 127.0.0.1:$P_TRB $SERVE_ARGS 2>"$W/trb.log" & PID=$!

@@ -7,7 +7,7 @@
  * append to a preallocated (zero-filled), synced file on the same disk. One `name=value`
  * line per figure.
  *
- *   bench_put [--dir DIR] [--seconds S] [--writers 1,16,64]
+ *   bench_put [--dir DIR] [--seconds S] [--writers 1,16,64] [--ceiling-only]
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,7 +27,7 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 /* fdatasync after 4 KiB appends into a preallocated, synced file. */
-static double fsync_ceiling(const char *dir, double *p50_us) {
+static double fsync_ceiling(const char *dir, double *p50_us, double *p99_us) {
   char path[4096];
   snprintf(path, sizeof path, "%s/ceiling.dat", dir);
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -58,6 +58,7 @@ static double fsync_ceiling(const char *dir, double *p50_us) {
   double secs = (double)(trb_mono_ns() - start) / 1e9;
   qsort(lat, n, sizeof *lat, cmp_i64);
   *p50_us = n ? (double)lat[n / 2] / 1000.0 : 0;
+  *p99_us = n ? (double)lat[n * 99 / 100] / 1000.0 : 0;
   free(lat);
   close(fd);
   unlink(path);
@@ -168,23 +169,29 @@ static void run(const char *base, int writers, double ceiling, double ceiling_p5
 int main(int argc, char **argv) {
   const char *dir = "/tmp/trb-bench";
   char writers_arg[256] = "1,16,64";
+  int ceiling_only = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
+    else if (!strcmp(argv[i], "--ceiling-only")) ceiling_only = 1;
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) g_seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--writers") && i + 1 < argc) snprintf(writers_arg, sizeof writers_arg, "%s", argv[++i]);
     else {
-      printf("usage: bench_put [--dir DIR] [--seconds S] [--writers 1,16,64]\n");
+      printf("usage: bench_put [--dir DIR] [--seconds S] [--writers 1,16,64] [--ceiling-only]\n"
+             "  --ceiling-only  only the disk's fdatasync rate and latency (bench_http.sh\n"
+             "                  prints them beside PutItem's)\n");
       return strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
   if (system(cmd)) {}
-  double p50;
-  double ceiling = fsync_ceiling(dir, &p50);
+  double p50, p99;
+  double ceiling = fsync_ceiling(dir, &p50, &p99);
   printf("ceiling_fdatasync_per_s=%.0f\n", ceiling);
   printf("ceiling_fdatasync_p50_us=%.0f\n", p50);
+  printf("ceiling_fdatasync_p99_us=%.0f\n", p99);
   fflush(stdout);
+  if (ceiling_only) return 0;
   for (char *tok = strtok(writers_arg, ","); tok; tok = strtok(NULL, ","))
     run(dir, atoi(tok), ceiling, p50);
   return 0;
