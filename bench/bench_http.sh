@@ -22,7 +22,7 @@
 #                         (default /tmp; must be a real disk, not tmpfs, for
 #                         the durable figures to mean anything)
 #
-# Before tributary's run, bench_put --ceiling-only prints the disk's own
+# After tributary's run, bench_put --ceiling-only prints the disk's own
 # fdatasync rate and p50/p99 on the data directory's disk
 # (ceiling_fdatasync_*): the floor under PutItem's latency.
 # Every response is checked: *_non200 counts responses whose status is not
@@ -264,13 +264,6 @@ load $P_BARE bare.lua bare_mhd $PID; BARE=$RATE
 stop $PID
 
 # ---- 2. tributary, durable ----
-# The disk's own fdatasync rate and latency, on the data directory's disk:
-# every PutItem waits for at least one, so the PutItem p99 cannot be much
-# below ceiling_fdatasync_p99_us (a disk whose syncs stall shows it here).
-if [[ -x $B/bench_put ]]; then
-  mkdir -p "$D/fsync"
-  $B/bench_put --ceiling-only --seconds 3 --dir "$D/fsync" || say "bench_put --ceiling-only failed"
-fi
 say "tributary serve on :$P_TRB (data in $D, serve args: ${SERVE_ARGS:-none})"
 # shellcheck disable=SC2086
 $B/tributary --data-dir "$D/trb" serve --listen 127.0.0.1:$P_TRB $SERVE_ARGS 2>"$W/trb.log" & PID=$!
@@ -280,6 +273,14 @@ prepare $P_TRB
 load $P_TRB put.lua tributary_put $PID; TPUT=$RATE
 load $P_TRB get.lua tributary_get $PID; TGET=$RATE
 stop $PID
+# The disk's own fdatasync rate and latency, on the data directory's disk,
+# after tributary's run (so its writes and deletes do not disturb it):
+# every PutItem waits for at least one, so the PutItem p99 cannot be much
+# below ceiling_fdatasync_p99_us (a disk whose syncs stall shows it here).
+if [[ -x $B/bench_put ]]; then
+  mkdir -p "$D/fsync"
+  $B/bench_put --ceiling-only --seconds 3 --dir "$D/fsync" || say "bench_put --ceiling-only failed"
+fi
 if grep -q -i -E 'warn|error' "$W/trb.log"; then say "tributary log:"; grep -i -E 'warn|error' "$W/trb.log" | head -20 >&2; fi
 
 # ---- 3. dynalite (npm, in memory) ----
