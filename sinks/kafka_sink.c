@@ -24,6 +24,10 @@
  * CHECKPOINT MESSAGE (exactly once; offsets topic, key = transactional id)
  *   {"format": "tributary-kafka-checkpoint", "version": 1, "lsn": "<decimal>"}
  * The newest committed one wins; a reader refuses another format/version.
+ * It is produced first in its batch's transaction, so that its partition
+ * joins the transaction and its request is sent while the batch is being
+ * encoded: produced last, it cost every commit one more round trip
+ * (bench_kafka: commit_transaction 5-8 ms a batch, now about 2).
  *
  * CHECKPOINT FILE (<data dir>/kafka-sink.checkpoint, both modes): the same
  * JSON, replaced durably after a batch Kafka has taken (committed, or
@@ -765,6 +769,33 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
       }
     }
   }
+  if (k->o.exactly_once) {
+    /* The position goes first in the transaction: its partition joins the
+     * transaction (AddPartitionsToTxn) and its produce request goes out
+     * while the batch is being encoded, rather than in front of the commit,
+     * which then waits for one round trip less. Where it sits in the
+     * transaction does not matter: a read_committed consumer sees all of
+     * it or none of it. */
+    char *ck = ckpt_json(through);
+    if (!ck) rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
+    rd_kafka_resp_err_t pe = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ck) {
+      pe = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(k->offsets),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_KEY(k->txid, strlen(k->txid)),
+                             RD_KAFKA_V_VALUE(ck, strlen(ck)), RD_KAFKA_V_END);
+      free(ck);
+      if (pe)
+        rc = trb_status_set(st, TRB_EIO, "kafka: producing the checkpoint: %s",
+                            rd_kafka_err2str(pe));
+    }
+    if (!ck || pe) {
+      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+      if (a) rd_kafka_error_destroy(a);
+      else k->in_txn = 0;
+      return rc;
+    }
+  }
   for (size_t i = 0; i < n; i++)
     if ((rc = produce_one(k, &recs[i], st))) {
       schemas_settle(k, 0);
@@ -775,22 +806,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
       }
       return rc;
     }
-  char *ck = ckpt_json(through);
-  if (!ck) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   if (k->o.exactly_once) {
-    rd_kafka_resp_err_t pe =
-        rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(k->offsets),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_KEY(k->txid, strlen(k->txid)),
-                          RD_KAFKA_V_VALUE(ck, strlen(ck)), RD_KAFKA_V_END);
-    free(ck);
-    if (pe) {
-      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
-      if (a) rd_kafka_error_destroy(a);
-      else k->in_txn = 0;
-      return trb_status_set(st, TRB_EIO, "kafka: producing the checkpoint: %s",
-                            rd_kafka_err2str(pe));
-    }
     rd_kafka_error_t *e = rd_kafka_commit_transaction(k->rk, k->o.timeout_ms);
     if (e) {
       schemas_settle(k, 0);
@@ -811,6 +827,8 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     return TRB_OK;
   }
   /* At least once: Kafka acknowledges everything, then the local file. */
+  char *ck = ckpt_json(through);
+  if (!ck) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   rd_kafka_resp_err_t fe = rd_kafka_flush(k->rk, k->o.timeout_ms);
   schemas_settle(k, !fe && !k->failed);
   if (fe || k->failed) {

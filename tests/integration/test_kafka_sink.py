@@ -272,6 +272,37 @@ try:
         h.eq(sorted(got), sorted(["%016x" % 0x2c598b92b564f2af, "%016x" % 0xb59374152de4d7d5]),
              "the schemas topic holds the value and key schemas by fingerprint")
         h.check(all(avro.schema.parse(v) for v in got.values()), "the published schemas parse")
+    # the newest committed checkpoint message (offsets topic, key = the
+    # transactional id) covers every change in Kafka and names a real LSN:
+    # each batch's position travels in the batch's own transaction
+    oc = Consumer({"bootstrap.servers": BOOT, "group.id": "offsets-%d" % seed, "isolation.level": "read_committed",
+                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    omd = oc.list_topics("__tributary_offsets", timeout=10).topics["__tributary_offsets"]
+    ops_ = sorted(omd.partitions)
+    ohis = {q: oc.get_watermark_offsets(TopicPartition("__tributary_offsets", q), timeout=10)[1] for q in ops_}
+    oc.assign([TopicPartition("__tributary_offsets", q, 0) for q in ops_])
+    cks = []
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        mm = oc.poll(0.2)
+        if mm is None:
+            pos = {tp.partition: tp.offset for tp in oc.position([TopicPartition("__tributary_offsets", q) for q in ops_])}
+            if all(pos[q] >= ohis[q] for q in ops_):
+                break
+            continue
+        if not mm.error():
+            cks.append((mm.key(), json.loads(mm.value())))
+    oc.close()
+    h.check(len(cks) > 0, "the offsets topic holds checkpoint messages (%d)" % len(cks))
+    if cks:
+        ck_key, ck = cks[-1]
+        h.check(ck.get("format") == "tributary-kafka-checkpoint" and ck.get("version") == 1,
+                "the checkpoint message's format: %r" % ck)
+        ck_lsn = int(ck.get("lsn", "0"))
+        top = max(int(x[4]["lsn"]) for x in changes) if changes else 0
+        h.check(top <= ck_lsn <= srv.metrics()["tributary_wal_last_lsn"],
+                "the newest checkpoint message (LSN %d) covers every change in Kafka (up to %d)" % (ck_lsn, top))
+        h.check(all(kk == ck_key for kk, _ in cks), "checkpoint messages are keyed by one transactional id")
     txh = [x for x in changes if "transactionId" in x[4]]
     h.check(len(txh) > 0 and len(txh) % 2 == 0, "transaction members carry a transactionId header")
     missing = 0
