@@ -113,6 +113,8 @@ typedef struct kafka_sink {
   rd_kafka_t *tails;        /* read_committed consumer reading partition tails */
   topic_ent *topics;
   size_t ntopics, captopics;
+  char last_table[256];     /* the table whose topic is topics[last_topic] ("" none) */
+  size_t last_topic;
   int in_txn;
   uint64_t ck_pending, ck_saved; /* exactly once: committed / in the checkpoint file */
   int64_t ck_written_ns;
@@ -442,10 +444,18 @@ static void expand(const kafka_sink *k, const char *tmpl, const char *table, cha
 
 static topic_ent *topic_for(kafka_sink *k, const char *table, trb_err *rc, trb_status *st) {
   *rc = TRB_EIO;
+  /* the same table as the change before (nearly always): no expansion */
+  if (k->last_table[0] && !strcmp(k->last_table, table)) return &k->topics[k->last_topic];
   char name[512];
   expand(k, k->tmpl, table, name);
   for (size_t i = 0; i < k->ntopics; i++)
-    if (!strcmp(k->topics[i].name, name)) return &k->topics[i];
+    if (!strcmp(k->topics[i].name, name)) {
+      if (strlen(table) < sizeof k->last_table) {
+        memcpy(k->last_table, table, strlen(table) + 1);
+        k->last_topic = i;
+      }
+      return &k->topics[i];
+    }
   rd_kafka_topic_t *t = rd_kafka_topic_new(k->rk, name, NULL);
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t e = rd_kafka_metadata(k->rk, 0, t, &md, k->o.timeout_ms);
