@@ -5,24 +5,29 @@
  * ranges, lineage across time-based rollovers (short periods: 200-300 ms),
  * skipped idle epochs, disable / re-enable / delete, the same index rebuilt
  * from the same WAL, read paging and limits, read-your-writes through
- * trb_streams_sync, unknown streams and shards, and a failing tailer.
+ * trb_streams_sync, unknown streams and shards, a failing tailer, and the
+ * processor's batches (capture/tailer.c) handing each record its own
+ * stream when one batch holds several.
  *
  * A model of every write (its LSN from trb_engine_write, 0 when nothing
  * changed) is checked against what a consumer reading parents before
  * children sees. Random workloads print their seed (TRB_TEST_SEED replays).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "capture/tailer.h"
 #include "capture/wal.h"
 #include "engine/engine.h"
 #include "engine/keyenc.h"
 #include "engine/value.h"
 #include "testutil.h"
 #include "transform/stream_record.h"
+#include "sinks/sink.h"
 #include "transform/streams.h"
 #include "util/clock.h"
 
@@ -1215,6 +1220,132 @@ static void test_tailer_failure(void **state) {
   assert_int_not_equal(sr, 0);
 }
 
+/* ------------------------------------------------- the processor's batches */
+
+/* A sink that notes, for every record, its WAL table, LSN, and the stream
+ * and shard the processor handed with it. */
+typedef struct seen_rec {
+  char wal_table[256], table[256], label[32];
+  trb_view view;
+  uint64_t lsn;
+  char shard[64];
+} seen_rec;
+
+typedef struct rec_sink {
+  trb_sink base;
+  pthread_mutex_t mu;
+  seen_rec *r;
+  size_t n, cap;
+  size_t batches, max_batch;
+  uint64_t ckpt;
+} rec_sink;
+
+static trb_err rs_open(trb_sink *s, uint64_t *c, trb_status *st) {
+  (void)st;
+  *c = ((rec_sink *)s)->ckpt;
+  return TRB_OK;
+}
+
+static trb_err rs_deliver(trb_sink *s, const trb_sink_rec *r, size_t n, uint64_t through,
+                          trb_status *st) {
+  (void)st;
+  rec_sink *k = (rec_sink *)s;
+  pthread_mutex_lock(&k->mu);
+  for (size_t i = 0; i < n; i++) {
+    if (k->n == k->cap) {
+      k->cap = k->cap ? k->cap * 2 : 256;
+      k->r = realloc(k->r, k->cap * sizeof *k->r);
+    }
+    seen_rec *x = &k->r[k->n++];
+    snprintf(x->wal_table, sizeof x->wal_table, "%.*s", (int)r[i].wal->table_len, r[i].wal->table);
+    snprintf(x->table, sizeof x->table, "%s", r[i].stream->table);
+    snprintf(x->label, sizeof x->label, "%s", r[i].stream->label);
+    snprintf(x->shard, sizeof x->shard, "%s", r[i].shard_id);
+    x->view = r[i].stream->view;
+    x->lsn = r[i].wal->lsn;
+  }
+  if (n) k->batches++;
+  if (n > k->max_batch) k->max_batch = n;
+  k->ckpt = through;
+  pthread_mutex_unlock(&k->mu);
+  return TRB_OK;
+}
+
+static void rs_destroy(trb_sink *s) { (void)s; }
+
+static const trb_sink_ops rs_ops = {
+    .kind = "record", .open = rs_open, .deliver = rs_deliver, .destroy = rs_destroy};
+
+/* Records of several streams in one batch each come with their own stream:
+ * two tables written in turn, and one of them given a new stream (new label
+ * and view) half way, all taken by the processor as one batch. */
+static void test_processor_batches_mix_streams(void **state) {
+  fx *f = *state;
+  fx_streams(f, 2, 3600ll * 1000000);
+  const char *LA = "2024-06-01T00:00:00.000", *LB = "2024-06-01T00:00:01.000",
+             *LC = "2024-06-01T00:00:02.000";
+  mk_table(f->e, "tba", stream_ext("NEW_IMAGE", LA));
+  mk_table(f->e, "tbb", stream_ext("KEYS_ONLY", LB));
+  char js[4096];
+  uint64_t switch_lsn = 0;
+  for (int i = 0; i < 60; i++) {
+    if (i == 30) {
+      /* the same table on both sides of the change of stream */
+      item_json(1000, 1, js, sizeof js);
+      write1(f->e, TRB_W_PUT, "tba", js);
+      upd_table(f->e, "tba", stream_ext("NEW_AND_OLD_IMAGES", LC));
+      switch_lsn = trb_wal_last_lsn(trb_engine_wal(f->e));
+    }
+    item_json(i, 1, js, sizeof js);
+    write1(f->e, TRB_W_PUT, i % 2 ? "tbb" : "tba", js);
+  }
+  fx_catch_up(f);
+  uint64_t last = trb_wal_last_lsn(trb_engine_wal(f->e));
+  rec_sink *k = calloc(1, sizeof *k);
+  k->base.ops = &rs_ops;
+  pthread_mutex_init(&k->mu, NULL);
+  trb_tailer *t = NULL;
+  trb_tailer_opts to = {.wal = trb_engine_wal(f->e), .streams = f->s, .heartbeat_ms = 50,
+                        .max_batch = 1000};
+  assert_int_equal(trb_tailer_start(&to, &k->base, &t, NULL), TRB_OK);
+  for (int i = 0; i < 400; i++) {
+    pthread_mutex_lock(&k->mu);
+    int done = k->ckpt >= last;
+    pthread_mutex_unlock(&k->mu);
+    if (done) break;
+    sleep_ms(5);
+  }
+  trb_tailer_stop(t);
+  assert_true(k->ckpt >= last);
+  assert_int_equal(k->n, 61);
+  assert_int_equal(k->batches, 1); /* all of it was there: one batch, both tables */
+  size_t na = 0, nb = 0, nc = 0;
+  for (size_t i = 0; i < k->n; i++) {
+    seen_rec *x = &k->r[i];
+    assert_string_equal(x->table, x->wal_table);
+    if (!strcmp(x->wal_table, "tbb")) {
+      assert_string_equal(x->label, LB);
+      assert_int_equal(x->view, TRB_VIEW_KEYS_ONLY);
+      nb++;
+    } else if (x->lsn < switch_lsn) {
+      assert_string_equal(x->label, LA);
+      assert_int_equal(x->view, TRB_VIEW_NEW_IMAGE);
+      na++;
+    } else {
+      assert_string_equal(x->label, LC);
+      assert_int_equal(x->view, TRB_VIEW_NEW_AND_OLD_IMAGES);
+      nc++;
+    }
+    assert_true(strlen(x->shard) > 0);
+  }
+  assert_int_equal(na, 16);
+  assert_int_equal(nb, 30);
+  assert_int_equal(nc, 15);
+  free(k->r);
+  pthread_mutex_destroy(&k->mu);
+  free(k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_which_tables_have_streams, setup, teardown),
@@ -1229,6 +1360,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_shards_unique_ids, setup, teardown),
       cmocka_unit_test(test_tailer_failure),
+      cmocka_unit_test_setup_teardown(test_processor_batches_mix_streams, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
