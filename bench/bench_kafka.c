@@ -31,7 +31,7 @@
  * sink's), with F_COPY like the sink, timed from the first produce until
  * rd_kafka_flush returns. Variants: without headers (ceiling_*, the main
  * figure), with the sink's five headers copied onto each message
- * (ceiling_*_hdr), transactional with one transaction per 1,000
+ * (ceiling_*_hdr), transactional with one transaction per 5,000
  * messages, as the tailer batches (ceiling_*_txn, no headers), and both at
  * once (ceiling_*_hdr_txn: what the exactly-once sink asks of librdkafka,
  * without the encoding and the WAL). Each ceiling
@@ -42,7 +42,7 @@
  * processor without Kafka), and the
  * Kafka sink alone, its open() and deliver() called by this file on the
  * same records read from the WAL into memory beforehand, without the
- * tailer (kafka_*_sink_only_records_per_s: 1,000 records per deliver, i.e. per
+ * tailer (kafka_*_sink_only_records_per_s: 5,000 records per deliver, i.e. per
  * transaction, as the tailer gives; _b10000: 10,000).
  *
  * Latency, at --rate writes/s (20,000): a fresh engine with wal sync=always
@@ -110,7 +110,7 @@
 #define COMPRESSION "lz4"   /* the sink's default; the ceiling uses the same */
 #define LINGER_MS "2"       /* the sink's linger.ms (sinks/kafka_sink.c) */
 #define SAMPLE 2000
-#define TXN_MSGS 1000       /* the tailer's default max_batch */
+#define TXN_MSGS TRB_KAFKA_SINK_BATCH /* the processor's batch for the Kafka sink */
 
 static double g_seconds = 5.0;
 static size_t g_records = 200000;
@@ -536,7 +536,9 @@ static trb_sink *sink_new(env *v, int kafka, const char *tmpl, track *tr, sink_s
 }
 
 static trb_tailer *tailer_start(env *v, trb_sink *sink) {
-  trb_tailer_opts to = {.wal = trb_engine_wal(v->e), .streams = v->s, .region = REGION};
+  /* the batches serve gives the Kafka sink */
+  trb_tailer_opts to = {.wal = trb_engine_wal(v->e), .streams = v->s, .region = REGION,
+                        .max_batch = TRB_KAFKA_SINK_BATCH};
   trb_tailer *t;
   trb_status st;
   trb_status_init(&st);
@@ -999,7 +1001,7 @@ static void throughput_phase(const char *base, const char *tag, size_t item_byte
   /* The sink alone, without the tailer (and its JSON records). */
   size_t npr;
   prerec *pr = preread(&v, last, &npr);
-  double so1 = sink_only(&v, pr, npr, 1000);
+  double so1 = sink_only(&v, pr, npr, TRB_KAFKA_SINK_BATCH);
   double so10 = sink_only(&v, pr, npr, 10000);
   printf("%s_sink_only_records_per_s=%.0f\n", prefix, so1);
   printf("%s_sink_only_b10000_records_per_s=%.0f\n", prefix, so10);

@@ -361,7 +361,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     trb_sink *ks = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
                           .priority_boost = c->cfg.streams.priority_boost,
-                          .region = c->cfg.region};
+                          .region = c->cfg.region, .max_batch = TRB_KAFKA_SINK_BATCH};
     if (trb_kafka_sink_create(&ko, &ks, &st) ||
         trb_tailer_start(&to, ks, &sv->tailers[sv->ntailers], &st)) {
       fprintf(stderr, "tributary: the Kafka sink cannot start: %s\n", trb_status_msg(&st));
