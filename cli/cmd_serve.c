@@ -89,14 +89,14 @@ static char *serve_metrics(void *ctx) {
     (unsigned long long)trb_wal_first_lsn(trb_engine_wal(sv->e)));
   M("tributary_item_cache_hits_total", "counter",
     "Point reads (GetItem, old images of writes) answered by the item cache.", " %llu",
-    (unsigned long long)es.cache_hits);
+    (unsigned long long)es.cache.hits);
   M("tributary_item_cache_misses_total", "counter", "Point reads that went to the store.",
-    " %llu", (unsigned long long)es.cache_misses);
+    " %llu", (unsigned long long)es.cache.misses);
   M("tributary_item_cache_evictions_total", "counter",
     "Items the cache let go to stay within store.item_cache.", " %llu",
-    (unsigned long long)es.cache_evictions);
+    (unsigned long long)es.cache.evictions);
   M("tributary_item_cache_bytes", "gauge", "Bytes the item cache holds (of store.item_cache).",
-    " %llu", (unsigned long long)es.cache_bytes);
+    " %llu", (unsigned long long)es.cache.bytes);
   M("tributary_engine_failed", "gauge", "1 when a WAL or store failure stopped writes (restart).",
     " %d", trb_engine_failed(sv->e) ? 1 : 0);
   if (sv->streams)

@@ -12,7 +12,6 @@
  * once its TXN_COMMIT record is read.
  */
 #include "engine/engine_int.h"
-#include "engine/item_cache.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -668,13 +667,7 @@ void trb_engine_get_stats(trb_engine *e, trb_engine_stats *out) {
   out->writes = __atomic_load_n(&e->n_writes, __ATOMIC_RELAXED);
   out->records = __atomic_load_n(&e->n_records, __ATOMIC_RELAXED);
   trb_wal_get_stats(e->wal, &out->wal);
-  trb_item_cache_stats cs;
-  trb_store_item_cache_stats(e->store, &cs);
-  out->cache_hits = cs.hits;
-  out->cache_misses = cs.misses;
-  out->cache_evictions = cs.evictions;
-  out->cache_bytes = cs.bytes;
-  out->cache_max_bytes = cs.max_bytes;
+  trb_store_item_cache_stats(e->store, &out->cache);
 }
 
 /* ---- table operations ---- */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "capture/wal.h"
+#include "engine/item_cache.h"
 #include "engine/keyenc.h"
 #include "engine/tabledef.h"
 #include "engine/value.h"
@@ -333,9 +334,7 @@ typedef struct trb_engine_stats {
   uint64_t writes;        /* writes answered */
   uint64_t records;       /* change records appended */
   trb_wal_stats wal;
-  /* the store's item cache (engine/item_cache.h); all 0 without one */
-  uint64_t cache_hits, cache_misses, cache_evictions;
-  size_t cache_bytes, cache_max_bytes;
+  trb_item_cache_stats cache; /* the store's item cache; all 0 without one */
 } trb_engine_stats;
 void trb_engine_get_stats(trb_engine *e, trb_engine_stats *out);
 

@@ -365,10 +365,10 @@ void trb_store_batch_clear(trb_store_batch *b) {
  * memory) marks the list incomplete (len SIZE_MAX): the commit then treats
  * the batch as a write of every key. */
 static void touch(trb_store_batch *b, trb_store_cf *cf, const void *k, size_t kl) {
+  if (b->touched.len == SIZE_MAX || !cached_cf(cf)) return;
   unsigned char h[12];
   trb_put_u64(h, cf->table_id);
   trb_put_u32(h + 8, (uint32_t)kl);
-  if (b->touched.len == SIZE_MAX || !cached_cf(cf)) return;
   if (kl > UINT32_MAX || trb_buf_append(&b->touched, h, 12) ||
       trb_buf_append(&b->touched, k, kl))
     b->touched.len = SIZE_MAX;

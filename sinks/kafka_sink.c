@@ -747,6 +747,16 @@ static void schemas_settle(kafka_sink *k, int ok) {
     if (k->topics[i].proj_schema == 2) k->topics[i].proj_schema = ok ? 1 : 0;
 }
 
+/* Gives up the transaction of a batch that failed (nothing without one).
+ * When the abort fails too, in_txn stays set and the next delivery aborts
+ * first. */
+static void abort_batch(kafka_sink *k) {
+  if (!k->in_txn) return;
+  rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
+  if (a) rd_kafka_error_destroy(a);
+  else k->in_txn = 0;
+}
+
 static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
                           trb_status *st) {
   kafka_sink *k = (kafka_sink *)s;
@@ -770,11 +780,7 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
     uint64_t fp[2] = {trb_avro_key_fingerprint(k->avro), trb_avro_value_fingerprint(k->avro)};
     for (int i = 0; i < 2; i++) {
       if ((rc = send_schema(k, sch[i], fp[i], st))) {
-        if (k->o.exactly_once) {
-          rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
-          if (a) rd_kafka_error_destroy(a);
-          else k->in_txn = 0;
-        }
+        abort_batch(k);
         return rc;
       }
     }
@@ -787,33 +793,24 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
      * transaction does not matter: a read_committed consumer sees all of
      * it or none of it. */
     char *ck = ckpt_json(through);
-    if (!ck) rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
-    rd_kafka_resp_err_t pe = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (ck) {
-      pe = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(k->offsets),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_KEY(k->txid, strlen(k->txid)),
-                             RD_KAFKA_V_VALUE(ck, strlen(ck)), RD_KAFKA_V_END);
-      free(ck);
-      if (pe)
-        rc = trb_status_set(st, TRB_EIO, "kafka: producing the checkpoint: %s",
-                            rd_kafka_err2str(pe));
+    if (!ck) {
+      abort_batch(k);
+      return trb_status_set(st, TRB_ENOMEM, "out of memory");
     }
-    if (!ck || pe) {
-      rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
-      if (a) rd_kafka_error_destroy(a);
-      else k->in_txn = 0;
-      return rc;
+    rd_kafka_resp_err_t pe = rd_kafka_producev(
+        k->rk, RD_KAFKA_V_TOPIC(k->offsets), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(k->txid, strlen(k->txid)), RD_KAFKA_V_VALUE(ck, strlen(ck)), RD_KAFKA_V_END);
+    free(ck);
+    if (pe) {
+      abort_batch(k);
+      return trb_status_set(st, TRB_EIO, "kafka: producing the checkpoint: %s",
+                            rd_kafka_err2str(pe));
     }
   }
   for (size_t i = 0; i < n; i++)
     if ((rc = produce_one(k, &recs[i], st))) {
       schemas_settle(k, 0);
-      if (k->o.exactly_once) {
-        rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, k->o.timeout_ms);
-        if (a) rd_kafka_error_destroy(a);
-        else k->in_txn = 0;
-      }
+      abort_batch(k);
       return rc;
     }
   if (k->o.exactly_once) {

@@ -249,8 +249,8 @@ static void test_engine_race(void **state) {
   trb_engine_stats es;
   trb_engine_get_stats(r->e, &es);
   assert_true(atomic_load(&r->reads) > 1000);
-  assert_true(es.cache_hits > 100);
-  assert_true(es.cache_bytes <= es.cache_max_bytes);
+  assert_true(es.cache.hits > 100);
+  assert_true(es.cache.bytes <= es.cache.max_bytes);
   /* delete: gone, and stays gone */
   trb_av *k0 = key_of(0), *it = NULL;
   assert_int_equal(trb_get_item(r->e, "tab", k0, &it, NULL), TRB_OK); /* fills */
