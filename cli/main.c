@@ -85,6 +85,7 @@ trb_engine *cli_engine(cli *c) {
                                                          : TRB_WAL_SYNC_ALWAYS;
   o.sync_interval_ms = c->cfg.wal.sync_interval_ms;
   o.segment_size = c->cfg.wal.segment_size;
+  o.commit_delay_us = c->cfg.wal.commit_delay_us;
   o.item_cache_bytes = c->cfg.store.item_cache;
   trb_status st;
   trb_status_init(&st);

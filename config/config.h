@@ -27,6 +27,7 @@ typedef struct trb_config {
   struct {
     trb_cfg_sync sync;                  /* "wal.sync": always | interval; default always */
     uint32_t sync_interval_ms;          /* "wal.sync_interval_ms": 1..10000, default 10 */
+    uint32_t commit_delay_us;           /* "wal.commit_delay_us": 0..100000, default 0 */
     uint64_t segment_size;              /* "wal.segment_size": bytes, 1MiB..4GiB, default 64MiB;
                                            accepts suffixes KiB MiB GiB (and K M G) */
   } wal;

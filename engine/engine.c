@@ -34,6 +34,7 @@ void trb_engine_opts_default(trb_engine_opts *o) {
   o->sync_interval_ms = 10;
   o->segment_size = 64ull << 20;
   o->max_group = 1024;
+  o->commit_delay_us = 0;
   o->item_cache_bytes = 64ull << 20;
 }
 
@@ -592,7 +593,11 @@ trb_err trb_engine_open(const trb_engine_opts *o, trb_engine **out, trb_status *
   pthread_rwlock_init(&e->cat_lock, &ra);
   pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&e->qmu, NULL);
-  pthread_cond_init(&e->qcv, NULL);
+  pthread_condattr_t ca; /* timed waits (the commit delay) on the monotonic clock */
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->qcv, &ca);
+  pthread_condattr_destroy(&ca);
 
   char *waldir = NULL, *storedir = NULL;
   trb_err rc = TRB_OK;

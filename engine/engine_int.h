@@ -78,6 +78,8 @@ struct trb_engine {
   pthread_mutex_t qmu;
   pthread_cond_t qcv;
   trb_req *qhead, *qtail;
+  size_t qlen;               /* requests in the queue */
+  size_t qwant;              /* the commit thread waits for this many (its delay); 0: not */
   int stopping;
   int started;
   pthread_t committer;

@@ -86,6 +86,7 @@ static void assert_is_defaults(const trb_config *cfg) {
   assert_int_equal(cfg->wal.sync, TRB_CFG_SYNC_ALWAYS);
   assert_int_equal(cfg->wal.sync_interval_ms, 10);
   assert_int_equal(cfg->wal.segment_size, 64ull << 20);
+  assert_int_equal(cfg->wal.commit_delay_us, 0);
   assert_string_equal(cfg->api.listen, "127.0.0.1:8000");
   assert_string_equal(cfg->region, "us-east-1");
   assert_string_equal(cfg->log_level, "info");
@@ -476,7 +477,7 @@ static void test_print_doc(void **state) {
   fclose(f);
 
   /* Every setting in the header is documented with its default. */
-  static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms",
+  static const char *names[] = {"data_dir", "wal.sync", "wal.sync_interval_ms", "wal.commit_delay_us",
                                 "wal.segment_size", "store.item_cache", "api.listen",
                                 "api.threads", "api.wait_threads",
                                 "api.access_key_id", "api.secret_access_key", "streams.shards",

@@ -6,8 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/engine_int.h" /* the commit queue's length, for test_commit_delay */
+#include "util/clock.h"
+#include "util/sysio.h"
 #include "testutil.h"
 
 typedef struct fx {
@@ -659,6 +663,134 @@ static void test_concurrent_and_recovery(void **state) {
     }
 }
 
+/* The commit delay: after a group of two or more, the commit thread waits
+ * (here up to 30 s) for as many writes as that group held before taking the
+ * next; a lone writer never waits; close is not held up by the wait. The same
+ * steps with the delay off give the control: the lone write commits alone.
+ * The fdatasync seam holds the first group so that the next holds two. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_armed, gate_entered;
+static int gated_fdatasync(int fd) {
+  pthread_mutex_lock(&gate_mu);
+  if (gate_armed) {
+    gate_entered = 1;
+    pthread_cond_broadcast(&gate_cv);
+    while (gate_armed) pthread_cond_wait(&gate_cv, &gate_mu);
+  }
+  pthread_mutex_unlock(&gate_mu);
+  return fdatasync(fd);
+}
+
+typedef struct dput {
+  trb_engine *e;
+  const char *id;
+  pthread_t th;
+  int done;
+} dput;
+static void *dput_main(void *p) {
+  dput *d = p;
+  char buf[64];
+  snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"%s\"}}", d->id);
+  put(d->e, "dly", buf);
+  __atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+static void dput_start(dput *d, trb_engine *e, const char *id) {
+  *d = (dput){.e = e, .id = id};
+  assert_int_equal(pthread_create(&d->th, NULL, dput_main, d), 0);
+}
+static size_t queued(trb_engine *e) {
+  pthread_mutex_lock(&e->qmu);
+  size_t n = e->qlen;
+  pthread_mutex_unlock(&e->qmu);
+  return n;
+}
+/* Until n requests are queued, or d (if given) has finished. */
+static void wait_queued(trb_engine *e, size_t n, const dput *d) {
+  while (queued(e) < n && !(d && __atomic_load_n(&d->done, __ATOMIC_ACQUIRE))) usleep(1000);
+}
+
+static void commit_delay_case(uint32_t delay_us) {
+  char *dir = trb_test_mkdtemp("engine-delay");
+  trb_engine_opts o;
+  trb_engine_opts_default(&o);
+  o.data_dir = dir;
+  o.segment_size = 1 << 20;
+  o.commit_delay_us = delay_us;
+  trb_engine *e = NULL;
+  assert_int_equal(trb_engine_open(&o, &e, NULL), TRB_OK);
+  mk_table(e, "dly", "id", TRB_T_S, NULL, 0);
+  int64_t t0 = trb_now_us();
+  for (int i = 0; i < 3; i++) put(e, "dly", "{\"id\":{\"S\":\"lone\"},\"n\":{\"N\":\"1\"}}");
+  put(e, "dly", "{\"id\":{\"S\":\"lone\"}}");
+  assert_true(trb_now_us() - t0 < 15000000); /* a lone writer does not wait */
+
+  /* a1 alone in a group, held in its fdatasync while b1 and c1 queue */
+  trb_sys.fdatasync = gated_fdatasync;
+  gate_armed = 1;
+  gate_entered = 0;
+  dput a1, b1, c1, a2;
+  dput_start(&a1, e, "a1");
+  pthread_mutex_lock(&gate_mu);
+  while (!gate_entered) pthread_cond_wait(&gate_cv, &gate_mu);
+  pthread_mutex_unlock(&gate_mu);
+  dput_start(&b1, e, "b1");
+  dput_start(&c1, e, "c1");
+  wait_queued(e, 2, NULL);
+  pthread_mutex_lock(&gate_mu);
+  gate_armed = 0;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mu);
+  pthread_join(a1.th, NULL);
+  pthread_join(b1.th, NULL);
+  pthread_join(c1.th, NULL); /* b1 and c1 were one group of two */
+  trb_engine_stats s0, s1;
+  trb_engine_get_stats(e, &s0);
+
+  /* a2 alone: with the delay it waits for a second write, d2 */
+  dput_start(&a2, e, "a2");
+  int64_t t1 = trb_now_us();
+  if (delay_us) {
+    wait_queued(e, 1, &a2);
+    usleep(50000);
+    assert_false(__atomic_load_n(&a2.done, __ATOMIC_ACQUIRE));
+  } else {
+    pthread_join(a2.th, NULL);
+  }
+  put(e, "dly", "{\"id\":{\"S\":\"d2\"}}");
+  if (delay_us) pthread_join(a2.th, NULL);
+  assert_true(trb_now_us() - t1 < 15000000); /* d2's arrival ended the wait */
+  trb_engine_get_stats(e, &s1);
+  assert_int_equal(s1.groups - s0.groups, delay_us ? 1 : 2);
+  assert_int_equal(s1.writes - s0.writes, 2);
+  trb_sysio_reset();
+
+  /* the commit thread waits again (its last group held two); close ends it */
+  int64_t t2 = trb_now_us();
+  trb_engine_close(e);
+  assert_true(trb_now_us() - t2 < 15000000);
+  e = NULL;
+  assert_int_equal(trb_engine_open(&o, &e, NULL), TRB_OK);
+  const char *ids[] = {"a1", "b1", "c1", "a2", "d2"};
+  char buf[64];
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"%s\"}}", ids[i]);
+    char *g = get(e, "dly", buf);
+    assert_non_null(g);
+    free(g);
+  }
+  trb_engine_close(e);
+  trb_test_rmrf(dir);
+  free(dir);
+}
+
+static void test_commit_delay(void **state) {
+  (void)state;
+  commit_delay_case(30 * 1000 * 1000);
+  commit_delay_case(0);
+}
+
 /* The store lags the WAL (as after a crash before RocksDB flushed): remove
  * the store entirely and recovery rebuilds everything from the WAL. */
 static void test_replay_rebuilds_store(void **state) {
@@ -797,6 +929,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_transaction_atomic, setup, teardown),
       cmocka_unit_test_setup_teardown(test_table_ext, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_dir_locked, setup, teardown),
+      cmocka_unit_test(test_commit_delay),
   };
   return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
