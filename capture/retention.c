@@ -150,11 +150,7 @@ trb_err trb_retention_start(const trb_retention_opts *o, trb_retention **out, tr
   }
   r->o.sinks = r->sinks;
   pthread_mutex_init(&r->mu, NULL);
-  pthread_condattr_t ca; /* trb_deadline_ms is CLOCK_MONOTONIC */
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&r->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  trb_cond_init_mono(&r->cv); /* deadlines come from trb_deadline_ms */
   if (pthread_create(&r->thr, NULL, ret_main, r)) {
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

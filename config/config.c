@@ -89,8 +89,9 @@ static const cfg_setting cfg_settings[] = {
       "Milliseconds between WAL fsyncs when wal.sync is interval."),
   U32("wal.commit_delay_us", wal.commit_delay_us, "0", 0, 100000,
       "Microseconds the commit thread may wait, when the last group commit held two or more "
-      "requests, for as many to queue before the next one (PostgreSQL's commit_delay): fewer "
-      "and bigger fdatasyncs under load. A lone writer never waits. 0 (the default): never wait."),
+      "requests, for half as many again to queue before the next one (PostgreSQL's "
+      "commit_delay): fewer and bigger fdatasyncs under load. A lone writer never waits. "
+      "0 (the default): never wait."),
   SIZE("wal.segment_size", wal.segment_size, "64MiB", MIB, 4 * GIB,
        "Size at which the WAL starts a new segment file."),
   SIZE("store.item_cache", store.item_cache, "64MiB", 0, 64 * GIB,

@@ -30,7 +30,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <xxhash.h>
 
 #include "engine/engine_int.h"
@@ -809,11 +808,7 @@ void *trb__commit_main(void *arg) {
       /* The commit delay (see the top of the file). */
       size_t want = last_writes + last_writes / 2;
       if (want > peak / 16) want = peak / 16;
-      struct timespec dl;
-      clock_gettime(CLOCK_MONOTONIC, &dl);
-      dl.tv_nsec += (long)e->opts.commit_delay_us * 1000;
-      dl.tv_sec += dl.tv_nsec / 1000000000;
-      dl.tv_nsec %= 1000000000;
+      struct timespec dl = trb_deadline_us(e->opts.commit_delay_us);
       e->qwant = want;
       while (e->qlen < want && !e->stopping &&
              pthread_cond_timedwait(&e->qcv, &e->qmu, &dl) == 0) {

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define CAT_PREFIX "T:"
@@ -593,11 +594,7 @@ trb_err trb_engine_open(const trb_engine_opts *o, trb_engine **out, trb_status *
   pthread_rwlock_init(&e->cat_lock, &ra);
   pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&e->qmu, NULL);
-  pthread_condattr_t ca; /* timed waits (the commit delay) on the monotonic clock */
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&e->qcv, &ca);
-  pthread_condattr_destroy(&ca);
+  trb_cond_init_mono(&e->qcv); /* the commit delay's timed wait */
 
   char *waldir = NULL, *storedir = NULL;
   trb_err rc = TRB_OK;

@@ -34,7 +34,7 @@ typedef struct trb_engine_opts {
   uint64_t segment_size;          /* WAL segment bytes, default 64 MiB */
   size_t max_group;               /* most writes per commit group, default 1024 */
   uint32_t commit_delay_us;       /* when the last group held >= 2 requests, wait up to this
-                                     long for as many to queue before the next group (fewer,
+                                     long for 1.5x as many to queue before the next group (fewer,
                                      bigger syncs under load); default 0 = never (see
                                      commit.c for what it measured) */
   size_t item_cache_bytes;        /* the store's item cache (engine/item_cache.h),

@@ -353,12 +353,7 @@ trb_err trb_streams_start(const trb_streams_opts *o, trb_streams **out, trb_stat
   snprintf(t->region, sizeof t->region, "%s", o->region ? o->region : "us-east-1");
   t->o.region = t->region;
   pthread_mutex_init(&t->mu, NULL);
-  /* deadlines come from trb_deadline_ms: CLOCK_MONOTONIC */
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&t->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  trb_cond_init_mono(&t->cv); /* deadlines come from trb_deadline_ms */
   trb_status_init(&t->fail_st);
   uint64_t first = trb_wal_first_lsn(o->wal);
   t->done_lsn = first ? first - 1 : trb_wal_last_lsn(o->wal);

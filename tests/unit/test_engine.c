@@ -19,11 +19,12 @@ typedef struct fx {
   trb_engine *e;
 } fx;
 
-static trb_engine *open_engine(const char *dir) {
+static trb_engine *open_engine_delay(const char *dir, uint32_t commit_delay_us) {
   trb_engine_opts o;
   trb_engine_opts_default(&o);
   o.data_dir = dir;
   o.segment_size = 1 << 20;
+  o.commit_delay_us = commit_delay_us;
   trb_engine *e = NULL;
   trb_status st;
   trb_status_init(&st);
@@ -32,6 +33,8 @@ static trb_engine *open_engine(const char *dir) {
   assert_int_equal(rc, TRB_OK);
   return e;
 }
+
+static trb_engine *open_engine(const char *dir) { return open_engine_delay(dir, 0); }
 
 static int setup(void **state) {
   fx *f = calloc(1, sizeof *f);
@@ -713,13 +716,7 @@ static void wait_queued(trb_engine *e, size_t n, const dput *d) {
 
 static void commit_delay_case(uint32_t delay_us) {
   char *dir = trb_test_mkdtemp("engine-delay");
-  trb_engine_opts o;
-  trb_engine_opts_default(&o);
-  o.data_dir = dir;
-  o.segment_size = 1 << 20;
-  o.commit_delay_us = delay_us;
-  trb_engine *e = NULL;
-  assert_int_equal(trb_engine_open(&o, &e, NULL), TRB_OK);
+  trb_engine *e = open_engine_delay(dir, delay_us);
   mk_table(e, "dly", "id", TRB_T_S, NULL, 0);
   int64_t t0 = trb_now_us();
   for (int i = 0; i < 3; i++) put(e, "dly", "{\"id\":{\"S\":\"lone\"},\"n\":{\"N\":\"1\"}}");
@@ -770,8 +767,7 @@ static void commit_delay_case(uint32_t delay_us) {
   int64_t t2 = trb_now_us();
   trb_engine_close(e);
   assert_true(trb_now_us() - t2 < 15000000);
-  e = NULL;
-  assert_int_equal(trb_engine_open(&o, &e, NULL), TRB_OK);
+  e = open_engine(dir);
   const char *ids[] = {"a1", "b1", "c1", "a2", "d2"};
   char buf[64];
   for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
