@@ -25,7 +25,8 @@
 #include "util/log.h"
 
 static const char *serve_help =
-    "usage: tributary serve [--listen HOST:PORT] [--threads N]\n"
+    "usage: tributary serve [--listen HOST:PORT] [--threads N] [--data-dir DIR]\n"
+    "                       [--config FILE]\n"
     "\n"
     "Serves the DynamoDB API and the DynamoDB Streams API over HTTP on HOST:PORT\n"
     "(default 127.0.0.1:8000, as DynamoDB Local; port 0 picks a free port). Point any\n"
@@ -34,6 +35,7 @@ static const char *serve_help =
     "With api.access_key_id and api.secret_access_key in the config file every\n"
     "request's SigV4 signature is verified; without them any signature is accepted\n"
     "and the server refuses to listen on anything but loopback.\n"
+    "--data-dir and --config are the global options (see `tributary --help`).\n"
     "Stops on SIGTERM or SIGINT after answering the requests in flight.\n";
 
 static int is_loopback(const char *listen) {

@@ -2,6 +2,9 @@
  * main.c -- the `tributary` command: global options and dispatch.
  *
  *   tributary [--data-dir DIR] [--config FILE] COMMAND [ARGS...]
+ *
+ * The two global options may also come anywhere among the command's
+ * arguments, as in `tributary serve --config F`.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -37,7 +40,7 @@ static const char *usage_text =
     "                               follow a table's stream live from a server\n"
     "  config doc | config show     the settings reference / the current settings\n"
     "\n"
-    "Global options:\n"
+    "Global options (before the command or among its arguments):\n"
     "  --data-dir DIR   data directory (default ./tributary-data, or data_dir in the config)\n"
     "  --config FILE    YAML config file (see `tributary config doc`)\n"
     "  --help           this text; `tributary COMMAND --help` for a command\n"
@@ -172,13 +175,34 @@ void cli_print_item(FILE *f, const trb_av *item) {
   free(s);
 }
 
+/* argv[*i] as a global option: 1 taken (its value too, *i moved past
+ * it), 0 not one, -1 its value missing (said on stderr). */
+static int global_opt(int argc, char **argv, int *i, const char **data_dir,
+                      const char **config) {
+  const char *a = argv[*i];
+  if (!strcmp(a, "--data-dir") || !strcmp(a, "--config")) {
+    if (*i + 1 >= argc) {
+      fprintf(stderr, "tributary: %s needs a value (see `tributary --help`)\n", a);
+      return -1;
+    }
+    *(a[2] == 'd' ? data_dir : config) = argv[++*i];
+  } else if (!strncmp(a, "--data-dir=", 11)) {
+    *data_dir = a + 11;
+  } else if (!strncmp(a, "--config=", 9)) {
+    *config = a + 9;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 int main(int argc, char **argv) {
   cli c;
   memset(&c, 0, sizeof c);
   c.prog = argv[0];
   trb_config_defaults(&c.cfg);
   const char *data_dir = NULL, *config = NULL;
-  int i = 1;
+  int i = 1, g;
   for (; i < argc; i++) {
     const char *a = argv[i];
     if (cli_is_help(a)) {
@@ -187,17 +211,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--version")) {
       printf("tributary 0.1.0\n");
       return CLI_OK;
-    } else if (!strcmp(a, "--data-dir") || !strcmp(a, "--config")) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "tributary: %s needs a value (see `tributary --help`)\n", a);
-        return CLI_USAGE;
-      }
-      if (!strcmp(a, "--data-dir")) data_dir = argv[++i];
-      else config = argv[++i];
-    } else if (!strncmp(a, "--data-dir=", 11)) {
-      data_dir = a + 11;
-    } else if (!strncmp(a, "--config=", 9)) {
-      config = a + 9;
+    } else if ((g = global_opt(argc, argv, &i, &data_dir, &config)) != 0) {
+      if (g < 0) return CLI_USAGE;
     } else if (a[0] == '-') {
       fprintf(stderr, "tributary: unknown option %s (see `tributary --help`)\n", a);
       return CLI_USAGE;
@@ -209,6 +224,15 @@ int main(int argc, char **argv) {
     fputs(usage_text, stderr);
     return CLI_USAGE;
   }
+  /* The global options may follow the command too (`tributary serve
+   * --config F`): taken out of its arguments. */
+  int sub_argc = 1;
+  char **sub_argv = argv + i;
+  for (int j = i + 1; j < argc; j++) {
+    if ((g = global_opt(argc, argv, &j, &data_dir, &config)) < 0) return CLI_USAGE;
+    if (!g) sub_argv[sub_argc++] = argv[j];
+  }
+  sub_argv[sub_argc] = NULL;
   trb_status st;
   trb_status_init(&st);
   if (config && trb_config_load(config, &c.cfg, &st)) {
@@ -224,8 +248,6 @@ int main(int argc, char **argv) {
   else if (!strcmp(c.cfg.log_level, "error")) trb_log_set_level(TRB_LOG_ERROR);
 
   const char *cmd = argv[i];
-  int sub_argc = argc - i;
-  char **sub_argv = argv + i;
   int rc;
   if (!strcmp(cmd, "table")) rc = cmd_table(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "put")) rc = cmd_put(&c, sub_argc, sub_argv);

@@ -46,6 +46,16 @@ expect 0 t table describe orders
 if grep -q '"ItemCount": 2' "$D/out"; then ok; else bad "describe ItemCount: $(cat "$D/out")"; fi
 expect 0 t table list
 out_is orders
+# the global options also among a command's arguments (`tributary serve --config F`)
+expect 0 "$T" table list --data-dir "$D/data"
+out_is orders
+expect 0 "$T" table list --data-dir="$D/data"
+out_is orders
+printf 'wal: {commit_delay_us: 300}\n' >"$D/good.yaml"
+expect 0 "$T" config show --config "$D/good.yaml"
+if grep -q '^  commit_delay_us: 300$' "$D/out"; then ok; else bad "config show --config after the command"; fi
+expect 2 "$T" table list --data-dir
+err_has '--data-dir needs a value'; one_line_err
 
 # bad input: one-line error, exit 1 (or 2 for usage), data untouched
 before=$(t wal dump | wc -l)
@@ -102,6 +112,8 @@ err_has 'offset'
 # config errors name file and line
 printf 'wal:\n  sync: sometimes\n' >"$D/bad.yaml"
 expect 1 "$T" --config "$D/bad.yaml" table list
+err_has 'bad.yaml:2: wal.sync'
+expect 1 "$T" table list --config "$D/bad.yaml"
 err_has 'bad.yaml:2: wal.sync'
 expect 0 "$T" config doc
 if grep -q 'wal.segment_size' "$D/out"; then ok; else bad "config doc"; fi
