@@ -18,11 +18,21 @@
 #   TRB_BENCH_CACHE       where dynalite is installed (default /opt/trb-bench)
 #   TRB_BENCH_SERVE_ARGS  extra arguments for `tributary serve`, e.g.
 #                         "--threads 32" (default: none, the server's default)
+#   TRB_BENCH_ROUNDS      rounds (default 3; see below)
 #   TRB_BENCH_DATA        parent directory of tributary's data directory
 #                         (default /tmp; must be a real disk, not tmpfs, for
 #                         the durable figures to mean anything)
 #
-# After tributary's run, bench_put --ceiling-only prints the disk's own
+# Rounds: the three servers run side by side (idle while another is
+# loaded), and each round loads them in turn, SECONDS each: bare, tributary
+# PutItem and GetItem, dynalite PutItem and GetItem. The host's speed
+# drifts by tens of percent from one minute to the next here, so a ratio is
+# taken within a round (loads a few seconds apart), and the figures without
+# a prefix are the medians over the rounds (counts of bad answers: the
+# sums); round K's own lines carry the prefix rK_, and *_vs_*_runs lists
+# each round's ratio. PutItem keys are new in every round (inserts, never
+# replacements).
+# After the rounds, bench_put --ceiling-only prints the disk's own
 # fdatasync rate and p50/p99 on the data directory's disk
 # (ceiling_fdatasync_*): the floor under PutItem's latency.
 # Every response is checked: *_non200 counts responses whose status is not
@@ -41,6 +51,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
+ROUNDS=${TRB_BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench_http: TRB_BENCH_ROUNDS must be a positive number" >&2; exit 2; }
 B=${TRB_BENCH_BUILD:-./build}
 CACHE=${TRB_BENCH_CACHE:-/opt/trb-bench}
 DYNALITE_VERSION=4.0.0 # needs Node >= 20
@@ -66,10 +78,12 @@ cleanup() {
   rm -rf "$W" "$D"
 }
 trap cleanup EXIT
-stop() { # stop PID: SIGTERM, wait for it to exit (one server runs at a time)
+stop() { # stop PID: SIGTERM, wait for it to exit
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
-  PIDS=()
+  local p keep=()
+  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
 }
 
 # ---- wrk scripts ----
@@ -124,7 +138,8 @@ function done(summary, latency, requests)
 end
 LUA
 { cat "$W/common.lua"; cat <<'LUA'
-local n = 0
+-- each round's keys are new: round K numbers its items from K x 10^9
+local n = tonumber(os.getenv("TRB_BENCH_ROUND") or "1") * 1000000000
 local pad = string.rep("x", 170)
 request = function()
   n = n + 1
@@ -224,16 +239,18 @@ print("%.1f %.1f %.0f" % (srv * 1e6 / reqs, wrk * 1e6 / reqs, other))
 PY
 )
   set -- "$3" $r $cpu
-  echo "$1_req_per_s=$2"
-  echo "$1_p50_us=$3"
-  echo "$1_p99_us=$4"
-  echo "$1_requests=$5"
-  echo "$1_non200=$6"
-  [[ $1 == *_get ]] && echo "${1%_get}_get_missing=$7"
-  echo "$1_sock_errors=$8"
-  echo "$1_server_cpu_us_per_req=$9"
-  echo "$1_wrk_cpu_us_per_req=${10}"
-  echo "$1_other_cpu_pct=${11}"
+  {
+    echo "$1_req_per_s=$2"
+    echo "$1_p50_us=$3"
+    echo "$1_p99_us=$4"
+    echo "$1_requests=$5"
+    echo "$1_non200=$6"
+    [[ $1 == *_get ]] && echo "${1%_get}_get_missing=$7"
+    echo "$1_sock_errors=$8"
+    echo "$1_server_cpu_us_per_req=$9"
+    echo "$1_wrk_cpu_us_per_req=${10}"
+    echo "$1_other_cpu_pct=${11}"
+  } | tee -a "$W/figs"
   if (( $6 + $7 + $8 )); then
     say "$1: $6 non-200, $7 GetItem without Item, $8 socket errors; first: $(sed -n 's/^FIRST_BAD //p' <<<"$out")"
     BAD=1
@@ -242,7 +259,6 @@ PY
   RATE=$2
 }
 BAD=0
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 idle_pct() { # CPU idle over the next second, in percent (all CPUs)
   local a b
   read -r -a a < <(grep '^cpu ' /proc/stat); sleep 1; read -r -a b < <(grep '^cpu ' /proc/stat)
@@ -256,34 +272,18 @@ IDLE=$(idle_pct)
 echo "cpu_idle_before_pct=$IDLE"
 (( IDLE >= 90 )) || say "warning: the machine is busy ($IDLE% idle) -- figures will be low and noisy"
 
-# ---- 1. the ceiling: bare libmicrohttpd ----
+# ---- the three servers, side by side ----
 say "bare libmicrohttpd on :$P_BARE"
-$B/bench_mhd_bare $P_BARE 2 & PID=$!; PIDS+=($PID)
-wait_port $P_BARE $PID || die "bench_mhd_bare did not start"
-load $P_BARE bare.lua bare_mhd $PID; BARE=$RATE
-stop $PID
+$B/bench_mhd_bare $P_BARE 2 & BPID=$!; PIDS+=($BPID)
+wait_port $P_BARE $BPID || die "bench_mhd_bare did not start"
 
-# ---- 2. tributary, durable ----
 say "tributary serve on :$P_TRB (data in $D, serve args: ${SERVE_ARGS:-none})"
 # shellcheck disable=SC2086
-$B/tributary --data-dir "$D/trb" serve --listen 127.0.0.1:$P_TRB $SERVE_ARGS 2>"$W/trb.log" & PID=$!
-PIDS+=($PID)
-wait_port $P_TRB $PID || die "tributary did not start: $(cat "$W/trb.log")"
+$B/tributary --data-dir "$D/trb" serve --listen 127.0.0.1:$P_TRB $SERVE_ARGS 2>"$W/trb.log" & TPID=$!
+PIDS+=($TPID)
+wait_port $P_TRB $TPID || die "tributary did not start: $(cat "$W/trb.log")"
 prepare $P_TRB
-load $P_TRB put.lua tributary_put $PID; TPUT=$RATE
-load $P_TRB get.lua tributary_get $PID; TGET=$RATE
-stop $PID
-# The disk's own fdatasync rate and latency, on the data directory's disk,
-# after tributary's run (so its writes and deletes do not disturb it):
-# every PutItem waits for at least one, so the PutItem p99 cannot be much
-# below ceiling_fdatasync_p99_us (a disk whose syncs stall shows it here).
-if [[ -x $B/bench_put ]]; then
-  mkdir -p "$D/fsync"
-  $B/bench_put --ceiling-only --seconds 3 --dir "$D/fsync" || say "bench_put --ceiling-only failed"
-fi
-if grep -q -i -E 'warn|error' "$W/trb.log"; then say "tributary log:"; grep -i -E 'warn|error' "$W/trb.log" | head -20 >&2; fi
 
-# ---- 3. dynalite (npm, in memory) ----
 DYNJS=$CACHE/node_modules/dynalite/cli.js
 DYN=""
 if ! command -v node >/dev/null; then
@@ -301,17 +301,62 @@ else
 fi
 if [[ -n $DYN ]]; then
   say "dynalite $DYNALITE_VERSION on :$P_DYN"
-  node "$DYNJS" --host 127.0.0.1 --port $P_DYN --createTableMs 0 >"$W/dyn.log" 2>&1 & PID=$!
-  PIDS+=($PID)
-  wait_port $P_DYN $PID || die "dynalite did not start: $(cat "$W/dyn.log")"
+  node "$DYNJS" --host 127.0.0.1 --port $P_DYN --createTableMs 0 >"$W/dyn.log" 2>&1 & DPID=$!
+  PIDS+=($DPID)
+  wait_port $P_DYN $DPID || die "dynalite did not start: $(cat "$W/dyn.log")"
   prepare $P_DYN
-  load $P_DYN put.lua dynalite_put $PID; DPUT=$RATE
-  load $P_DYN get.lua dynalite_get $PID; DGET=$RATE
-  stop $PID
-  echo "tributary_put_vs_dynalite=$(ratio "$TPUT" "$DPUT")"
-  echo "tributary_get_vs_dynalite=$(ratio "$TGET" "$DGET")"
-else
-  echo "dynalite=unavailable"
 fi
-echo "tributary_get_vs_bare=$(ratio "$TGET" "$BARE")"
+
+# ---- the rounds ----
+for r in $(seq "$ROUNDS"); do
+  say "round $r of $ROUNDS"
+  export TRB_BENCH_ROUND=$r
+  load $P_BARE bare.lua "r${r}_bare_mhd" $BPID
+  load $P_TRB put.lua "r${r}_tributary_put" $TPID
+  load $P_TRB get.lua "r${r}_tributary_get" $TPID
+  if [[ -n $DYN ]]; then
+    load $P_DYN put.lua "r${r}_dynalite_put" $DPID
+    load $P_DYN get.lua "r${r}_dynalite_get" $DPID
+  fi
+done
+stop $BPID
+stop $TPID
+[[ -n $DYN ]] && stop $DPID
+if grep -q -i -E 'warn|error' "$W/trb.log"; then say "tributary log:"; grep -i -E 'warn|error' "$W/trb.log" | head -20 >&2; fi
+
+# The medians (sums for the counts of bad answers) under the names without
+# a prefix, and the ratios, each round's own and their median.
+python3 - "$W/figs" "$ROUNDS" <<'PY'
+import re, statistics, sys
+figs, rounds = {}, int(sys.argv[2])
+for line in open(sys.argv[1]):
+    m = re.match(r"r(\d+)_(\w+)=(.*)", line.strip())
+    if m:
+        figs.setdefault(m.group(2), {})[int(m.group(1))] = float(m.group(3))
+def fmt(v):
+    return ("%d" % v) if v == int(v) else ("%.1f" % v)
+for name, per in figs.items():
+    vals = [per[r] for r in sorted(per)]
+    bad = name.endswith(("_non200", "_sock_errors", "_get_missing"))
+    print("%s=%s" % (name, fmt(sum(vals) if bad else statistics.median(vals))))
+def ratio(name, a, b):
+    ra, rb = figs.get(a + "_req_per_s", {}), figs.get(b + "_req_per_s", {})
+    rs = [ra[r] / rb[r] for r in sorted(ra) if rb.get(r)]
+    if rs:
+        print("%s=%.2f" % (name, statistics.median(rs)))
+        print("%s_runs=%s" % (name, ",".join("%.2f" % x for x in rs)))
+ratio("tributary_put_vs_dynalite", "tributary_put", "dynalite_put")
+ratio("tributary_get_vs_dynalite", "tributary_get", "dynalite_get")
+ratio("tributary_get_vs_bare", "tributary_get", "bare_mhd")
+PY
+[[ -n $DYN ]] || echo "dynalite=unavailable"
+
+# The disk's own fdatasync rate and latency, on the data directory's disk,
+# after the servers stopped (so their writes do not disturb it): every
+# PutItem waits for at least one, so the PutItem p99 cannot be much below
+# ceiling_fdatasync_p99_us (a disk whose syncs stall shows it here).
+if [[ -x $B/bench_put ]]; then
+  mkdir -p "$D/fsync"
+  $B/bench_put --ceiling-only --seconds 3 --dir "$D/fsync" || say "bench_put --ceiling-only failed"
+fi
 if (( BAD )); then say "some requests did not get a 200 (see above)"; exit 1; fi
