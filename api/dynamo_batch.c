@@ -162,6 +162,25 @@ done:
 
 /* ---- BatchGetItem ---- */
 
+/* The response's cap (DynamoDB: "up to 16 MB of data"), counted in item
+ * sizes as read: once the next item would pass it, that key and every
+ * later one go back in UnprocessedKeys (100 items of 300 KB: 52 returned,
+ * as on AWS). */
+#define BATCH_GET_MAX_BYTES (16u * 1000 * 1000)
+
+/* Key kj of table tk (its KeysAndAttributes ka) left for the client to ask
+ * again: into unproc[tk], which keeps ka's other members. */
+static void unprocessed_key(json_t *unproc, const char *tk, json_t *ka, json_t *kj) {
+  json_t *t = json_object_get(unproc, tk);
+  if (!t) {
+    t = json_deep_copy(ka);
+    if (!t) return;
+    json_object_set_new(t, "Keys", json_array());
+    json_object_set_new(unproc, tk, t);
+  }
+  json_array_append(json_object_get(t, "Keys"), kj);
+}
+
 int op_batch_get(api_call *c) {
   json_t *ri;
   int cap = 0;
@@ -182,7 +201,8 @@ int op_batch_get(api_call *c) {
     return api_fail(c, "ValidationException",
                     "1 validation error detected: Value at 'requestItems' failed to satisfy "
                     "constraint: Member must have length greater than or equal to 1");
-  json_t *responses = json_object(), *caps = json_array();
+  json_t *responses = json_object(), *caps = json_array(), *unproc = json_object();
+  size_t bytes = 0;
   int ret = -1;
   json_object_foreach(ri, tk, ka) {
     char tname[256];
@@ -217,11 +237,23 @@ int op_batch_get(api_call *c) {
     }
     for (size_t i = 0; i < json_array_size(keys); i++) {
       trb_av *item = NULL;
+      if (bytes >= BATCH_GET_MAX_BYTES) {
+        unprocessed_key(unproc, tk, ka, json_array_get(keys, i));
+        continue;
+      }
       if ((rc = trb_get_item(c->api->eng, tname, kv[i], &item, &st))) {
         api_fail_st(c, rc, &st);
         goto next;
       }
-      cap_add(caps, tk, api_rcu(item ? trb_item_size(item) : 0, consistent), cap, 1);
+      size_t isz = item ? trb_item_size(item) : 0;
+      if (bytes + isz > BATCH_GET_MAX_BYTES) {
+        trb_av_destroy(item);
+        bytes = BATCH_GET_MAX_BYTES;
+        unprocessed_key(unproc, tk, ka, json_array_get(keys, i));
+        continue;
+      }
+      bytes += isz;
+      cap_add(caps, tk, api_rcu(isz, consistent), cap, 1);
       if (!item) continue;
       if (proj) {
         trb_av *pi = NULL;
@@ -247,12 +279,13 @@ int op_batch_get(api_call *c) {
     trb_av_destroy(vals);
     if (!ok) goto done;
   }
-  c->out = json_pack("{s:O,s:{}}", "Responses", responses, "UnprocessedKeys");
+  c->out = json_pack("{s:O,s:O}", "Responses", responses, "UnprocessedKeys", unproc);
   if (cap) json_object_set(c->out, "ConsumedCapacity", caps);
   ret = 0;
 done:
   json_decref(responses);
   json_decref(caps);
+  json_decref(unproc);
   return ret;
 }
 

@@ -226,6 +226,27 @@ try:
     h.eq(r["UnprocessedKeys"], {}, "batch get unprocessed is {}")
     h.raises(lambda: ddb.batch_get_item(RequestItems={"orders": {"Keys": keys[:2] + keys[:1]}}),
              "ValidationException", "batch get duplicates")
+    # the 16 MB response cap: 50 items of ~390 KB (19.5 MB) -> the first 41 (16,000,000 bytes of
+    # item size) in Responses, the other keys in UnprocessedKeys with the request's other members
+    big = "b" * 390000
+    for i in range(50):
+        ddb.put_item(TableName="orders", Item={"customer": {"S": "cap16"}, "order": {"N": str(i)},
+                                              "pad": {"S": big}})
+    bkeys = [{"customer": {"S": "cap16"}, "order": {"N": str(i)}} for i in range(50)]
+    got, rounds, req = [], 0, {"orders": {"Keys": bkeys, "ConsistentRead": True}}
+    while req and rounds < 5:
+        r = ddb.batch_get_item(RequestItems=req)
+        got += [int(it["order"]["N"]) for it in r["Responses"].get("orders", [])]
+        if rounds == 0:
+            h.eq(len(r["Responses"]["orders"]), 41, "batch get stops at 16 MB")
+            h.eq(r["UnprocessedKeys"].get("orders", {}).get("ConsistentRead"), True,
+                 "unprocessed keys keep the request's members")
+            h.eq(len(r["UnprocessedKeys"].get("orders", {}).get("Keys", [])), 9, "the rest unprocessed")
+        req = r["UnprocessedKeys"]
+        rounds += 1
+    h.eq(sorted(got), list(range(50)), "asking again for the unprocessed keys gets every item once")
+    for k in bkeys:
+        ddb.delete_item(TableName="orders", Key=k)
     h.raises(lambda: ddb.batch_write_item(RequestItems={"orders": [
         {"PutRequest": {"Item": {"customer": {"S": "z"}, "order": {"N": "1"}}}},
         {"DeleteRequest": {"Key": {"customer": {"S": "z"}, "order": {"N": "1"}}}}]}),
