@@ -6,7 +6,10 @@
  * (engine/tabledef.h), under these members:
  *   AttributeDefinitions  as the client sent them
  *   BillingMode           "PROVISIONED" | "PAY_PER_REQUEST"
- *   ProvisionedThroughput {"ReadCapacityUnits": n, "WriteCapacityUnits": n}
+ *   ProvisionedThroughput {"ReadCapacityUnits": n, "WriteCapacityUnits": n,
+ *                          and once changed by UpdateTable: "LastIncreaseDateTime",
+ *                          "LastDecreaseDateTime" (epoch seconds), "DecreasesDay"
+ *                          (the UTC day, days since the epoch, of "DecreasesThatDay")}
  *   BillingModeSince      epoch seconds of the last billing-mode change
  *   StreamSpecification   {"StreamEnabled": true, "StreamViewType": ...} when on
  *   StreamLabel           ISO-8601 label of the latest stream (kept when off)
@@ -83,9 +86,19 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
     rcu = json_integer_value(json_object_get(pt, "ReadCapacityUnits"));
     wcu = json_integer_value(json_object_get(pt, "WriteCapacityUnits"));
   }
-  json_object_set_new(o, "ProvisionedThroughput",
-                      json_pack("{s:i,s:I,s:I}", "NumberOfDecreasesToday", 0,
-                                "ReadCapacityUnits", rcu, "WriteCapacityUnits", wcu));
+  json_t *ptd = json_pack("{s:I,s:I,s:I}", "NumberOfDecreasesToday", (json_int_t)0,
+                          "ReadCapacityUnits", rcu, "WriteCapacityUnits", wcu);
+  if (pt && !strcmp(bm, "PROVISIONED")) {
+    static const char *const when[] = {"LastIncreaseDateTime", "LastDecreaseDateTime"};
+    for (int i = 0; i < 2; i++) {
+      json_t *t = json_object_get(pt, when[i]);
+      if (t) json_object_set_new(ptd, when[i], json_copy(t));
+    }
+    if (json_integer_value(json_object_get(pt, "DecreasesDay")) == trb_now_us() / 86400000000ll)
+      json_object_set_new(ptd, "NumberOfDecreasesToday",
+                          json_copy(json_object_get(pt, "DecreasesThatDay")));
+  }
+  json_object_set_new(o, "ProvisionedThroughput", ptd);
   json_object_set_new(o, "TableSizeBytes", json_integer((json_int_t)info->size_bytes));
   json_object_set_new(o, "ItemCount", json_integer((json_int_t)info->item_count));
   json_object_set_new(o, "TableArn", json_string(arn));
@@ -394,6 +407,58 @@ static int update_ext(api_call *c, const char *name,
   return 0;
 }
 
+/* UpdateTable's ProvisionedThroughput pt (checked) into ext. was_prov: the
+ * table is in provisioned mode now, so pt is a change of its throughput:
+ * the same values again are refused, as DynamoDB does, unless the request
+ * changes something else; an increase or a decrease is dated, decreases
+ * are counted per UTC day (NumberOfDecreasesToday). */
+static int set_throughput(api_call *c, json_t *ext, json_t *pt, int was_prov) {
+  json_t *old = was_prov ? json_object_get(ext, "ProvisionedThroughput") : NULL;
+  json_int_t nr = json_integer_value(json_object_get(pt, "ReadCapacityUnits"));
+  json_int_t nw = json_integer_value(json_object_get(pt, "WriteCapacityUnits"));
+  json_t *np = json_pack("{s:I,s:I}", "ReadCapacityUnits", nr, "WriteCapacityUnits", nw);
+  if (old) {
+    json_int_t orr = json_integer_value(json_object_get(old, "ReadCapacityUnits"));
+    json_int_t ow = json_integer_value(json_object_get(old, "WriteCapacityUnits"));
+    static const char *const others[] = {"BillingMode", "StreamSpecification",
+                                         "GlobalSecondaryIndexUpdates", "DeletionProtectionEnabled",
+                                         "TableClass", "SSESpecification", NULL};
+    int other = 0;
+    for (int i = 0; others[i]; i++) other |= json_object_get(c->in, others[i]) != NULL;
+    if (orr == nr && ow == nw && !other) {
+      json_decref(np);
+      return api_fail(c, "ValidationException",
+                      "The provisioned throughput for the table will not change. The requested "
+                      "value equals the current value. Current ReadCapacityUnits provisioned for "
+                      "the table: %" JSON_INTEGER_FORMAT ". Requested ReadCapacityUnits: %"
+                      JSON_INTEGER_FORMAT ". Current WriteCapacityUnits provisioned for the "
+                      "table: %" JSON_INTEGER_FORMAT ". Requested WriteCapacityUnits: %"
+                      JSON_INTEGER_FORMAT ". Refer to the Amazon DynamoDB Developer Guide for "
+                      "current limits and how to request higher limits.", orr, nr, ow, nw);
+    }
+    static const char *const keep[] = {"LastIncreaseDateTime", "LastDecreaseDateTime",
+                                       "DecreasesDay", "DecreasesThatDay", NULL};
+    for (int i = 0; keep[i]; i++) {
+      json_t *v = json_object_get(old, keep[i]);
+      if (v) json_object_set_new(np, keep[i], json_copy(v));
+    }
+    int64_t now = trb_now_us();
+    if (nr > orr || nw > ow)
+      json_object_set_new(np, "LastIncreaseDateTime", json_real((double)now / 1e6));
+    if (nr < orr || nw < ow) {
+      json_int_t day = now / 86400000000ll;
+      json_int_t n = json_integer_value(json_object_get(np, "DecreasesDay")) == day
+                         ? json_integer_value(json_object_get(np, "DecreasesThatDay"))
+                         : 0;
+      json_object_set_new(np, "LastDecreaseDateTime", json_real((double)now / 1e6));
+      json_object_set_new(np, "DecreasesDay", json_integer(day));
+      json_object_set_new(np, "DecreasesThatDay", json_integer(n + 1));
+    }
+  }
+  json_object_set_new(ext, "ProvisionedThroughput", np);
+  return 0;
+}
+
 static int apply_update_table(api_call *c, json_t *ext, void *arg) {
   (void)arg;
   int changed = 0;
@@ -415,10 +480,7 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
                       "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
                       "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
     if (check_throughput(c, pt)) return -1;
-    json_object_set_new(ext, "ProvisionedThroughput",
-                        json_pack("{s:O,s:O}", "ReadCapacityUnits",
-                                  json_object_get(pt, "ReadCapacityUnits"), "WriteCapacityUnits",
-                                  json_object_get(pt, "WriteCapacityUnits")));
+    if (set_throughput(c, ext, pt, !strcmp(cur, "PROVISIONED"))) return -1;
     changed = 1;
   } else if (bm && !strcmp(bm, "PROVISIONED") && strcmp(cur, "PROVISIONED")) {
     return api_fail(c, "ValidationException",

@@ -299,6 +299,22 @@ try:
     h.check(throttled_at is not None and 290 <= throttled_at <= 310,
             "1 WCU throttles after the ~300 s burst allowance (at %r)" % throttled_at)
     ddb.update_table(TableName="slow", BillingMode="PAY_PER_REQUEST")
+    # a throughput change is dated, a decrease counted; the same values again are refused
+    ddb.create_table(
+        TableName="prov", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 2, "WriteCapacityUnits": 2})
+    h.raises(lambda: ddb.update_table(TableName="prov", ProvisionedThroughput={
+        "ReadCapacityUnits": 2, "WriteCapacityUnits": 2}), "ValidationException",
+        "the same throughput again")
+    pt = ddb.update_table(TableName="prov", ProvisionedThroughput={
+        "ReadCapacityUnits": 3, "WriteCapacityUnits": 2})["TableDescription"]["ProvisionedThroughput"]
+    h.check("LastIncreaseDateTime" in pt and "LastDecreaseDateTime" not in pt, "increase dated: %r" % pt)
+    ddb.update_table(TableName="prov", ProvisionedThroughput={"ReadCapacityUnits": 3, "WriteCapacityUnits": 1})
+    pt = ddb.describe_table(TableName="prov")["Table"]["ProvisionedThroughput"]
+    h.eq((pt["ReadCapacityUnits"], pt["WriteCapacityUnits"], pt["NumberOfDecreasesToday"],
+          "LastDecreaseDateTime" in pt), (3, 1, 1, True), "decrease dated and counted")
+    ddb.delete_table(TableName="prov")
     ddb.put_item(TableName="slow", Item={"id": {"S": "after"}})
     h.check(True, "on-demand after the switch is not throttled")
 
