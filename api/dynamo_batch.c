@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/dynamo_item.h"
+#include "api/dynamo_legacy.h"
 
 static trb_err always(void *ctx, const trb_av *item, int *pass, trb_status *st) {
   (void)ctx;
@@ -192,6 +193,7 @@ int op_batch_get(api_call *c) {
   json_object_foreach(ri, tk, ka) {
     json_t *keys;
     if (!json_is_object(ka)) return api_fail(c, "SerializationException", "Expected map or null");
+    if (api_legacy(c, ka, API_LG_ATTRIBUTES_TO_GET) < 0) return -1;
     if (api_get_arr(c, ka, "Keys", 1, &keys) <= 0) return -1;
     total += json_array_size(keys);
   }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/dynamo_item.h"
+#include "api/dynamo_legacy.h"
 #include "transform/doc_json.h"
 
 static const char *const rv_names[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW",
@@ -22,14 +23,17 @@ void api_wreq_fini(api_wreq *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* The legacy members in a transaction's action, which takes only the
+ * expression parameters (single-item writes rewrite theirs first, see
+ * dynamo_legacy.h). */
 static int reject_legacy(api_call *c, json_t *obj) {
   static const char *legacy[] = {"Expected", "ConditionalOperator", "AttributeUpdates",
                                  "AttributesToGet", NULL};
   for (int i = 0; legacy[i]; i++)
     if (json_object_get(obj, legacy[i]))
       return api_fail(c, "ValidationException",
-                      "The legacy parameter %s is not supported by tributary; use the expression "
-                      "parameters (ConditionExpression, UpdateExpression, ProjectionExpression)",
+                      "The parameter %s is not valid in a transaction's action; use the "
+                      "expression parameters (ConditionExpression, UpdateExpression)",
                       legacy[i]);
   return 0;
 }
@@ -136,6 +140,9 @@ int api_write_start(api_call *c, trb_write_kind kind, api_write_job *j, void (*d
   memset(j, 0, sizeof *j);
   j->kind = kind;
   j->parsed = 1; /* api_wreq_fini is right even for a half-parsed request */
+  if (api_legacy(c, c->in,
+                 API_LG_EXPECTED | (kind == TRB_W_UPDATE ? API_LG_ATTRIBUTE_UPDATES : 0u)) < 0)
+    return -1;
   if (api_wreq_parse(c, c->in, kind, &j->r) < 0) return -1;
   if (api_wreq_rv(c, c->in, &j->r, kind == TRB_W_UPDATE) < 0) return -1;
   if (api_admit(c, j->r.table, 1, &j->thr) < 0) return -1;
@@ -214,7 +221,7 @@ int op_get_item(api_call *c) {
   trb_expr_env *env = NULL;
   trb_expr *proj = NULL;
   int ret = -1, consistent = 0, cap = 0;
-  if (reject_legacy(c, c->in)) goto done;
+  if (api_legacy(c, c->in, API_LG_ATTRIBUTES_TO_GET) < 0) goto done;
   if (api_table_name(c, c->in, "TableName", &table) < 0) goto done;
   char tname[256];
   snprintf(tname, sizeof tname, "%s", table);

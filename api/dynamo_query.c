@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/dynamo_item.h"
+#include "api/dynamo_legacy.h"
 
 typedef struct rq {
   const char *table;
@@ -37,14 +38,10 @@ static void rq_fini(rq *r) {
 
 static int parse_common(api_call *c, rq *r, int is_query) {
   memset(r, 0, sizeof *r);
-  static const char *legacy[] = {"KeyConditions", "QueryFilter", "ScanFilter",
-                                 "ConditionalOperator", "AttributesToGet", NULL};
-  for (int i = 0; legacy[i]; i++)
-    if (json_object_get(c->in, legacy[i]))
-      return api_fail(c, "ValidationException",
-                      "The legacy parameter %s is not supported by tributary; use the expression "
-                      "parameters",
-                      legacy[i]);
+  if (api_legacy(c, c->in,
+                 API_LG_ATTRIBUTES_TO_GET |
+                     (is_query ? API_LG_KEY_CONDITIONS | API_LG_QUERY_FILTER : API_LG_SCAN_FILTER)) < 0)
+    return -1;
   if (api_table_name(c, c->in, "TableName", &r->table) < 0) return -1;
   snprintf(r->table_buf, sizeof r->table_buf, "%s", r->table);
   r->table = r->table_buf;
