@@ -389,6 +389,8 @@ static int token_begin(api_call *c, const char *token, int cap) {
   return api_fail(c, "InternalServerError", "unknown token verdict");
 }
 
+#define TRANSACT_MAX_BYTES (4u * 1024 * 1024)
+
 int op_transact_write(api_call *c) {
   json_t *items;
   int cap = 0, ret = -1;
@@ -448,6 +450,19 @@ int op_transact_write(api_call *c) {
     if (cap) r[i].w.want_old = r[i].w.want_new = 1;
     if (token) r[i].w.want_new = 1; /* sizes for a replay's capacity */
     w[i] = r[i].w;
+  }
+  /* DynamoDB's cap on a transaction's data: the items put, the keys of the
+   * other actions. */
+  {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+      total += r[i].item ? trb_item_size(r[i].item) : r[i].key ? trb_item_size(r[i].key) : 0;
+    if (total > TRANSACT_MAX_BYTES) {
+      api_fail(c, "ValidationException",
+               "Transaction request cannot be larger than 4 MB (the items and keys in this one "
+               "come to %zu bytes)", total);
+      goto done;
+    }
   }
   /* The token is looked at only once the request is known to be valid: an
    * invalid request is answered as such whatever its token. */

@@ -284,6 +284,15 @@ try:
     h.eq(r["Responses"][0]["Item"]["v"], {"N": "1"}, "transaction was not applied")
     h.eq(r["Responses"][1], {}, "missing item in TransactGetItems")
 
+    # a transaction's data is capped at 4 MB: eleven 390 KB puts are refused whole
+    big = "x" * 390000
+    h.raises(lambda: ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "orders", "Item": {"customer": {"S": "tx4mb"}, "order": {"N": str(i)},
+                                                 "pad": {"S": big}}}} for i in range(11)]),
+        "ValidationException", "transaction over 4 MB")
+    h.eq(ddb.get_item(TableName="orders", Key={"customer": {"S": "tx4mb"}, "order": {"N": "0"}}).get("Item"),
+         None, "the refused transaction wrote nothing")
+
     # ---- throttling in provisioned mode: 1 WCU with 300 s of burst ----
     ddb.create_table(
         TableName="slow", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
