@@ -483,7 +483,12 @@ static void respond(trb_http_resp *resp, int status, char *body, size_t len) {
 static json_t *parse_body(api_call *c, const char *body, size_t len) {
   json_error_t je;
   json_t *in = len ? json_loadb(body, len, 0, &je) : NULL;
-  if (!in) {
+  if (!in && len && je.text[0] == '\\' && strstr(je.text, "JSON_ALLOW_NUL")) {
+    /* jansson's text names its own flag: say what the client can act on */
+    api_fail(c, "SerializationException",
+             "Malformed JSON: strings holding the character U+0000 (\\u0000) are not supported "
+             "(line %d, column %d)", je.line, je.column);
+  } else if (!in) {
     api_fail(c, "SerializationException", len ? "Malformed JSON: %s" : "Empty request body",
              len ? je.text : "");
   } else if (!json_is_object(in)) {

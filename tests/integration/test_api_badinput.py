@@ -106,6 +106,11 @@ try:
     for name, target, body, status, etype in cases:
         got = err(call(target, body))
         h.eq(got, (status, etype), name)
+    # a string holding U+0000: refused, with a message that says so (not jansson's flag name)
+    r = call(DDB + "PutItem", '{"TableName": "t01", "Item": {"id": {"S": "a"}, "s": {"S": "x\\u0000y"}}}')
+    h.eq(err(r), (400, "SerializationException"), "a string with U+0000")
+    h.check("U+0000" in r[1].get("Message", r[1].get("message", "")) and
+            "JSON_ALLOW_NUL" not in json.dumps(r[1]), "the U+0000 message: %r" % (r[1],))
 
     # over the 16 MB body cap
     # The server may answer as soon as it sees Content-Length and close the
