@@ -245,7 +245,9 @@ static void sha_init(void) {
   if (pthread_key_create(&g_sha_key, sha_ctx_free)) g_sha = NULL;
 }
 
-static void sha256_16(const unsigned char in[16], unsigned char md[SHA256_DIGEST_LENGTH]) {
+/* SHA-256 of a then b (b may be empty). */
+static void sha256_2(const void *a, size_t al, const void *b, size_t bl,
+                     unsigned char md[SHA256_DIGEST_LENGTH]) {
   pthread_once(&g_sha_once, sha_init);
   EVP_MD_CTX *c = g_sha ? pthread_getspecific(g_sha_key) : NULL;
   if (g_sha && !c && (c = EVP_MD_CTX_new()) && pthread_setspecific(g_sha_key, c)) {
@@ -253,18 +255,30 @@ static void sha256_16(const unsigned char in[16], unsigned char md[SHA256_DIGEST
     c = NULL;
   }
   unsigned int mdl = 0;
-  if (c && EVP_DigestInit_ex2(c, g_sha, NULL) && EVP_DigestUpdate(c, in, 16) &&
-      EVP_DigestFinal_ex(c, md, &mdl))
+  if (c && EVP_DigestInit_ex2(c, g_sha, NULL) && EVP_DigestUpdate(c, a, al) &&
+      (!bl || EVP_DigestUpdate(c, b, bl)) && EVP_DigestFinal_ex(c, md, &mdl))
     return;
-  SHA256(in, 16, md); /* no context to be had: the slow way */
+  /* no context to be had: the slow way (a and b are small here: 24 bytes
+   * and a table name of at most 255) */
+  unsigned char both[24 + 256];
+  if (al + bl > sizeof both) bl = sizeof both - al;
+  memcpy(both, a, al);
+  if (bl) memcpy(both + al, b, bl);
+  SHA256(both, al + bl, md);
 }
 
-static void event_id(uint64_t table_id, uint64_t lsn, char out[33]) {
+/* The first 16 bytes of SHA-256(u64le table_id || u64le lsn || i64le
+ * commit_us || table name), in hex. The same record always gets the same
+ * id (every field is the WAL record's own); the commit time and the name
+ * keep the ids of two servers (or two data directories) apart, where table
+ * ids and LSNs both start at 1. */
+static void event_id(const trb_wal_rec *r, char out[33]) {
   static const char hex[] = "0123456789abcdef";
-  unsigned char in[16], md[SHA256_DIGEST_LENGTH];
-  trb_put_u64(in, table_id);
-  trb_put_u64(in + 8, lsn);
-  sha256_16(in, md);
+  unsigned char in[24], md[SHA256_DIGEST_LENGTH];
+  trb_put_u64(in, r->table_id);
+  trb_put_u64(in + 8, r->lsn);
+  trb_put_u64(in + 16, (uint64_t)r->commit_us);
+  sha256_2(in, sizeof in, r->table, r->table ? r->table_len : 0, md);
   for (int i = 0; i < 16; i++) {
     out[2 * i] = hex[md[i] >> 4];
     out[2 * i + 1] = hex[md[i] & 0x0F];
@@ -305,7 +319,7 @@ trb_err trb_stream_record(const trb_wal_rec *r, const trb_stream_rec_opts *o, js
 
   json_t *rec = json_object(), *ddb = json_object();
   char id[33], seq[TRB_SEQNO_BUF];
-  event_id(r->table_id, r->lsn, id);
+  event_id(r, id);
   trb_seqno_format(r->lsn, seq);
   size_t size = trb_item_size(p.keys) + (p.old ? trb_item_size(p.old) : 0) +
                 (p.nw ? trb_item_size(p.nw) : 0);
@@ -362,7 +376,7 @@ trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *
   if (rc) return rc;
   size_t mark = out->len;
   char id[33], seq[TRB_SEQNO_BUF], head[256], tail[160];
-  event_id(r->table_id, r->lsn, id);
+  event_id(r, id);
   trb_seqno_format(r->lsn, seq);
   size_t size = trb_item_size(p.keys) + (p.old ? trb_item_size(p.old) : 0) +
                 (p.nw ? trb_item_size(p.nw) : 0);

@@ -98,8 +98,10 @@ typedef struct trb_stream_rec_opts {
  * under KEYS_ONLY; an image is the whole item (a key-only item gives an image
  * of just the key). Keys are always present.
  * ApproximateCreationDateTime is commit_us / 1e6 rounded DOWN (towards minus
- * infinity) to whole seconds, a JSON integer. eventID is deterministic from
- * (table_id, lsn), so a re-delivered record has the same id. SizeBytes is
+ * infinity) to whole seconds, a JSON integer. eventID is the first 16
+ * bytes of SHA-256(table_id, lsn, commit_us, table name) in hex: a
+ * re-delivered record has the same id, and two data directories' records
+ * (whose table ids and LSNs both start at 1) do not share one. SizeBytes is
  * trb_item_size(Keys) plus trb_item_size of each image in this record.
  * transactionId (an extension; clients ignore unknown members) is present
  * only when txn_id != 0.

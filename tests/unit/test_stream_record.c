@@ -274,7 +274,7 @@ static void test_shape_of_spec_example(void **state) {
   assert_non_null(text);
   assert_string_equal(
       text,
-      "{\"eventID\":\"fd09fd9f81010975bc37046c74a21b5e\",\"eventName\":\"MODIFY\","
+      "{\"eventID\":\"312f23f8699ff5daa613cefa7fbead00\",\"eventName\":\"MODIFY\","
       "\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-west-2\","
       "\"dynamodb\":{\"ApproximateCreationDateTime\":1479499740,"
       "\"Keys\":{\"Id\":{\"N\":\"1\"}},"
@@ -367,24 +367,39 @@ static void test_event_id(void **state) {
   assert_int_equal(strlen(id), 32);
   for (size_t i = 0; i < 32; i++)
     assert_true((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'));
-  /* SHA-256(u64le(7) || u64le(3218256412))[0..16), computed independently. */
-  assert_string_equal(id, "fd09fd9f81010975bc37046c74a21b5e");
+  /* SHA-256(u64le(7) || u64le(3218256412) || i64le(1479499740123456) || "T")[0..16),
+   * computed independently (Python's hashlib). */
+  assert_string_equal(id, "490e76c2b193832e62ecd2ff384831e6");
 
-  /* Re-delivery: same (table, LSN) -> same id, whatever else differs. */
-  f.r.commit_us += 5000000;
+  /* Re-delivery: the same record -> the same id, whatever the view or region. */
   json_t *b = record_ok(&f.r, TRB_VIEW_KEYS_ONLY, "other-region");
   assert_string_equal(event_id_of(b), id);
   json_decref(b);
 
+  /* Another server's record with the same table id and LSN (table ids and
+   * LSNs both start at 1 in every data directory): its own commit time or
+   * table name gives another id. */
+  f.r.commit_us += 5000000;
+  b = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
+  assert_string_equal(event_id_of(b), "7803597e78e534982010a9fccd508c1b");
+  json_decref(b);
+  f.r.commit_us -= 5000000;
+  f.r.table = "U";
+  b = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
+  assert_string_equal(event_id_of(b), "407fde32c112b33efbefadb450303efc");
+  json_decref(b);
+  f.r.table = "T";
+  f.r.commit_us += 5000000;
+
   f.r.lsn++;
   b = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
-  assert_string_equal(event_id_of(b), "edf0387ac158290f1ab2218f75afc636");
+  assert_string_equal(event_id_of(b), "cf536071ca8f2bebba431654e80f9ee1");
   json_decref(b);
 
   f.r.lsn--;
   f.r.table_id = 8;
   b = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
-  assert_string_equal(event_id_of(b), "afa01a7396c51fa54f2c83474d088490");
+  assert_string_equal(event_id_of(b), "5303bd32774e2df23d859347cd85d706");
   json_decref(b);
 
   /* Many LSNs, no repeated id. */
