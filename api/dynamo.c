@@ -693,20 +693,25 @@ static int wait_offload(trb_api *a, const char *opname, op_fn fn, const trb_http
   return 1;
 }
 
-static op_fn find_op(const char *name) {
+/* The operation named *name; *name then points at the table's own copy
+ * of the name (static, outliving the request). */
+static op_fn find_op(const char **name) {
   size_t lo = 0, hi = sizeof ops / sizeof ops[0];
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    int cmp = strcmp(ops[mid].name, name);
-    if (!cmp) return ops[mid].fn;
+    int cmp = strcmp(ops[mid].name, *name);
+    if (!cmp) {
+      *name = ops[mid].name;
+      return ops[mid].fn;
+    }
     if (cmp < 0) lo = mid + 1;
     else hi = mid;
   }
   return NULL;
 }
 
-/* The DynamoDBStreams_20120810 operations. */
-static op_fn find_stream_op(const char *name) {
+/* The DynamoDBStreams_20120810 operations (*name as for find_op). */
+static op_fn find_stream_op(const char **name) {
   static const struct {
     const char *name;
     op_fn fn;
@@ -715,13 +720,16 @@ static op_fn find_stream_op(const char *name) {
               {"GetShardIterator", op_get_shard_iterator},
               {"ListStreams", op_list_streams}};
   for (size_t i = 0; i < sizeof sops / sizeof sops[0]; i++)
-    if (!strcmp(sops[i].name, name)) return sops[i].fn;
+    if (!strcmp(sops[i].name, *name)) {
+      *name = sops[i].name;
+      return sops[i].fn;
+    }
   return NULL;
 }
 
 int trb_api_call(trb_api *a, const char *operation, const char *body, size_t len, char **out) {
   size_t outlen = 0;
-  op_fn fn = find_op(operation);
+  op_fn fn = find_op(&operation);
   if (!fn) {
     api_call c;
     memset(&c, 0, sizeof c);
@@ -774,15 +782,28 @@ void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
     }
   }
   const char *target = trb_http_header(req, "X-Amz-Target");
+  /* Spaces or tabs around a header value are not part of it (RFC 7230
+   * 3.2.4), and SigV4's canonical form trims them too. */
+  char tbuf[128];
+  if (target) {
+    while (*target == ' ' || *target == '\t') target++;
+    size_t tl = strlen(target);
+    while (tl && (target[tl - 1] == ' ' || target[tl - 1] == '\t')) tl--;
+    if (tl < sizeof tbuf && target[tl]) {
+      memcpy(tbuf, target, tl);
+      tbuf[tl] = 0;
+      target = tbuf;
+    }
+  }
   const char *opname = NULL;
   if (target && !strncmp(target, TARGET_DDB, strlen(TARGET_DDB)))
     opname = target + strlen(TARGET_DDB);
   else if (target && !strncmp(target, TARGET_DDB_OLD, strlen(TARGET_DDB_OLD)))
     opname = target + strlen(TARGET_DDB_OLD);
-  op_fn fn = opname ? find_op(opname) : NULL;
+  op_fn fn = opname ? find_op(&opname) : NULL;
   if (target && !strncmp(target, TARGET_STREAMS, strlen(TARGET_STREAMS))) {
     opname = target + strlen(TARGET_STREAMS);
-    fn = find_stream_op(opname);
+    fn = find_stream_op(&opname);
   }
   if (!fn) {
     fail_resp(resp, "UnknownOperationException", "");

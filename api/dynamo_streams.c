@@ -71,6 +71,19 @@ int op_list_streams(api_call *c) {
   trb_streams_sync(c->api->streams, 100);
   trb_err rc = trb_streams_list(c->api->streams, table, &v, &n, &st);
   if (rc) return api_fail_st(c, rc, &st);
+  if (table && !n) {
+    /* no stream, and no table either (a deleted table's streams are still
+     * listed): DynamoDB's ResourceNotFoundException */
+    trb_table_info info;
+    trb_status_init(&st);
+    rc = trb_table_describe(c->api->eng, table, &info, &st);
+    if (rc == TRB_ENOTFOUND) {
+      free(v);
+      return api_fail(c, "ResourceNotFoundException",
+                      "Requested resource not found: Table: %s not found", table);
+    }
+    if (!rc) trb_table_info_fini(&info);
+  }
   size_t from = 0;
   if (start) {
     for (size_t i = 0; i < n; i++)

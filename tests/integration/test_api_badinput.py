@@ -106,6 +106,8 @@ try:
     for name, target, body, status, etype in cases:
         got = err(call(target, body))
         h.eq(got, (status, etype), name)
+    # spaces around the X-Amz-Target value are not part of it
+    h.eq(call("  " + DDB + "ListTables \t", "{}")[0], 200, "X-Amz-Target with spaces around it")
     # a string holding U+0000: refused, with a message that says so (not jansson's flag name)
     r = call(DDB + "PutItem", '{"TableName": "t01", "Item": {"id": {"S": "a"}, "s": {"S": "x\\u0000y"}}}')
     h.eq(err(r), (400, "SerializationException"), "a string with U+0000")

@@ -212,6 +212,8 @@ try:
             break
     h.eq(sorted(got), sorted(list(arns.values()) + [pre_arn]), "ListStreams pages through every stream once")
     h.eq(strm.list_streams(TableName="nostream")["Streams"], [], "a table without a stream lists none")
+    h.raises(lambda: strm.list_streams(TableName="no_such_table"), "ResourceNotFoundException",
+             "ListStreams of a table that does not exist")
     h.eq([x["StreamArn"] for x in strm.list_streams(TableName="t_keys_only")["Streams"]], [arns["KEYS_ONLY"]],
          "ListStreams by table")
 
