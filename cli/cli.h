@@ -32,6 +32,11 @@ void cli_close(cli *c);
 int cli_fail(trb_err rc, const trb_status *st);
 /* "tributary: <message>" plus a hint to use --help; returns CLI_USAGE. */
 int cli_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For a command that takes no options from argv[from] on: the first
+ * argument that looks like one ("-x", "--x"; "-" alone is standard input)
+ * is reported as unknown (cli_usage_err, CLI_USAGE returned); 0 when there
+ * is none. */
+int cli_no_options(const char *cmd, int argc, char **argv, int from);
 /* DynamoDB's exception name for an error code. */
 const char *cli_exception_name(trb_err rc);
 

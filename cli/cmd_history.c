@@ -356,7 +356,7 @@ int cmd_history(cli *c, int argc, char **argv) {
                          until);
   if (h.since > h.until) return cli_usage_err("history", "--since is after --until");
   trb_av *key = cli_parse_item(key_arg, "--key");
-  if (!key) return CLI_USAGE;
+  if (!key) return CLI_FAIL; /* as put and get: the value was read and refused */
   h.key = key;
 
   int rc = CLI_OK;
@@ -413,8 +413,10 @@ int cmd_history(cli *c, int argc, char **argv) {
   if (last_ks && !fits) {
     char ks[600];
     key_schema_text(last_ks, ks, sizeof ks);
-    rc = cli_usage_err("history", "--key does not match the key schema of table %s (%s)", table,
-                       ks);
+    /* refused as get and put refuse a key of the wrong shape: exit 1 */
+    fprintf(stderr, "tributary: ValidationException: --key does not match the key schema of "
+            "table %s (%s)\n", table, ks);
+    rc = CLI_FAIL;
     goto done;
   }
   for (size_t i = 0; i < h.nlines; i++) {

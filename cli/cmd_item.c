@@ -191,6 +191,7 @@ static const char *get_help =
 
 int cmd_get(cli *c, int argc, char **argv) {
   if (help_requested(argc, argv, get_help, NULL)) return CLI_OK;
+  if (cli_no_options("get", argc, argv, 1)) return CLI_USAGE;
   if (argc != 3) return cli_usage_err("get", "get needs TABLE and KEY_JSON");
   trb_av *key = cli_parse_item(argv[2], "key");
   if (!key) return CLI_FAIL;

@@ -104,6 +104,7 @@ int cmd_table(cli *c, int argc, char **argv) {
     return CLI_OK;
   }
   if (!strcmp(sub, "list")) {
+    if (cli_no_options("table", argc, argv, 2)) return CLI_USAGE;
     if (argc > 2) return cli_usage_err("table", "table list takes no arguments");
     trb_engine *e = cli_engine(c);
     if (!e) return CLI_FAIL;
@@ -115,8 +116,8 @@ int cmd_table(cli *c, int argc, char **argv) {
     return CLI_OK;
   }
   if (!strcmp(sub, "describe") || !strcmp(sub, "delete")) {
-    if (argc != 3 || argv[2][0] == '-')
-      return cli_usage_err("table", "table %s needs exactly one NAME", sub);
+    if (cli_no_options("table", argc, argv, 2)) return CLI_USAGE;
+    if (argc != 3) return cli_usage_err("table", "table %s needs exactly one NAME", sub);
     trb_engine *e = cli_engine(c);
     if (!e) return CLI_FAIL;
     trb_table_info info;

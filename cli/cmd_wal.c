@@ -111,6 +111,7 @@ done:
 
 static int wal_verify(cli *c, int argc, char **argv) {
   (void)argv;
+  if (cli_no_options("wal", argc, argv, 2)) return CLI_USAGE;
   if (argc > 2) return cli_usage_err("wal", "wal verify takes no arguments");
   char *dir = wal_dir(c);
   trb_wal_verify_result res;
@@ -160,6 +161,7 @@ static const char *config_help =
     "                                as YAML that --config accepts\n";
 
 int cmd_config(cli *c, int argc, char **argv) {
+  if (argc > 2 && cli_no_options("config", argc, argv, 2)) return CLI_USAGE;
   if (argc != 2 || cli_is_help(argv[1])) {
     fputs(config_help, argc == 2 ? stdout : stderr);
     return argc == 2 ? CLI_OK : CLI_USAGE;

@@ -49,6 +49,13 @@ static const char *usage_text =
 
 int cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
 
+int cli_no_options(const char *cmd, int argc, char **argv, int from) {
+  for (int i = from; i < argc; i++)
+    if (argv[i][0] == '-' && argv[i][1])
+      return cli_usage_err(cmd, "unknown option %s", argv[i]);
+  return 0;
+}
+
 const char *cli_exception_name(trb_err rc) {
   switch (rc) {
     case TRB_EINVAL: return "ValidationException";

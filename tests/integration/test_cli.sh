@@ -82,6 +82,12 @@ printf '{"customer":{"S":"file"},"order":{"N":"7"}}' >"$D/ok.json"
 expect 0 t put orders "file://$D/ok.json"
 expect 0 t delete orders - <"$D/ok.json"
 
+# an option a command does not take is named as such
+for c in "get orders {}" "table list" "table describe orders" "wal verify" "config show"; do
+  expect 2 "$T" --data-dir "$D/data" $c --bogus
+  err_has 'unknown option --bogus'; one_line_err
+done
+
 # --help everywhere
 for c in "" "table" "put" "get" "delete" "update" "query" "scan" "wal" "config"; do
   expect 0 "$T" $c --help

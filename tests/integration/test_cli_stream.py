@@ -390,9 +390,10 @@ try:
     for args, code, what in (
             (["history", "orders"], 2, "missing --key"),
             (["history", "--key", '{"pk":{"S":"ann"},"sk":{"N":"1"}}'], 2, "missing TABLE"),
-            (["history", "orders", "--key", '{"pk":{"S":"ann"'], 2, "malformed key JSON"),
-            (["history", "orders", "--key", '{"pk":{"S":"ann"}}'], 2, "key not matching the schema"),
-            (["history", "orders", "--key", '{"pk":{"N":"1"},"sk":{"N":"1"}}'], 2, "key of the wrong type"),
+            # a key read and refused exits 1, as put and get do with theirs
+            (["history", "orders", "--key", '{"pk":{"S":"ann"'], 1, "malformed key JSON"),
+            (["history", "orders", "--key", '{"pk":{"S":"ann"}}'], 1, "key not matching the schema"),
+            (["history", "orders", "--key", '{"pk":{"N":"1"},"sk":{"N":"1"}}'], 1, "key of the wrong type"),
             (["history", "orders", "--key", '{"pk":{"S":"ann"},"sk":{"N":"1"}}', "--since", "yesterday"], 2, "bad --since"),
             (["history", "orders", "--key", '{"pk":{"S":"ann"},"sk":{"N":"1"}}', "--until", "2026-13-01T00:00:00Z"], 2, "bad --until"),
             (["history", "orders", "--key", '{"pk":{"S":"ann"},"sk":{"N":"1"}}', "--since", "2026-12-02", "--until", "2026-12-01"], 2, "--since after --until"),
