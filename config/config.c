@@ -36,6 +36,7 @@ typedef enum cfg_type {
   CFG_UINT32,   /* uint32_t in [min, max] */
   CFG_SIZE,     /* uint64_t bytes in [min, max]; K/M/G and KiB/MiB/GiB suffixes */
   CFG_HOSTPORT, /* char[size] holding HOST:PORT or [IPV6]:PORT */
+  CFG_VIEWTABLES, /* char[size]: TABLE:VIEW_TYPE pairs separated by commas (or empty) */
   CFG_PGTABLES, /* char[size]: a per-table mapping (postgres.tables, kafka.tables; min says
                    which), checked, kept as JSON text */
 } cfg_type;
@@ -70,6 +71,8 @@ typedef struct cfg_setting {
   {n, CFG_SIZE, offsetof(trb_config, f), FSIZE(f), def, lo, hi, NULL, help}
 #define HOSTPORT(n, f, def, help) \
   {n, CFG_HOSTPORT, offsetof(trb_config, f), FSIZE(f), def, 0, 0, NULL, help}
+#define VIEWTABLES(n, f, def, help) \
+  {n, CFG_VIEWTABLES, offsetof(trb_config, f), FSIZE(f), def, 0, 0, NULL, help}
 #define PGTABLES(n, f, help) \
   {n, CFG_PGTABLES, offsetof(trb_config, f), FSIZE(f), "{}", TBL_POSTGRES, 0, NULL, help}
 #define KAFKATABLES(n, f, help) \
@@ -125,7 +128,7 @@ static const cfg_setting cfg_settings[] = {
       "GetRecords and the sinks within milliseconds and the writes wait a little instead. "
       "Raising a priority needs CAP_SYS_NICE (root has it); without it they run at normal "
       "priority and one log line says so. 0: no boost."),
-  STR_OPT("streams.tables", streams.tables, "",
+  VIEWTABLES("streams.tables", streams.tables, "",
           "Tables that get a stream from the config file: TABLE:VIEW_TYPE pairs separated by "
           "commas, e.g. orders:NEW_AND_OLD_IMAGES,audit:KEYS_ONLY. A listed table gets its "
           "stream when it is created without a StreamSpecification, or at start when it has "
@@ -292,6 +295,43 @@ static int parse_size(const char *s, uint64_t *out) {
 }
 
 /* HOST:PORT or [IPV6]:PORT; NULL when valid, else the problem. */
+/* streams.tables: "" or TABLE:VIEW_TYPE[,TABLE:VIEW_TYPE...], each TABLE a
+ * DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .) and each VIEW_TYPE one
+ * of the four; NULL when fine, else what is wrong (in why). */
+static const char *check_view_tables(const char *s, char *why, size_t cap) {
+  static const char *const views[] = {"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE",
+                                      "NEW_AND_OLD_IMAGES", NULL};
+  while (*s) {
+    const char *end = strchr(s, ','), *colon = strchr(s, ':');
+    size_t n = end ? (size_t)(end - s) : strlen(s);
+    if (!colon || colon >= s + n) {
+      snprintf(why, cap, "'%.*s' is not TABLE:VIEW_TYPE (e.g. orders:NEW_AND_OLD_IMAGES)",
+               (int)(n > 64 ? 64 : n), s);
+      return why;
+    }
+    size_t tl = (size_t)(colon - s), vl = n - tl - 1;
+    int ok = tl >= 3 && tl <= 255;
+    for (size_t i = 0; ok && i < tl; i++)
+      ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+           (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.';
+    if (!ok) {
+      snprintf(why, cap, "'%.*s' is not a table name (3 to 255 of A-Z, a-z, 0-9, _, -, .)",
+               (int)(tl > 64 ? 64 : tl), s);
+      return why;
+    }
+    int vi = 0;
+    while (views[vi] && (strlen(views[vi]) != vl || strncmp(views[vi], colon + 1, vl))) vi++;
+    if (!views[vi]) {
+      snprintf(why, cap, "'%.*s' is not a stream view type (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE "
+               "or NEW_AND_OLD_IMAGES)", (int)(vl > 64 ? 64 : vl), colon + 1);
+      return why;
+    }
+    s += n;
+    if (*s == ',') s++;
+  }
+  return NULL;
+}
+
 static const char *check_hostport(const char *s) {
   const char *colon;
   if (s[0] == '[') {
@@ -358,6 +398,10 @@ static int cfg_parse(const cfg_setting *s, const char *text, size_t len,
   }
   case CFG_PGTABLES:
     return snprintf(why, cap, "internal: postgres.tables is parsed as YAML"), -1;
+  case CFG_VIEWTABLES:
+    if (len >= s->size)
+      return snprintf(why, cap, "too long (%zu bytes, at most %zu)", len, s->size - 1), -1;
+    return check_view_tables(text, why, cap) ? -1 : 0;
   case CFG_HOSTPORT: {
     const char *bad = len >= s->size ? "too long" : check_hostport(text);
     if (!bad) return 0;
@@ -834,6 +878,7 @@ done:
 static const char *const cfg_type_names[] = {
     [CFG_STRING] = "string", [CFG_ENUM] = "enum", [CFG_UINT32] = "integer",
     [CFG_SIZE] = "size (bytes; suffixes K, M, G, KiB, MiB, GiB)", [CFG_HOSTPORT] = "host:port",
+    [CFG_VIEWTABLES] = "TABLE:VIEW_TYPE list",
     [CFG_PGTABLES] = "mapping (table name: its settings)"};
 
 void trb_config_print_doc(FILE *out) {

@@ -121,6 +121,9 @@ expect 1 "$T" --config "$D/bad.yaml" table list
 err_has 'bad.yaml:2: wal.sync'
 expect 1 "$T" table list --config "$D/bad.yaml"
 err_has 'bad.yaml:2: wal.sync'
+printf 'streams:\n  tables: "orders:FOO"\n' >"$D/bad2.yaml"
+expect 1 "$T" --config "$D/bad2.yaml" config show
+err_has "bad2.yaml:2: streams.tables: 'FOO' is not a stream view type"; one_line_err
 expect 0 "$T" config doc
 if grep -q 'wal.segment_size' "$D/out"; then ok; else bad "config doc"; fi
 
