@@ -106,21 +106,36 @@ static char *serve_metrics(void *ctx) {
       " %llu", (unsigned long long)(trb_streams_next_lsn(sv->streams) - 1));
   uint64_t last = trb_wal_last_lsn(trb_engine_wal(sv->e));
   if (sv->ntailers) {
-    fprintf(f, "# HELP tributary_sink_checkpoint_lsn The sink's durable checkpoint.\n"
-               "# TYPE tributary_sink_checkpoint_lsn gauge\n");
-    for (size_t i = 0; i < sv->ntailers; i++) {
-      trb_tailer_stats ts;
-      trb_tailer_get_stats(sv->tailers[i], &ts);
-      fprintf(f, "tributary_sink_checkpoint_lsn{sink=\"%s\"} %llu\n", ts.kind,
-              (unsigned long long)ts.checkpoint);
-      fprintf(f, "tributary_sink_lag_records{sink=\"%s\"} %llu\n", ts.kind,
-              (unsigned long long)(last > ts.checkpoint ? last - ts.checkpoint : 0));
-      fprintf(f, "tributary_sink_delivered_total{sink=\"%s\"} %llu\n", ts.kind,
-              (unsigned long long)ts.records);
-      fprintf(f, "tributary_sink_failures_total{sink=\"%s\"} %llu\n", ts.kind,
-              (unsigned long long)ts.failures);
-      fprintf(f, "tributary_sink_failing{sink=\"%s\"} %d\n", ts.kind, ts.failing);
-      fprintf(f, "tributary_sink_broken{sink=\"%s\"} %d\n", ts.kind, ts.broken);
+    /* one family after another, each under its HELP and TYPE (the text
+     * format wants a family's samples together) */
+    enum { NT = sizeof sv->tailers / sizeof sv->tailers[0] };
+    trb_tailer_stats ts[NT];
+    for (size_t i = 0; i < sv->ntailers; i++) trb_tailer_get_stats(sv->tailers[i], &ts[i]);
+    static const struct {
+      const char *name, *type, *help;
+    } fam[] = {
+        {"tributary_sink_checkpoint_lsn", "gauge", "The sink's durable checkpoint."},
+        {"tributary_sink_lag_records", "gauge",
+         "WAL records past the sink's checkpoint (the newest LSN minus the checkpoint)."},
+        {"tributary_sink_delivered_total", "counter", "Records the sink delivered."},
+        {"tributary_sink_failures_total", "counter", "Failed delivery attempts (each retried)."},
+        {"tributary_sink_failing", "gauge", "1 while the sink's deliveries fail and are retried."},
+        {"tributary_sink_broken", "gauge",
+         "1 when the sink was stopped: it fell behind retention.max_sink_lag, or it cannot "
+         "start (the log says why)."},
+    };
+    for (size_t m = 0; m < sizeof fam / sizeof fam[0]; m++) {
+      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
+              fam[m].type);
+      for (size_t i = 0; i < sv->ntailers; i++) {
+        unsigned long long v = m == 0   ? ts[i].checkpoint
+                               : m == 1 ? (last > ts[i].checkpoint ? last - ts[i].checkpoint : 0)
+                               : m == 2 ? ts[i].records
+                               : m == 3 ? ts[i].failures
+                               : m == 4 ? (unsigned long long)ts[i].failing
+                                        : (unsigned long long)ts[i].broken;
+        fprintf(f, "%s{sink=\"%s\"} %llu\n", fam[m].name, ts[i].kind, v);
+      }
     }
   }
   if (sv->ret) {

@@ -47,14 +47,18 @@ class Server:
         return "http://127.0.0.1:%d" % self.port
 
     def metrics(self):
-        """GET /metrics as {series (with its labels): value}."""
+        """GET /metrics as {series (with its labels): value}, after checking
+        that it is Prometheus' text format (check_metrics_text)."""
         import urllib.request
+        text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        check_metrics_text(text)
         out = {}
-        for line in urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode().splitlines():
+        for line in text.splitlines():
             if line and not line.startswith("#"):
                 k, v = line.rsplit(" ", 1)
                 out[k] = float(v)
         return out
+
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -154,3 +158,45 @@ class Harness:
     def done(self):
         print("%s: %d passed, %d failed" % (self.name, self.passed, self.failed))
         return 0 if self.failed == 0 else 1
+
+
+def check_metrics_text(text):
+    """Raises AssertionError unless text follows the Prometheus text format's
+    rules that parsers enforce: each family's HELP and TYPE once, before its
+    samples, and all of a family's samples in one group; every sample of a
+    declared family; well-formed names, labels and values."""
+    import re
+    name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+    sample = re.compile(r"^(%s)(\{(%s=\"(?:[^\"\\\n]|\\.)*\",?)*\})? (\S+)$" % (name_re, r"[a-zA-Z_][a-zA-Z0-9_]*"))
+    typed, helped, done, current = {}, set(), set(), None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line:
+            continue
+        m = re.match(r"^# (HELP|TYPE) (%s) (.+)$" % name_re, line)
+        if m:
+            kind, fam = m.group(1), m.group(2)
+            if fam in done or (kind == "TYPE" and fam in typed) or (kind == "HELP" and fam in helped):
+                raise AssertionError("metrics line %d: %s for %s again: %r" % (n, kind, fam, line))
+            if kind == "TYPE":
+                if m.group(3) not in ("counter", "gauge", "histogram", "summary", "untyped"):
+                    raise AssertionError("metrics line %d: bad TYPE %r" % (n, line))
+                typed[fam] = m.group(3)
+            else:
+                helped.add(fam)
+            if current and current != fam:
+                done.add(current)
+            current = fam
+            continue
+        if line.startswith("#"):
+            continue
+        m = sample.match(line)
+        if not m:
+            raise AssertionError("metrics line %d is not a sample: %r" % (n, line))
+        base = m.group(1)
+        fam = base if base in typed else re.sub(r"_(bucket|sum|count)$", "", base)
+        if fam not in typed:
+            raise AssertionError("metrics line %d: %s has no TYPE line before it" % (n, base))
+        if fam in done or (current and fam != current):
+            raise AssertionError("metrics line %d: %s is apart from the rest of its family" % (n, base))
+        current = fam
+        float(m.group(4))  # raises ValueError on a bad value
