@@ -687,6 +687,9 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
     snprintf(txn, sizeof txn, "%" PRIu64, r->wal->txn_id);
     rd_kafka_header_add(hd, "transactionId", -1, txn, -1);
   }
+  /* the tombstone carries the delete's headers too (issue 5: "on every
+   * message"), so consumers that route on them see it */
+  rd_kafka_headers_t *th = skip_tomb ? NULL : rd_kafka_headers_copy(hd);
   if (perr[0]) rd_kafka_header_add(hd, "tributary.error", -1, perr, -1);
   rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
   if (!skip_msg && perr[0]) { /* the dead-letter copy, with the same headers */
@@ -698,12 +701,11 @@ static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st)
   }
   if (!skip_msg && !e) e = produce(k, te->t, part, key, kl, val, vl, hd);
   if (e || skip_msg) rd_kafka_headers_destroy(hd); /* owned by the message only once sent */
-  if (!e && !skip_tomb) {
-    rd_kafka_headers_t *th = rd_kafka_headers_new(2);
-    rd_kafka_header_add(th, "eventName", -1, "REMOVE", -1);
-    rd_kafka_header_add(th, "lsn", -1, lsn, -1);
+  if (!e && th) {
     e = produce(k, te->t, part, key, kl, NULL, 0, th);
     if (e) rd_kafka_headers_destroy(th);
+  } else if (th) {
+    rd_kafka_headers_destroy(th);
   }
   if (k->o.format != TRB_KAFKA_AVRO) free(key);
   if (e)

@@ -258,6 +258,10 @@ try:
             "tombstones present")
     h.check(all(any(t[0] == p and t[1] > off and t[2] == key for t in tombs) for p, off, key, val, hd in removes),
             "each REMOVE is followed by a tombstone with its key in its partition")
+    # the tombstone carries its REMOVE's headers (every message has them, issue 5)
+    rem_hd = {hd["lsn"]: hd for p, off, key, val, hd in removes}
+    h.check(tombs and all(rem_hd.get(t[4].get("lsn")) == t[4] for t in tombs),
+            "each tombstone has its REMOVE's headers (first: %r)" % (tombs[0][4] if tombs else None,))
     if FORMAT == "avro":
         # the schemas topic holds both schemas, keyed by fingerprint
         sc = Consumer({"bootstrap.servers": BOOT, "group.id": "schemas-%d" % seed, "auto.offset.reset": "earliest"})
