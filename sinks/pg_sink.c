@@ -1395,6 +1395,34 @@ static trb_err apply_batch(pg_sink *k, const trb_sink_rec *recs, rec_view *v, pg
   return rc;
 }
 
+/* Tables created after the checkpoint (up to through) that no change has
+ * made known yet: they are complete in the WAL, every change of theirs
+ * comes after the checkpoint. Their state is settled here, before the
+ * checkpoint passes their creation: heartbeats and other tables' changes
+ * move it, and tab_known at a first change that comes later would find
+ * the checkpoint past the creation and copy a snapshot, which would leave
+ * the changes it holds out of the history. */
+static trb_err register_new(pg_sink *k, uint64_t through, trb_status *st) {
+  if (!k->src || !k->src->tables) return TRB_OK;
+  char **names = NULL;
+  size_t n = 0;
+  trb_err rc = k->src->tables(k->src->ctx, &names, &n, st);
+  for (size_t i = 0; !rc && i < n; i++) {
+    pg_tab *t = tab_find(k, names[i]);
+    if (t && (t->known || !t->mode)) continue;
+    uint64_t tid, slsn, items;
+    trb_keyschema ks;
+    if (k->src->describe(k->src->ctx, names[i], &tid, &slsn, &items, &ks) != 1 || !slsn ||
+        tid <= k->ck || tid > through)
+      continue;
+    if (!t) rc = tab_add(k, names[i], &ks, &t, st);
+    if (!rc) rc = tab_known(k, t, st); /* with the checkpoint still before tid */
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
 static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
                           trb_status *st) {
   pg_sink *k = (pg_sink *)s;
@@ -1404,6 +1432,7 @@ static trb_err ps_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   if (!was) trb_log_info("postgres", "sink %s connected again; checkpoint LSN %" PRIu64, k->name,
                          k->ck);
   if (through <= k->ck) return TRB_OK; /* committed already (an answer lost on the way) */
+  if ((rc = register_new(k, through, st))) return rc == TRB_ECONFIG ? TRB_EFAILED : rc;
   if (n > k->capidx) {
     size_t *ni = realloc(k->idx, n * sizeof *ni);
     if (!ni) return trb_status_set(st, TRB_ENOMEM, "out of memory");

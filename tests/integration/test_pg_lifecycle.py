@@ -89,7 +89,7 @@ def stream(ddb, table, on):
 
 srv = None
 try:
-    srv = server("  tables:\n    hist_only:\n      mode: history\n"
+    srv = server("  tables:\n    hist_only:\n      mode: history\n    quiet_first:\n      mode: both\n"
                  "    dl_both:\n      mode: both\n      columns:\n        v: numeric\n")
     srv.start()
     ddb = client(srv)
@@ -144,6 +144,23 @@ try:
          [(0,)], "D: no replica table for a history-only table")
     h.eq(pg.query("SELECT event_name, count(*) FROM public.hist_only_history GROUP BY 1 ORDER BY 1"),
          [("INSERT", 40), ("MODIFY", 10), ("REMOVE", 1)], "D: the history has every change")
+
+    # H. a table created while the sink runs, whose first change comes after
+    # the sink's checkpoint has passed its creation (heartbeats move it): no
+    # snapshot, and the history has its first changes too
+    log0 = len(open(srv.log_path).read())
+    create(ddb, "quiet_first")
+    h.check(caught_up(srv), "H: caught up after the creation")
+    time.sleep(2.5)  # two heartbeats: the checkpoint is past the creation
+    h.check(caught_up(srv), "H: caught up again")
+    ddb.put_item(TableName="quiet_first", Item={"pk": {"S": "a"}, "v": {"N": "1"}, "tag": {"S": "t"}})
+    ddb.put_item(TableName="quiet_first", Item={"pk": {"S": "a"}, "v": {"N": "2"}, "tag": {"S": "t"}})
+    ddb.put_item(TableName="quiet_first", Item={"pk": {"S": "b"}, "v": {"N": "3"}, "tag": {"S": "t"}})
+    h.check(caught_up(srv), "H: caught up after the writes")
+    h.eq(pg.query("SELECT pk, event_name FROM public.quiet_first_history ORDER BY lsn"),
+         [("a", "INSERT"), ("a", "MODIFY"), ("b", "INSERT")], "H: the history has the first changes")
+    h.check("quiet_first: its changes are not all in the WAL" not in open(srv.log_path).read()[log0:],
+            "H: no snapshot for a table the sink saw created")
 
     # F. a change the replica refuses still has its history row
     create(ddb, "dl_both")
