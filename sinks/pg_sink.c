@@ -463,11 +463,20 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
       if (!strcmp(ks->pk_name, cols[i]) || (ks->has_sk && !strcmp(ks->sk_name, cols[i])))
         clash = cols[i];
   }
+  /* lsn is in both tables: then no mode avoids the clash, and the advice
+   * must not offer one */
+  int in_both = 0;
+  for (size_t i = 0; clash && rep_cols[i]; i++) in_both |= !strcmp(rep_cols[i], clash);
+  int in_hist = 0;
+  for (size_t i = 0; clash && hist_cols[i]; i++) in_hist |= !strcmp(hist_cols[i], clash);
+  in_both &= in_hist;
+  const char *fix = in_both ? "rename the attribute (both the replica and the history have a "
+                              "column of that name, so no mode avoids it)"
+                            : "rename the attribute, or list the table in postgres.tables with "
+                              "the mode that does not have that column";
   if (clash && !cfg) { /* a table only all_tables brings: left out, loudly, not the sink */
     trb_log_error("postgres", "table %s is not sent to PostgreSQL: its key attribute %s is also "
-                  "the name of one of the sink's own columns; rename the attribute, or list "
-                  "the table in postgres.tables with the mode that does not have that column",
-                  src, clash);
+                  "the name of one of the sink's own columns; %s", src, clash, fix);
     t->mode = 0;
     *out = t;
     return TRB_OK;
@@ -475,7 +484,10 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
   if (clash)
     return trb_status_set(st, TRB_ECONFIG, "table %s: its key attribute %s is also the name of "
                           "one of the sink's own columns (replica: item, lsn; history: lsn, "
-                          "event_name, ..., new_image)", src, clash);
+                          "event_name, ..., new_image); %s, or take the table out of "
+                          "postgres.tables", src, clash,
+                          in_both ? "rename the attribute" : "rename the attribute, choose the "
+                          "mode that does not have that column");
   json_t *cols = json_object_get(cfg, "columns");
   size_t nc = json_object_size(cols);
   t->cols = calloc(nc ? nc : 1, sizeof *t->cols);
