@@ -85,8 +85,12 @@ static trb_err deliver_once(trb_tailer *t, uint64_t through, trb_status *st) {
     t->out[i].record = t->sink->wants_record ? (const char *)t->texts.p + t->b[i].text_off : NULL;
     t->out[i].record_len = t->b[i].text_len;
   }
+  pthread_mutex_lock(&t->mu);
+  t->stats.delivering_since_us = trb_now_us(); /* a sink waiting on its destination shows */
+  pthread_mutex_unlock(&t->mu);
   trb_err rc = t->sink->ops->deliver(t->sink, t->out, t->nb, through, st);
   pthread_mutex_lock(&t->mu);
+  t->stats.delivering_since_us = 0;
   if (rc) {
     t->stats.failures++;
     t->stats.failing = 1;

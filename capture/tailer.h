@@ -59,6 +59,7 @@ typedef struct trb_tailer_stats {
   int failing;              /* the last delivery failed */
   int broken;               /* stopped for good (see the log) */
   int opened;               /* the sink is open (its checkpoint is known) */
+  int64_t delivering_since_us; /* when the delivery in progress began (trb_now_us); 0: none */
 } trb_tailer_stats;
 void trb_tailer_get_stats(trb_tailer *t, trb_tailer_stats *out);
 /* Marks the sink broken (retention's lag cap): it stops delivering and no

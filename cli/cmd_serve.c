@@ -123,7 +123,11 @@ static char *serve_metrics(void *ctx) {
         {"tributary_sink_broken", "gauge",
          "1 when the sink was stopped: it fell behind retention.max_sink_lag, or it cannot "
          "start (the log says why)."},
+        {"tributary_sink_delivery_seconds", "gauge",
+         "How long the delivery in progress has been running, 0 when none: a sink waiting on a "
+         "destination it cannot reach (Kafka retries inside one delivery) shows here."},
     };
+    int64_t now_us = trb_now_us();
     for (size_t m = 0; m < sizeof fam / sizeof fam[0]; m++) {
       fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
               fam[m].type);
@@ -134,6 +138,12 @@ static char *serve_metrics(void *ctx) {
                                : m == 3 ? ts[i].failures
                                : m == 4 ? (unsigned long long)ts[i].failing
                                         : (unsigned long long)ts[i].broken;
+        if (m == 6) {
+          int64_t since = ts[i].delivering_since_us;
+          fprintf(f, "%s{sink=\"%s\"} %.3f\n", fam[m].name, ts[i].kind,
+                  since && now_us > since ? (double)(now_us - since) / 1e6 : 0.0);
+          continue;
+        }
         fprintf(f, "%s{sink=\"%s\"} %llu\n", fam[m].name, ts[i].kind, v);
       }
     }
