@@ -319,7 +319,14 @@ static void *tail_main(void *arg) {
     pthread_mutex_lock(&t->mu);
     t->stats.read_lsn = read_lsn;
     pthread_mutex_unlock(&t->mu);
-    if (t->nb >= t->o.max_batch) {
+    /* Full batch: deliver. Nothing for this sink while records keep coming
+     * (writes to tables without a stream): a heartbeat once heartbeat_ms
+     * have passed, as when the WAL is quiet, or the checkpoint would stay
+     * where it is and pin the WAL for as long as those writes go on. */
+    int64_t now = t->nb ? 0 : trb_mono_ns();
+    if (t->nb >= t->o.max_batch ||
+        (!t->nb && read_lsn > ckpt &&
+         now - last_delivery >= (int64_t)t->o.heartbeat_ms * 1000000)) {
       if (deliver(t, read_lsn)) break;
       ckpt = read_lsn;
       last_delivery = trb_mono_ns();

@@ -95,6 +95,30 @@ try:
     h.check(m["tributary_wal_first_lsn"] > 1, "the WAL now starts later (LSN %d)" % m["tributary_wal_first_lsn"])
     h.check(segments(work) < 6, "fewer segment files on disk (%d)" % segments(work))
     h.eq(m.get('tributary_sink_broken{sink="file"}'), 0.0, "the healthy sink is not broken")
+    # Writes that keep coming to a table without a stream (nothing for the
+    # sink): its checkpoint still moves (a heartbeat while they come), so they
+    # do not pin the WAL.
+    mk(ddb, "nostream", stream=False)
+    import threading
+    stop_ns = threading.Event()
+
+    def ns_writer():
+        i = 0
+        while not stop_ns.is_set():
+            ddb2, _ = clients(srv)
+            for _ in range(50):
+                ddb2.put_item(TableName="nostream", Item={"pk": {"S": "n%06d" % i}})
+                i += 1
+    th = threading.Thread(target=ns_writer)
+    th.start()
+    time.sleep(0.5)
+    lsn_then = srv.metrics()["tributary_wal_last_lsn"]
+    moved = wait_for(lambda: srv.metrics().get('tributary_sink_checkpoint_lsn{sink="file"}', 0) > lsn_then,
+                     5, "the file sink's checkpoint moves while a stream-less table is written")
+    still = srv.metrics()["tributary_wal_last_lsn"] > lsn_then + 50
+    stop_ns.set()
+    th.join()
+    h.check(moved and still, "the checkpoint moved past LSN %d while the writes went on" % lsn_then)
     # Trimmed stream data.
     try:
         strm.get_records(ShardIterator=early)
