@@ -902,6 +902,9 @@ void trb_config_print_doc(FILE *out) {
                        ? "  example: {orders: {columns: {total: long, customer.name: string}}}\n"
                        : "  example: {orders: {mode: both, columns: {total: numeric, "
                          "customer.name: text}}}\n");
+    else if (s->type == CFG_VIEWTABLES)
+      fprintf(out, "  values:  TABLE:VIEW_TYPE, comma-separated; VIEW_TYPE one of KEYS_ONLY, "
+                   "NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES\n");
     else fprintf(out, "  range:   port 0 (a free port) to 65535; IPv6 hosts in brackets\n");
     fprintf(out, "  %s\n", s->help);
   }

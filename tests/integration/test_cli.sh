@@ -126,6 +126,7 @@ expect 1 "$T" --config "$D/bad2.yaml" config show
 err_has "bad2.yaml:2: streams.tables: 'FOO' is not a stream view type"; one_line_err
 expect 0 "$T" config doc
 if grep -q 'wal.segment_size' "$D/out"; then ok; else bad "config doc"; fi
+if grep -A4 '^streams.tables$' "$D/out" | grep -q 'VIEW_TYPE one of'; then ok; else bad "config doc: streams.tables"; fi
 
 echo "cli: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]
