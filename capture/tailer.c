@@ -248,10 +248,23 @@ static void *tail_main(void *arg) {
   if (open_sink(t)) return NULL;
   uint64_t ckpt = t->stats.checkpoint, read_lsn = ckpt;
   uint64_t first = trb_wal_first_lsn(t->o.wal);
-  if (first && ckpt + 1 < first) {
+  if (first && ckpt + 1 < first && ckpt == 0) {
+    /* A sink that never delivered anything (new, or its checkpoint
+     * removed): it starts at the oldest record retention kept, as a
+     * consumer with no offset starts at the earliest one. */
+    trb_log_warn("processor", "the %s sink has no checkpoint and the WAL starts at LSN %llu "
+                 "(retention removed the older records): it starts there, and the changes "
+                 "before it are not in it", t->sink->ops->kind, (unsigned long long)first);
+    ckpt = read_lsn = first - 1;
+    pthread_mutex_lock(&t->mu);
+    t->stats.checkpoint = ckpt;
+    pthread_mutex_unlock(&t->mu);
+  } else if (first && ckpt + 1 < first) {
     trb_log_error("processor", "the %s sink's checkpoint is LSN %llu but the WAL starts at "
-                  "LSN %llu: the changes in between are gone; the sink is stopped (give it a "
-                  "fresh checkpoint and a snapshot)", t->sink->ops->kind,
+                  "LSN %llu: the changes in between are gone; the sink is stopped. To start "
+                  "it again from the oldest record the WAL holds, the gap left as it is, "
+                  "remove its checkpoint (the file sink's checkpoint.json in its directory, "
+                  "the Kafka sink's position in its offsets topic)", t->sink->ops->kind,
                   (unsigned long long)ckpt, (unsigned long long)first);
     set_broken(t);
     return NULL;

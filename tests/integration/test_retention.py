@@ -9,6 +9,7 @@
      until it is further behind than retention.max_sink_lag, then it is
      marked broken, loudly, and the WAL is trimmed."""
 import glob
+import json
 import os
 import sys
 import tempfile
@@ -186,6 +187,31 @@ try:
     wait_for(lambda: srv.metrics().get("tributary_retention_segments_removed_total", 0) >= 1, 20,
              "with the broken sink out of the way, the WAL is trimmed")
     h.check("marking it broken" in open(srv.log_path).read(), "the log says the sink was marked broken")
+    h.eq(srv.stop(), 0, "clean stop")
+    # It never delivered anything (no checkpoint): once its directory can be
+    # made it starts at the oldest record the WAL kept, saying so, instead of
+    # staying broken for good.
+    os.remove(os.path.join(work, "audit", "stuck"))
+    log0 = os.path.getsize(srv.log_path) if os.path.exists(srv.log_path) else 0
+    srv.start()
+    m = srv.metrics()
+    first = m["tributary_wal_first_lsn"]
+    h.check(first > 1, "the WAL was trimmed (starts at LSN %d)" % first)
+    wait_for(lambda: srv.metrics().get('tributary_sink_checkpoint_lsn{sink="file"}', 0) >=
+             srv.metrics()["tributary_wal_last_lsn"], 30, "the sink without a checkpoint catches up")
+    m = srv.metrics()
+    h.eq(m.get('tributary_sink_broken{sink="file"}'), 0.0, "the sink without a checkpoint is not broken")
+    with open(srv.log_path) as f:
+        f.seek(log0)
+        h.check("has no checkpoint and the WAL starts at LSN" in f.read(),
+                "the log says where the sink without a checkpoint starts")
+    lsns = []
+    for fn in glob.glob(os.path.join(work, "audit", "stuck", "*.jsonl")):
+        for line in open(fn):
+            lsns.append(int(json.loads(line)["dynamodb"]["SequenceNumber"]) - 10 ** 20)
+    h.check(lsns and min(lsns) >= first and len(lsns) == len(set(lsns)),
+            "its audit file starts at the WAL's first record (%d records from LSN %s)" %
+            (len(lsns), min(lsns) if lsns else None))
     h.eq(srv.stop(), 0, "clean stop")
     srv = None
 except Exception as ex:
