@@ -52,7 +52,9 @@ static const char *history_help =
     "                 GetRecords returns them; item changes only\n"
     "\n"
     "Records of every table named TABLE are shown, including tables deleted and\n"
-    "created again under that name. Changes older than the WAL's retention are gone.\n"
+    "created again under that name. Changes older than the WAL's retention are gone:\n"
+    "when retention has removed the WAL's beginning, a note on stderr says where it\n"
+    "starts now.\n"
     "Exit 0 (with \"no changes of this item are in the WAL\" on stderr when there are\n"
     "none), 1 when the WAL cannot be read or holds no record of TABLE, 2 for a bad\n"
     "command line.\n";
@@ -380,6 +382,11 @@ int cmd_history(cli *c, int argc, char **argv) {
   trb_err err = trb_wal_open(&o, &w, &st);
   if (!err && trb_wal_last_lsn(w))
     err = trb_wal_reader_open(w, trb_wal_first_lsn(w), &r, &st);
+  /* Where the WAL starts, when retention has removed its beginning: said,
+   * so that a short history is not taken for the whole one. */
+  uint64_t first_lsn = w ? trb_wal_first_lsn(w) : 0;
+  char trimmed[160] = "";
+  int first_rec = 1;
   while (!err && r) {
     trb_wal_rec rec;
     err = trb_wal_reader_next(r, &rec, 0, &st);
@@ -387,6 +394,14 @@ int cmd_history(cli *c, int argc, char **argv) {
       err = TRB_OK;
       break;
     }
+    if (!err && first_rec && first_lsn > 1) {
+      char when[40];
+      format_time(rec.commit_us, when, sizeof when);
+      snprintf(trimmed, sizeof trimmed,
+               "the WAL holds records from LSN %llu (%s) on: older versions were removed by "
+               "retention", (unsigned long long)first_lsn, when);
+    }
+    first_rec = 0;
     if (!err) err = on_record(&h, &rec, &st);
   }
   if (err) {
@@ -395,7 +410,8 @@ int cmd_history(cli *c, int argc, char **argv) {
     goto done;
   }
   if (!h.table_records) {
-    fprintf(stderr, "tributary: no records of table %s are in the WAL in %s\n", table, dir);
+    fprintf(stderr, "tributary: no records of table %s are in the WAL in %s%s%s\n", table, dir,
+            trimmed[0] ? "; " : "", trimmed);
     rc = CLI_FAIL;
     goto done;
   }
@@ -427,8 +443,10 @@ int cmd_history(cli *c, int argc, char **argv) {
     fprintf(stderr, "tributary: writing the output: %s\n", strerror(errno));
     rc = CLI_FAIL;
   } else if (!h.nlines) {
-    fprintf(stderr, "no changes of this item are in the WAL%s\n",
-            since || until ? " in that time window" : "");
+    fprintf(stderr, "no changes of this item are in the WAL%s%s%s\n",
+            since || until ? " in that time window" : "", trimmed[0] ? "; " : "", trimmed);
+  } else if (trimmed[0]) {
+    fprintf(stderr, "note: %s\n", trimmed);
   }
 done:
   trb_wal_reader_close(r);

@@ -96,6 +96,14 @@ try:
     h.check(m["tributary_wal_first_lsn"] > 1, "the WAL now starts later (LSN %d)" % m["tributary_wal_first_lsn"])
     h.check(segments(work) < 6, "fewer segment files on disk (%d)" % segments(work))
     h.eq(m.get('tributary_sink_broken{sink="file"}'), 0.0, "the healthy sink is not broken")
+    # `history` says the WAL's beginning is gone rather than show a short
+    # history as the whole one
+    import subprocess
+    hp = subprocess.run([os.environ["TRB_BIN"], "--data-dir", os.path.join(work, "data"), "history",
+                         "busy", "--key", '{"pk":{"S":"b00001"}}'], capture_output=True, text=True,
+                        timeout=60)
+    h.check(hp.returncode == 0 and "older versions were removed by retention" in hp.stderr,
+            "history notes the trimmed WAL: %r" % hp.stderr.strip())
     # Writes that keep coming to a table without a stream (nothing for the
     # sink): its checkpoint still moves (a heartbeat while they come), so they
     # do not pin the WAL.
