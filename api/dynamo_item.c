@@ -23,25 +23,12 @@ void api_wreq_fini(api_wreq *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* The legacy members in a transaction's action, which takes only the
- * expression parameters (single-item writes rewrite theirs first, see
- * dynamo_legacy.h). */
-static int reject_legacy(api_call *c, json_t *obj) {
-  static const char *legacy[] = {"Expected", "ConditionalOperator", "AttributeUpdates",
-                                 "AttributesToGet", NULL};
-  for (int i = 0; legacy[i]; i++)
-    if (json_object_get(obj, legacy[i]))
-      return api_fail(c, "ValidationException",
-                      "The parameter %s is not valid in a transaction's action; use the "
-                      "expression parameters (ConditionExpression, UpdateExpression)",
-                      legacy[i]);
-  return 0;
-}
-
 int api_wreq_parse(api_call *c, json_t *obj, trb_write_kind kind, api_wreq *r) {
   memset(r, 0, sizeof *r);
   r->w.kind = kind;
-  if (reject_legacy(c, obj)) return -1;
+  /* legacy members left here are refused: single-item writes rewrote
+   * theirs already (api_write_start), a transaction's actions take none */
+  if (api_legacy(c, obj, 0) < 0) return -1;
   if (api_table_name(c, obj, "TableName", &r->table) < 0) return -1;
   snprintf(r->table_buf, sizeof r->table_buf, "%s", r->table);
   r->table = r->table_buf;

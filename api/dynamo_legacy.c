@@ -65,9 +65,11 @@ static void put(lg *g, const char *fmt, ...) {
   if (n < 0 || (size_t)n >= sizeof tmp || trb_buf_append(&g->t, tmp, (size_t)n)) g->oom = 1;
 }
 
-static void put_name(lg *g, const char *attr) {
+/* attr's new #lgN placeholder into the text (and into ph_out when not NULL) */
+static void put_name(lg *g, const char *attr, char *ph_out) {
   char ph[24];
   snprintf(ph, sizeof ph, "#lg%d", g->nn++);
+  if (ph_out) memcpy(ph_out, ph, sizeof ph);
   if (json_object_set_new(g->names, ph, json_string(attr))) g->oom = 1;
   put(g, "%s", ph);
 }
@@ -121,7 +123,7 @@ static int condition(lg *g, const char *attr, json_t *cj, int expected) {
                         "One or more parameter values were invalid: Value cannot be used when "
                         "Exists is false for Attribute: %s", attr);
       put(g, "attribute_not_exists(");
-      put_name(g, attr);
+      put_name(g, attr, NULL);
       put(g, ")");
       return 0;
     }
@@ -129,7 +131,7 @@ static int condition(lg *g, const char *attr, json_t *cj, int expected) {
       return api_fail(c, "ValidationException",
                       "One or more parameter values were invalid: Value must be provided when "
                       "Exists is %s for Attribute: %s", exists ? "true" : "null", attr);
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, " = ");
     put_value(g, value);
     return 0;
@@ -167,15 +169,15 @@ static int condition(lg *g, const char *attr, json_t *cj, int expected) {
                       "valid for %s AttributeValue type", op, *t ? t : "an unknown");
   }
   if (ops[i].sym) {
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, " %s ", ops[i].sym);
     put_value(g, json_array_get(list, 0));
   } else if (!strcmp(op, "NOT_NULL") || !strcmp(op, "NULL")) {
     put(g, op[0] == 'N' && op[1] == 'O' ? "attribute_exists(" : "attribute_not_exists(");
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, ")");
   } else if (!strcmp(op, "IN")) {
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, " IN (");
     for (size_t k = 0; k < n; k++) {
       if (k) put(g, ", ");
@@ -183,7 +185,7 @@ static int condition(lg *g, const char *attr, json_t *cj, int expected) {
     }
     put(g, ")");
   } else if (!strcmp(op, "BETWEEN")) {
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, " BETWEEN ");
     put_value(g, json_array_get(list, 0));
     put(g, " AND ");
@@ -191,7 +193,7 @@ static int condition(lg *g, const char *attr, json_t *cj, int expected) {
   } else { /* CONTAINS, NOT_CONTAINS, BEGINS_WITH */
     put(g, !strcmp(op, "NOT_CONTAINS") ? "NOT contains(" : !strcmp(op, "CONTAINS") ? "contains("
                                                                                    : "begins_with(");
-    put_name(g, attr);
+    put_name(g, attr, NULL);
     put(g, ", ");
     put_value(g, json_array_get(list, 0));
     put(g, ")");
@@ -224,6 +226,7 @@ static int conditions(lg *g, json_t *obj, json_t *m, const char *joiner, const c
 static int updates(lg *g, json_t *obj, json_t *m) {
   api_call *c = g->c;
   if (!json_is_object(m)) return api_fail(c, "SerializationException", "Expected map or null");
+  enum { CL_SET, CL_REMOVE, CL_ADD, CL_DELETE };
   static const char *const clause[] = {"SET", "REMOVE", "ADD", "DELETE"};
   trb_buf part[4];
   for (int i = 0; i < 4; i++) trb_buf_init(&part[i], 0);
@@ -252,34 +255,38 @@ static int updates(lg *g, json_t *obj, json_t *m) {
       break;
     }
     const char *t = v ? av_type(v) : "";
-    int k = !strcmp(a, "PUT") ? 0 : !strcmp(a, "DELETE") ? (v ? 3 : 1) : (!strcmp(t, "L") ? 0 : 2);
-    if (k == 3 && strcmp(t, "SS") && strcmp(t, "NS") && strcmp(t, "BS")) {
+    int set = !strcmp(t, "SS") || !strcmp(t, "NS") || !strcmp(t, "BS");
+    int append = !strcmp(a, "ADD") && !strcmp(t, "L"); /* ADD of a list appends to it */
+    int k = !strcmp(a, "PUT") || append ? CL_SET
+            : !strcmp(a, "ADD")         ? CL_ADD
+            : v                         ? CL_DELETE
+                                        : CL_REMOVE;
+    if (k == CL_DELETE && !set) {
       rc = api_fail(c, "ValidationException",
                     "One or more parameter values were invalid: DELETE action with value is not "
                     "supported for the type %s", *t ? t : "unknown");
       break;
     }
-    if (k == 2 && strcmp(t, "N") && strcmp(t, "SS") && strcmp(t, "NS") && strcmp(t, "BS")) {
+    if (k == CL_ADD && !set && strcmp(t, "N")) {
       rc = api_fail(c, "ValidationException",
                     "One or more parameter values were invalid: ADD action is not supported for "
                     "the type %s", *t ? t : "unknown");
       break;
     }
     trb_buf_reset(&g->t);
-    put_name(g, attr);
-    if (k == 0 && !strcmp(a, "ADD")) { /* ADD of a list appends to it */
+    char self[24];
+    put_name(g, attr, self);
+    if (append) {
       if (!empty_list) empty_list = json_pack("{s:[]}", "L");
-      char self[24];
-      snprintf(self, sizeof self, "#lg%d", g->nn - 1);
       put(g, " = list_append(if_not_exists(%s, ", self);
       put_value(g, empty_list);
       put(g, "), ");
       put_value(g, v);
       put(g, ")");
-    } else if (k == 0) {
+    } else if (k == CL_SET) {
       put(g, " = ");
       put_value(g, v);
-    } else if (k != 1) {
+    } else if (k != CL_REMOVE) {
       put(g, " ");
       put_value(g, v);
     }
@@ -322,7 +329,7 @@ static int attributes_to_get(lg *g, json_t *obj, json_t *a) {
                         "One or more parameter values were invalid: Duplicate value in attribute "
                         "name: %s", json_string_value(s));
     if (i) put(g, ", ");
-    put_name(g, json_string_value(s));
+    put_name(g, json_string_value(s), NULL);
   }
   if (g->oom || trb_buf_append(&g->t, "", 1)) return api_fail(c, "InternalServerError", "out of memory");
   json_object_set_new(obj, "ProjectionExpression", json_string((const char *)g->t.p));

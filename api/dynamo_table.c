@@ -28,6 +28,10 @@
 #include "transform/stream_record.h"
 #include "util/clock.h"
 
+/* Days since the epoch of a time in microseconds: the UTC day that
+ * NumberOfDecreasesToday counts in. */
+static json_int_t utc_day(int64_t us) { return (json_int_t)(us / 86400000000ll); }
+
 void api_table_arn(trb_api *a, const char *name, char *out, size_t n) {
   snprintf(out, n, "arn:aws:dynamodb:%s:%s:table/%s", a->region, a->account, name);
 }
@@ -94,7 +98,7 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
       json_t *t = json_object_get(pt, when[i]);
       if (t) json_object_set_new(ptd, when[i], json_copy(t));
     }
-    if (json_integer_value(json_object_get(pt, "DecreasesDay")) == trb_now_us() / 86400000000ll)
+    if (json_integer_value(json_object_get(pt, "DecreasesDay")) == utc_day(trb_now_us()))
       json_object_set_new(ptd, "NumberOfDecreasesToday",
                           json_copy(json_object_get(pt, "DecreasesThatDay")));
   }
@@ -446,7 +450,7 @@ static int set_throughput(api_call *c, json_t *ext, json_t *pt, int was_prov) {
     if (nr > orr || nw > ow)
       json_object_set_new(np, "LastIncreaseDateTime", json_real((double)now / 1e6));
     if (nr < orr || nw < ow) {
-      json_int_t day = now / 86400000000ll;
+      json_int_t day = utc_day(now);
       json_int_t n = json_integer_value(json_object_get(np, "DecreasesDay")) == day
                          ? json_integer_value(json_object_get(np, "DecreasesThatDay"))
                          : 0;

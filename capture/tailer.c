@@ -239,6 +239,14 @@ static int open_sink(trb_tailer *t) {
   }
 }
 
+/* A heartbeat (an empty delivery that moves the checkpoint to read_lsn) is
+ * due: records were read past the checkpoint and heartbeat_ms have passed
+ * since the last delivery. */
+static int heartbeat_due(const trb_tailer *t, uint64_t read_lsn, uint64_t ckpt,
+                         int64_t last_delivery_ns, int64_t now_ns) {
+  return read_lsn > ckpt && now_ns - last_delivery_ns >= (int64_t)t->o.heartbeat_ms * 1000000;
+}
+
 static void *tail_main(void *arg) {
   trb_tailer *t = arg;
   pthread_setname_np(pthread_self(), "trb-sink");
@@ -248,7 +256,7 @@ static void *tail_main(void *arg) {
   if (open_sink(t)) return NULL;
   uint64_t ckpt = t->stats.checkpoint, read_lsn = ckpt;
   uint64_t first = trb_wal_first_lsn(t->o.wal);
-  if (first && ckpt + 1 < first && ckpt == 0) {
+  if (first && ckpt + 1 < first && !ckpt) {
     /* A sink that never delivered anything (new, or its checkpoint
      * removed): it starts at the oldest record retention kept, as a
      * consumer with no offset starts at the earliest one. */
@@ -285,8 +293,7 @@ static void *tail_main(void *arg) {
     trb_err rc = trb_wal_reader_next(rd, &r, timeout, &st);
     if (rc == TRB_ETIMEDOUT) {
       int64_t now = trb_mono_ns();
-      if (t->nb || (read_lsn > ckpt &&
-                    now - last_delivery >= (int64_t)t->o.heartbeat_ms * 1000000)) {
+      if (t->nb || heartbeat_due(t, read_lsn, ckpt, last_delivery, now)) {
         if (deliver(t, read_lsn)) break;
         ckpt = read_lsn;
         last_delivery = now;
@@ -333,13 +340,11 @@ static void *tail_main(void *arg) {
     t->stats.read_lsn = read_lsn;
     pthread_mutex_unlock(&t->mu);
     /* Full batch: deliver. Nothing for this sink while records keep coming
-     * (writes to tables without a stream): a heartbeat once heartbeat_ms
-     * have passed, as when the WAL is quiet, or the checkpoint would stay
-     * where it is and pin the WAL for as long as those writes go on. */
-    int64_t now = t->nb ? 0 : trb_mono_ns();
+     * (writes to tables without a stream): a heartbeat as when the WAL is
+     * quiet, or the checkpoint would stay where it is and pin the WAL for as
+     * long as those writes go on. */
     if (t->nb >= t->o.max_batch ||
-        (!t->nb && read_lsn > ckpt &&
-         now - last_delivery >= (int64_t)t->o.heartbeat_ms * 1000000)) {
+        (!t->nb && heartbeat_due(t, read_lsn, ckpt, last_delivery, trb_mono_ns()))) {
       if (deliver(t, read_lsn)) break;
       ckpt = read_lsn;
       last_delivery = trb_mono_ns();

@@ -64,6 +64,49 @@ static trb_err flush_engine(void *ctx, uint64_t *lsn, trb_status *st) {
 }
 
 /* GET /metrics: Prometheus text format. */
+/* The per-sink metric families, in the order /metrics prints them. */
+enum { SINK_CKPT, SINK_LAG, SINK_DELIVERED, SINK_FAILURES, SINK_FAILING, SINK_BROKEN,
+       SINK_DELIVERY_S, SINK_NFAM };
+static const struct {
+  const char *name, *type, *help;
+} sink_fam[SINK_NFAM] = {
+    [SINK_CKPT] = {"tributary_sink_checkpoint_lsn", "gauge", "The sink's durable checkpoint."},
+    [SINK_LAG] = {"tributary_sink_lag_records", "gauge",
+                  "WAL records past the sink's checkpoint (the newest LSN minus the checkpoint)."},
+    [SINK_DELIVERED] = {"tributary_sink_delivered_total", "counter", "Records the sink delivered."},
+    [SINK_FAILURES] = {"tributary_sink_failures_total", "counter",
+                       "Failed delivery attempts (each retried)."},
+    [SINK_FAILING] = {"tributary_sink_failing", "gauge",
+                      "1 while the sink's deliveries fail and are retried."},
+    [SINK_BROKEN] = {"tributary_sink_broken", "gauge",
+                     "1 when the sink was stopped: it fell behind retention.max_sink_lag, or it "
+                     "cannot start (the log says why)."},
+    [SINK_DELIVERY_S] = {"tributary_sink_delivery_seconds", "gauge",
+                         "How long the delivery in progress has been running, 0 when none: a "
+                         "sink waiting on a destination it cannot reach (Kafka retries inside "
+                         "one delivery) shows here."},
+};
+
+/* Family m's value for one sink (ts; last: the newest LSN), and the end of
+ * its line. */
+static void sink_value(FILE *f, int m, const trb_tailer_stats *ts, uint64_t last, int64_t now_us) {
+  unsigned long long v = 0;
+  switch (m) {
+    case SINK_CKPT: v = ts->checkpoint; break;
+    case SINK_LAG: v = last > ts->checkpoint ? last - ts->checkpoint : 0; break;
+    case SINK_DELIVERED: v = ts->records; break;
+    case SINK_FAILURES: v = ts->failures; break;
+    case SINK_FAILING: v = (unsigned long long)ts->failing; break;
+    case SINK_BROKEN: v = (unsigned long long)ts->broken; break;
+    case SINK_DELIVERY_S: {
+      int64_t since = ts->delivering_since_us;
+      fprintf(f, "%.3f\n", since && now_us > since ? (double)(now_us - since) / 1e6 : 0.0);
+      return;
+    }
+  }
+  fprintf(f, "%llu\n", v);
+}
+
 static char *serve_metrics(void *ctx) {
   serve_ctx *sv = ctx;
   char *buf = NULL;
@@ -111,40 +154,13 @@ static char *serve_metrics(void *ctx) {
     enum { NT = sizeof sv->tailers / sizeof sv->tailers[0] };
     trb_tailer_stats ts[NT];
     for (size_t i = 0; i < sv->ntailers; i++) trb_tailer_get_stats(sv->tailers[i], &ts[i]);
-    static const struct {
-      const char *name, *type, *help;
-    } fam[] = {
-        {"tributary_sink_checkpoint_lsn", "gauge", "The sink's durable checkpoint."},
-        {"tributary_sink_lag_records", "gauge",
-         "WAL records past the sink's checkpoint (the newest LSN minus the checkpoint)."},
-        {"tributary_sink_delivered_total", "counter", "Records the sink delivered."},
-        {"tributary_sink_failures_total", "counter", "Failed delivery attempts (each retried)."},
-        {"tributary_sink_failing", "gauge", "1 while the sink's deliveries fail and are retried."},
-        {"tributary_sink_broken", "gauge",
-         "1 when the sink was stopped: it fell behind retention.max_sink_lag, or it cannot "
-         "start (the log says why)."},
-        {"tributary_sink_delivery_seconds", "gauge",
-         "How long the delivery in progress has been running, 0 when none: a sink waiting on a "
-         "destination it cannot reach (Kafka retries inside one delivery) shows here."},
-    };
     int64_t now_us = trb_now_us();
-    for (size_t m = 0; m < sizeof fam / sizeof fam[0]; m++) {
-      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
-              fam[m].type);
+    for (int m = 0; m < SINK_NFAM; m++) {
+      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", sink_fam[m].name, sink_fam[m].help,
+              sink_fam[m].name, sink_fam[m].type);
       for (size_t i = 0; i < sv->ntailers; i++) {
-        unsigned long long v = m == 0   ? ts[i].checkpoint
-                               : m == 1 ? (last > ts[i].checkpoint ? last - ts[i].checkpoint : 0)
-                               : m == 2 ? ts[i].records
-                               : m == 3 ? ts[i].failures
-                               : m == 4 ? (unsigned long long)ts[i].failing
-                                        : (unsigned long long)ts[i].broken;
-        if (m == 6) {
-          int64_t since = ts[i].delivering_since_us;
-          fprintf(f, "%s{sink=\"%s\"} %.3f\n", fam[m].name, ts[i].kind,
-                  since && now_us > since ? (double)(now_us - since) / 1e6 : 0.0);
-          continue;
-        }
-        fprintf(f, "%s{sink=\"%s\"} %llu\n", fam[m].name, ts[i].kind, v);
+        fprintf(f, "%s{sink=\"%s\"} ", sink_fam[m].name, ts[i].kind);
+        sink_value(f, m, &ts[i], last, now_us);
       }
     }
   }
@@ -330,7 +346,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
   so.rollover_us = (int64_t)c->cfg.streams.rollover_s * 1000000;
   so.region = c->cfg.region;
   so.priority_boost = c->cfg.streams.priority_boost;
-  if (trb_stream_tables_lookup(c->cfg.streams.tables, NULL, NULL, &st) < 0) goto fail;
+  /* streams.tables was checked when the config was read */
   reshard(sv->e, c->cfg.streams.shards, c->cfg.streams.tables);
   size_t ntables = 0;
   trb_tabledef *tables = catalog(sv->e, &ntables);

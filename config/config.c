@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "transform/stream_record.h"
 #include "util/names.h"
 
 typedef enum cfg_type {
@@ -295,43 +296,6 @@ static int parse_size(const char *s, uint64_t *out) {
 }
 
 /* HOST:PORT or [IPV6]:PORT; NULL when valid, else the problem. */
-/* streams.tables: "" or TABLE:VIEW_TYPE[,TABLE:VIEW_TYPE...], each TABLE a
- * DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .) and each VIEW_TYPE one
- * of the four; NULL when fine, else what is wrong (in why). */
-static const char *check_view_tables(const char *s, char *why, size_t cap) {
-  static const char *const views[] = {"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE",
-                                      "NEW_AND_OLD_IMAGES", NULL};
-  while (*s) {
-    const char *end = strchr(s, ','), *colon = strchr(s, ':');
-    size_t n = end ? (size_t)(end - s) : strlen(s);
-    if (!colon || colon >= s + n) {
-      snprintf(why, cap, "'%.*s' is not TABLE:VIEW_TYPE (e.g. orders:NEW_AND_OLD_IMAGES)",
-               (int)(n > 64 ? 64 : n), s);
-      return why;
-    }
-    size_t tl = (size_t)(colon - s), vl = n - tl - 1;
-    int ok = tl >= 3 && tl <= 255;
-    for (size_t i = 0; ok && i < tl; i++)
-      ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-           (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.';
-    if (!ok) {
-      snprintf(why, cap, "'%.*s' is not a table name (3 to 255 of A-Z, a-z, 0-9, _, -, .)",
-               (int)(tl > 64 ? 64 : tl), s);
-      return why;
-    }
-    int vi = 0;
-    while (views[vi] && (strlen(views[vi]) != vl || strncmp(views[vi], colon + 1, vl))) vi++;
-    if (!views[vi]) {
-      snprintf(why, cap, "'%.*s' is not a stream view type (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE "
-               "or NEW_AND_OLD_IMAGES)", (int)(vl > 64 ? 64 : vl), colon + 1);
-      return why;
-    }
-    s += n;
-    if (*s == ',') s++;
-  }
-  return NULL;
-}
-
 static const char *check_hostport(const char *s) {
   const char *colon;
   if (s[0] == '[') {
@@ -401,7 +365,12 @@ static int cfg_parse(const cfg_setting *s, const char *text, size_t len,
   case CFG_VIEWTABLES:
     if (len >= s->size)
       return snprintf(why, cap, "too long (%zu bytes, at most %zu)", len, s->size - 1), -1;
-    return check_view_tables(text, why, cap) ? -1 : 0;
+    {
+      trb_status vst; /* the format is transform's: its parser checks it */
+      trb_status_init(&vst);
+      if (trb_stream_tables_lookup(text, NULL, NULL, &vst) >= 0) return 0;
+      return snprintf(why, cap, "%s", trb_status_msg(&vst)), -1;
+    }
   case CFG_HOSTPORT: {
     const char *bad = len >= s->size ? "too long" : check_hostport(text);
     if (!bad) return 0;

@@ -466,18 +466,35 @@ int trb_stream_tables_lookup(const char *spec, const char *table, trb_view *view
     const char *comma = strchr(p, ',');
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     const char *colon = memchr(p, ':', len);
-    char vt[32] = "";
-    size_t vl = colon ? len - (size_t)(colon + 1 - p) : 0;
-    if (colon && vl < sizeof vt) memcpy(vt, colon + 1, vl);
-    trb_view v;
-    if (!colon || colon == p || vl >= sizeof vt || trb_view_parse(vt, &v)) {
+    if (!colon) {
       trb_status_set(st, TRB_ECONFIG,
-                     "streams.tables: bad entry '%.*s': want TABLE:VIEW_TYPE with a view type "
-                     "of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES",
-                     (int)len, p);
+                     "'%.*s' is not TABLE:VIEW_TYPE (e.g. orders:NEW_AND_OLD_IMAGES)",
+                     (int)(len > 64 ? 64 : len), p);
       return -1;
     }
-    if (table && !found && (size_t)(colon - p) == tl && !memcmp(p, table, tl)) {
+    /* a DynamoDB table name: 3 to 255 of A-Z a-z 0-9 _ - . */
+    size_t nl = (size_t)(colon - p);
+    int ok = nl >= 3 && nl <= 255;
+    for (size_t i = 0; ok && i < nl; i++)
+      ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+           (p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '-' || p[i] == '.';
+    if (!ok) {
+      trb_status_set(st, TRB_ECONFIG,
+                     "'%.*s' is not a table name (3 to 255 of A-Z, a-z, 0-9, _, -, .)",
+                     (int)(nl > 64 ? 64 : nl), p);
+      return -1;
+    }
+    char vt[32] = "";
+    size_t vl = len - nl - 1;
+    if (vl < sizeof vt) memcpy(vt, colon + 1, vl);
+    trb_view v;
+    if (vl >= sizeof vt || trb_view_parse(vt, &v)) {
+      trb_status_set(st, TRB_ECONFIG,
+                     "'%.*s' is not a stream view type (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or "
+                     "NEW_AND_OLD_IMAGES)", (int)(vl > 64 ? 64 : vl), colon + 1);
+      return -1;
+    }
+    if (table && !found && nl == tl && !memcmp(p, table, tl)) {
       found = 1;
       if (view) *view = v;
     }

@@ -38,9 +38,11 @@ typedef enum trb_view {
 void trb_stream_label(int64_t us, char out[32]);
 
 /* The streams.tables setting: "TABLE:VIEW_TYPE,TABLE:VIEW_TYPE,...". Checks
- * every entry; when table is not NULL and listed, *view gets its view type.
- * 1 listed, 0 not listed, -1 malformed (TRB_ECONFIG in st, naming the
- * entry). spec and table borrowed. */
+ * every entry (a DynamoDB table name, one of the four view types); when
+ * table is not NULL and listed, *view gets its view type. 1 listed, 0 not
+ * listed, -1 malformed (TRB_ECONFIG in st, saying what is wrong with which
+ * part; the config loader checks the setting with it). spec and table
+ * borrowed. */
 int trb_stream_tables_lookup(const char *spec, const char *table, trb_view *view,
                              trb_status *st);
 

@@ -185,13 +185,7 @@ try:
         srv.start()
     ddb, strm = clients()
     # Everything the WAL holds reaches Kafka.
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        m = srv.metrics()
-        if m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"]:
-            break
-        time.sleep(0.5)
-    m = srv.metrics()
+    m = srv.sink_caught_up("kafka", 60)
     h.check(m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"],
             "the Kafka sink caught up: %r" % {k: v for k, v in m.items() if "sink" in k})
     h.eq(m.get('tributary_sink_broken{sink="kafka"}'), 0.0, "the sink is not broken")
@@ -209,13 +203,7 @@ try:
     h.check(waited >= 2.0, "with Kafka down the delivery in progress shows its wait (%.1f s)" % waited)
     for b in (1, 2, 3):
         mock_cmd("up %d" % b)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        m = srv.metrics()
-        if m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"]:
-            break
-        time.sleep(0.5)
-    m = srv.metrics()
+    m = srv.sink_caught_up("kafka", 90)
     h.check(m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"],
             "after the outage the Kafka sink caught up")
     # (a heartbeat's delivery may be under way at that moment: short, though)

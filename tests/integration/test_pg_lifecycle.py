@@ -58,13 +58,8 @@ def put(ddb, table, lo, hi, tag):
 
 
 def caught_up(srv, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        m = srv.metrics()
-        if m.get('tributary_sink_checkpoint_lsn{sink="postgres"}', 0) >= m["tributary_wal_last_lsn"]:
-            return True
-        time.sleep(0.2)
-    return False
+    m = srv.sink_caught_up("postgres", timeout, every=0.2)
+    return m.get('tributary_sink_checkpoint_lsn{sink="postgres"}', 0) >= m["tributary_wal_last_lsn"]
 
 
 def same(srv, ddb, table, schema="public", what=""):

@@ -174,13 +174,7 @@ try:
     ddb, strm = clients()
     print("changes attempted: %d" % counter[0], flush=True)
 
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        m = srv.metrics()
-        if m.get('tributary_sink_checkpoint_lsn{sink="postgres"}', 0) >= m["tributary_wal_last_lsn"]:
-            break
-        time.sleep(0.3)
-    m = srv.metrics()
+    m = srv.sink_caught_up("postgres", 90, every=0.3)
     h.check(m.get('tributary_sink_checkpoint_lsn{sink="postgres"}', 0) >= m["tributary_wal_last_lsn"],
             "the PostgreSQL sink caught up: %r" % {k: v for k, v in m.items() if "sink" in k})
     h.eq(m.get('tributary_sink_broken{sink="postgres"}'), 0.0, "the sink is not broken")

@@ -59,6 +59,17 @@ class Server:
                 out[k] = float(v)
         return out
 
+    def sink_caught_up(self, sink, seconds, every=0.5):
+        """Waits up to `seconds` for the sink's checkpoint to reach the WAL's
+        newest LSN; the metrics at the end (whether it did or not)."""
+        key = 'tributary_sink_checkpoint_lsn{sink="%s"}' % sink
+        deadline = time.time() + seconds
+        while True:
+            m = self.metrics()
+            if m.get(key, 0) >= m["tributary_wal_last_lsn"] or time.time() >= deadline:
+                return m
+            time.sleep(every)
+
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
