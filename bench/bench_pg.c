@@ -432,7 +432,7 @@ static void ws_destroy(trb_sink *s) {
 static const trb_sink_ops wrap_ops = {
     .kind = "postgres", .open = ws_open, .deliver = ws_deliver, .destroy = ws_destroy};
 
-static trb_pg_source g_src;
+static trb_sink_source g_src;
 
 /* A tailer with the PostgreSQL sink named tag (its schema bench_<pid>_<tag>),
  * or (tag NULL) with a sink that does nothing. */
@@ -448,7 +448,7 @@ static trb_tailer *run_sink(env *v, const char *tag, size_t max_batch, wrap_sink
     snprintf(ctl, sizeof ctl, "bench_%d_ctl", g_pid);
     /* no snapshots: the table is complete in the WAL, and a snapshot would
      * be measured as changes (the sink refuses instead) */
-    g_src = (trb_pg_source){.ctx = v->e, .tables = src_tables, .describe = src_describe,
+    g_src = (trb_sink_source){.ctx = v->e, .tables = src_tables, .describe = src_describe,
                             .wal_first_lsn = src_first};
     trb_pg_sink_opts po = {.conninfo = g_conninfo, .sink_name = name, .schema = schema,
                            .control_schema = ctl, .mode = TRB_PG_REPLICA, .all_tables = 1,

@@ -54,7 +54,7 @@ typedef struct serve_ctx {
   trb_kafka_mock *kmock;
   trb_sink *pg;             /* the PostgreSQL sink (owned by its tailer), for metrics */
   trb_sink *kafka;          /* the Kafka sink, likewise */
-  trb_pg_source pgsrc;
+  trb_sink_source src;      /* the tables and their snapshots, for the sinks */
   trb_api *api;
   trb_http_server *srv;
 } serve_ctx;
@@ -184,6 +184,9 @@ static char *serve_metrics(void *ctx) {
     M("tributary_kafka_projection_errors_total", "counter",
       "Changes whose typed projection failed (sent with columns null, and to the dead-letter "
       "topic).", " %llu", (unsigned long long)ks.projection_errors);
+    M("tributary_kafka_snapshot_items_total", "counter",
+      "Items sent as snapshot reads (op r) by the Kafka sink in this process (tables whose "
+      "changes are not all in the WAL).", " %llu", (unsigned long long)ks.snapshot_items);
   }
   if (sv->pg) {
     trb_pg_sink_stats ps;
@@ -290,35 +293,67 @@ static void reshard(trb_engine *e, uint32_t n, const char *tables) {
   trb_table_list_free(names, nn);
 }
 
-/* ---- what the PostgreSQL sink may ask of the engine -------------------- */
+/* ---- what the PostgreSQL and Kafka sinks may ask (ctx: the serve_ctx) -- */
 
 /* (the engine's list is malloc'ed names in a malloc'ed array, as the sink
  * wants it) */
-static trb_err pgsrc_tables(void *ctx, char ***names, size_t *n, trb_status *st) {
-  return trb_table_list(ctx, NULL, 0, names, n, NULL, st);
+static trb_err src_tables(void *ctx, char ***names, size_t *n, trb_status *st) {
+  return trb_table_list(((serve_ctx *)ctx)->e, NULL, 0, names, n, NULL, st);
 }
 
-static int pgsrc_describe(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
-                          uint64_t *items, trb_keyschema *ks) {
-  return trb_table_stream_facts(ctx, table, table_id, stream_lsn, items, ks);
+static int src_describe(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
+                        uint64_t *items, trb_keyschema *ks) {
+  return trb_table_stream_facts(((serve_ctx *)ctx)->e, table, table_id, stream_lsn, items, ks);
 }
 
-static uint64_t pgsrc_first(void *ctx) { return trb_wal_first_lsn(trb_engine_wal(ctx)); }
+static uint64_t src_first(void *ctx) {
+  return trb_wal_first_lsn(trb_engine_wal(((serve_ctx *)ctx)->e));
+}
 
-static trb_err pgsrc_snap_open(void *ctx, const char *table, const void *after, size_t after_len,
-                               void **snap, uint64_t *lsn, trb_status *st) {
+static uint64_t src_applied(void *ctx) { return trb_engine_applied_lsn(((serve_ctx *)ctx)->e); }
+
+static trb_err src_snap_open(void *ctx, const char *table, const void *after, size_t after_len,
+                             void **snap, uint64_t *lsn, trb_status *st) {
   trb_snapshot *s = NULL;
-  trb_err rc = trb_snapshot_open(ctx, table, after, after_len, &s, lsn, st);
+  trb_err rc = trb_snapshot_open(((serve_ctx *)ctx)->e, table, after, after_len, &s, lsn, st);
   *snap = s;
   return rc;
 }
 
-static trb_err pgsrc_snap_next(void *snap, trb_av **item, const void **key, size_t *key_len,
-                               trb_status *st) {
+static trb_err src_snap_next(void *snap, trb_av **item, const void **key, size_t *key_len,
+                             trb_status *st) {
   return trb_snapshot_next(snap, item, key, key_len, st);
 }
 
-static void pgsrc_snap_close(void *snap) { trb_snapshot_close(snap); }
+static void src_snap_close(void *snap) { trb_snapshot_close(snap); }
+
+/* The table's newest stream, when it is on. */
+static int src_stream(void *ctx, const char *table, uint64_t stream_lsn, trb_view *view,
+                      char label[32]) {
+  serve_ctx *sv = ctx;
+  trb_stream_info *si = NULL;
+  size_t n = 0;
+  int on = 0;
+  if (!trb_streams_wait(sv->streams, stream_lsn, 2000) &&
+      !trb_streams_list(sv->streams, table, &si, &n, NULL) && n &&
+      si[n - 1].enabled) {
+    *view = si[n - 1].view;
+    snprintf(label, 32, "%s", si[n - 1].label);
+    on = 1;
+  }
+  free(si);
+  return on;
+}
+
+static int src_locate(void *ctx, uint64_t table_id, uint64_t lsn, const trb_av *keys,
+                      char shard_id[64]) {
+  serve_ctx *sv = ctx;
+  trb_stream_info si;
+  if (trb_streams_wait(sv->streams, lsn, 2000)) return 0;
+  /* where a change of the item right after lsn goes (lsn itself may be
+   * the record that started the stream, in none of its shards) */
+  return trb_streams_locate(sv->streams, table_id, lsn + 1, keys, &si, shard_id);
+}
 
 /* A name stable for this data directory (a Kafka transactional id, a
  * PostgreSQL sink's checkpoint rows). */
@@ -374,6 +409,11 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     sv->ntailers++;
     trb_log_info("serve", "audit file sink writing to %s", c->cfg.file_sink.dir);
   }
+  sv->src = (trb_sink_source){.ctx = sv, .tables = src_tables, .describe = src_describe,
+                              .wal_first_lsn = src_first, .applied_lsn = src_applied,
+                              .snap_open = src_snap_open,
+                              .snap_next = src_snap_next, .snap_close = src_snap_close,
+                              .stream = src_stream, .locate = src_locate};
   /* The Kafka sink: to kafka.brokers, or to an embedded mock cluster. */
   const char *brokers = c->cfg.kafka.brokers;
   if (c->cfg.kafka.embedded) {
@@ -400,7 +440,8 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                               .schema_registry = c->cfg.kafka.schema_registry,
                               .tables_json = c->cfg.kafka.tables,
                               .stop_on_error = c->cfg.kafka.on_error == 1,
-                              .dead_letter_topic = c->cfg.kafka.dead_letter_topic};
+                              .dead_letter_topic = c->cfg.kafka.dead_letter_topic,
+                              .source = &sv->src};
     trb_sink *ks = NULL;
     trb_tailer_opts to = {.wal = trb_engine_wal(sv->e), .streams = sv->streams,
                           .priority_boost = c->cfg.streams.priority_boost,
@@ -421,9 +462,6 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
     char name[300];
     if (c->cfg.postgres.sink_name[0]) snprintf(name, sizeof name, "%s", c->cfg.postgres.sink_name);
     else data_dir_id(c->cfg.data_dir, name, sizeof name);
-    sv->pgsrc = (trb_pg_source){.ctx = sv->e, .tables = pgsrc_tables, .describe = pgsrc_describe,
-                                .wal_first_lsn = pgsrc_first, .snap_open = pgsrc_snap_open,
-                                .snap_next = pgsrc_snap_next, .snap_close = pgsrc_snap_close};
     static const int modes[] = {TRB_PG_REPLICA, TRB_PG_HISTORY, TRB_PG_REPLICA | TRB_PG_HISTORY};
     trb_pg_sink_opts po = {.conninfo = c->cfg.postgres.conninfo, .sink_name = name,
                            .schema = c->cfg.postgres.schema,
@@ -432,7 +470,7 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                            .json_typed = c->cfg.postgres.json == 1,
                            .stop_on_error = c->cfg.postgres.on_error == 1,
                            .all_tables = c->cfg.postgres.all_tables,
-                           .tables_json = c->cfg.postgres.tables, .source = &sv->pgsrc};
+                           .tables_json = c->cfg.postgres.tables, .source = &sv->src};
     trb_sink *ps = NULL;
     /* Batches of up to 5000: PostgreSQL applies them at 0.5-0.6 of a plain
      * COPY against 0.3-0.4 with 1000 (bench/bench_pg); at low rates the

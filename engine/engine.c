@@ -748,6 +748,8 @@ trb_err trb_table_update_ix(trb_engine *e, const char *name, const trb_tabledef 
   return trb__submit(e, &r);
 }
 
+uint64_t trb_engine_applied_lsn(trb_engine *e) { return trb_store_applied_lsn(e->store); }
+
 trb_err trb_engine_flush(trb_engine *e, uint64_t *lsn, trb_status *st) {
   trb_req r = {.kind = TRB_REQ_FLUSH, .st = st};
   trb_err rc = trb__submit(e, &r);

@@ -327,6 +327,10 @@ void trb_snapshot_close(trb_snapshot *s); /* NULL ok */
 int trb_table_stream_facts(trb_engine *e, const char *table, uint64_t *table_id,
                            uint64_t *stream_lsn, uint64_t *items, trb_keyschema *ks);
 
+/* The LSN the store has applied (readers see the state after it). Any
+ * thread. */
+uint64_t trb_engine_applied_lsn(trb_engine *e);
+
 /* Makes the store durable up to the LSN it has applied, which *lsn gets:
  * the WAL before it is no longer needed for recovery (retention may remove
  * it). Writes wait while it runs (a flush of the memtables). */

@@ -221,7 +221,10 @@ void trb_store_close(trb_store *s) {
   free(s);
 }
 
-uint64_t trb_store_applied_lsn(const trb_store *s) { return s->applied_lsn; }
+/* atomic: sinks ask (trb_engine_applied_lsn) while the commit thread writes */
+uint64_t trb_store_applied_lsn(const trb_store *s) {
+  return __atomic_load_n(&s->applied_lsn, __ATOMIC_ACQUIRE);
+}
 
 trb_store_cf *trb_store_cf_get(trb_store *s, uint64_t table_id) {
   trb_store_cf *r = NULL;
@@ -420,7 +423,7 @@ trb_err trb_store_batch_commit(trb_store *s, trb_store_batch *b, uint64_t applie
   rocksdb_write(s->db, s->wopts, b->wb, &err);
   if (s->cache) each_touched(s, b, trb_item_cache_write_end);
   if (err) return rerr(st, "write", err);
-  s->applied_lsn = applied_lsn;
+  __atomic_store_n(&s->applied_lsn, applied_lsn, __ATOMIC_RELEASE);
   return TRB_OK;
 }
 

@@ -63,9 +63,12 @@ typedef struct trb_kafka_sink_opts {
                                    the change goes with columns null, a tributary.error
                                    header, and a copy to the dead-letter topic */
   const char *dead_letter_topic; /* template, default "{region}.{table}.errors" */
+  const trb_sink_source *source; /* borrowed; NULL: no snapshots (a table whose changes are
+                                    not all in the WAL only gets what the WAL holds) */
 } trb_kafka_sink_opts;
 
 typedef struct trb_kafka_sink_stats {
+  uint64_t snapshot_items;     /* snapshot reads Kafka took, in this process */
   uint64_t projection_errors;  /* changes whose projection failed (sent with columns null and
                                   to the dead-letter topic), counted when Kafka took them */
 } trb_kafka_sink_stats;

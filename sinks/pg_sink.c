@@ -112,7 +112,7 @@ typedef struct pg_sink {
   trb_pg_sink_opts o;
   char *conninfo, *name, *schema, *ctl;
   json_t *tables_cfg;
-  const trb_pg_source *src;
+  const trb_sink_source *src;
   PGconn *conn;
   char *q_ctl;              /* quoted control schema */
   char *l_name;             /* the sink name as an SQL literal */

@@ -15,27 +15,6 @@
 #include "engine/keyenc.h"
 #include "sinks/sink.h"
 
-/* What the sink needs to know of the tables, and their snapshots, given by
- * whoever runs it (cli/cmd_serve.c, over the engine): sinks never read the
- * store themselves (ARCHITECTURE.md). */
-typedef struct trb_pg_source {
-  void *ctx;
-  /* The tables that exist: *names malloc'ed, each name malloc'ed. */
-  trb_err (*tables)(void *ctx, char ***names, size_t *n, trb_status *st);
-  /* 1 and the table's id (LSN of its creation), the LSN its stream started
-   * at (0 = no stream), its item count and key schema; 0 when no such
-   * table. */
-  int (*describe)(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
-                  uint64_t *items, trb_keyschema *ks);
-  /* The WAL's oldest LSN (what retention kept). */
-  uint64_t (*wal_first_lsn)(void *ctx);
-  /* engine.h's trb_snapshot_open / _next / _close. */
-  trb_err (*snap_open)(void *ctx, const char *table, const void *after, size_t after_len,
-                       void **snap, uint64_t *lsn, trb_status *st);
-  trb_err (*snap_next)(void *snap, trb_av **item, const void **key, size_t *key_len,
-                       trb_status *st);
-  void (*snap_close)(void *snap);
-} trb_pg_source;
 
 #define TRB_PG_REPLICA 1
 #define TRB_PG_HISTORY 2
@@ -50,7 +29,7 @@ typedef struct trb_pg_sink_opts {
   int stop_on_error;           /* a rejected change stops the sink (else: dead letter) */
   int all_tables;              /* every table with a stream, not only the listed ones */
   const char *tables_json;     /* postgres.tables, as the config keeps it (JSON text) */
-  const trb_pg_source *source; /* borrowed; NULL: no snapshots (a late joiner is an error) */
+  const trb_sink_source *source; /* borrowed; NULL: no snapshots (a late joiner is an error) */
 } trb_pg_sink_opts;
 
 /* Checks the options and creates the sink (PostgreSQL is first contacted

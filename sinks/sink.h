@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #include "capture/wal.h"
+#include "engine/keyenc.h"
+#include "engine/value.h"
 #include "transform/streams.h"
 #include "util/trb_err.h"
 
@@ -33,6 +35,45 @@ typedef struct trb_sink_rec {
                                       (wants_record) */
   size_t record_len;
 } trb_sink_rec;
+
+/* What a sink may know of the tables, and their snapshots, given by
+ * whoever runs it (cli/cmd_serve.c, over the engine and the streams): sinks
+ * never read the store themselves (ARCHITECTURE.md). The PostgreSQL sink
+ * copies a table from a snapshot into its replica, the Kafka sink sends it
+ * as snapshot reads (op "r"), when the table's changes are not all in the
+ * WAL (a sink added late, a stream enabled on a table that had items). */
+typedef struct trb_sink_source {
+  void *ctx;
+  /* The tables that exist: *names malloc'ed, each name malloc'ed. */
+  trb_err (*tables)(void *ctx, char ***names, size_t *n, trb_status *st);
+  /* 1 and the table's id (LSN of its creation), the LSN its stream started
+   * at (0 = no stream), its item count and key schema; 0 when no such
+   * table. */
+  int (*describe)(void *ctx, const char *table, uint64_t *table_id, uint64_t *stream_lsn,
+                  uint64_t *items, trb_keyschema *ks);
+  /* The WAL's oldest LSN (what retention kept). */
+  uint64_t (*wal_first_lsn)(void *ctx);
+  /* Optional: the LSN the store has applied (describe and snapshots see
+   * the state after it), which a sink may wait for to see what a WAL
+   * record it has read did to the tables. */
+  uint64_t (*applied_lsn)(void *ctx);
+  /* engine.h's trb_snapshot_open / _next / _close. */
+  trb_err (*snap_open)(void *ctx, const char *table, const void *after, size_t after_len,
+                       void **snap, uint64_t *lsn, trb_status *st);
+  trb_err (*snap_next)(void *snap, trb_av **item, const void **key, size_t *key_len,
+                       trb_status *st);
+  void (*snap_close)(void *snap);
+  /* Optional (may be NULL): the view type and label of the table's
+   * current stream, which started at stream_lsn (describe's), 1; 0 when it
+   * has none, or the streams have not taken in its start yet. */
+  int (*stream)(void *ctx, const char *table, uint64_t stream_lsn, trb_view *view,
+                char label[32]);
+  /* Optional: the shard of the stream of table table_id that a change
+   * right after lsn of the item with key attributes keys (borrowed) would
+   * be in, 1 with shard_id filled; 0 when unknown. */
+  int (*locate)(void *ctx, uint64_t table_id, uint64_t lsn, const trb_av *keys,
+                char shard_id[64]);
+} trb_sink_source;
 
 typedef struct trb_sink trb_sink;
 

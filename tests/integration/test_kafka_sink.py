@@ -314,7 +314,7 @@ try:
     h.check(len(cks) > 0, "the offsets topic holds checkpoint messages (%d)" % len(cks))
     if cks:
         ck_key, ck = cks[-1]
-        h.check(ck.get("format") == "tributary-kafka-checkpoint" and ck.get("version") == 1,
+        h.check(ck.get("format") == "tributary-kafka-checkpoint" and ck.get("version") == 2 and "origin" in ck and isinstance(ck.get("tables"), dict),
                 "the checkpoint message's format: %r" % ck)
         ck_lsn = int(ck.get("lsn", "0"))
         top = max(int(x[4]["lsn"]) for x in changes) if changes else 0

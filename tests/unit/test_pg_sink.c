@@ -7,7 +7,7 @@
  * they are not skipped.
  *
  * Records are built by hand (item encodings of trb_av maps), the tables
- * and their snapshots come from a fake trb_pg_source, and what the sink
+ * and their snapshots come from a fake trb_sink_source, and what the sink
  * wrote is read back over libpq. Every test uses its own schema, control
  * schema and sink name, so they do not see each other's rows.
  *
@@ -439,7 +439,7 @@ struct fsrc {
   size_t n;
   uint64_t first_lsn;
   int snap_opens;
-  trb_pg_source src;
+  trb_sink_source src;
 };
 
 typedef struct fsnap {
@@ -517,7 +517,7 @@ static fsrc *fs_new(void) {
   assert_non_null(f);
   f->first_lsn = 1;
   live_add((void **)g_live.srcs, 8, f);
-  f->src = (trb_pg_source){.ctx = f, .tables = fs_tables, .describe = fs_describe,
+  f->src = (trb_sink_source){.ctx = f, .tables = fs_tables, .describe = fs_describe,
                            .wal_first_lsn = fs_first, .snap_open = fs_snap_open,
                            .snap_next = fs_snap_next, .snap_close = fs_snap_close};
   return f;
