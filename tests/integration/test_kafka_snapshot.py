@@ -16,7 +16,9 @@ D  kill -9 in the middle of a 30,000-item snapshot: after the restart the
    snapshot starts again at a newer LSN and completes; per item, messages
    never go back in LSN
 E  the JSON format: reads are INSERT records with NewImage, each its own
-   eventID."""
+   eventID
+F  a Kafka sink added to a server whose WAL retention trimmed: the table
+   older than the WAL's start is sent as a snapshot, whole."""
 import io
 import json
 import os
@@ -316,6 +318,37 @@ try:
             "JSON reads are INSERT records with the item as NewImage (first: %r)" % (recs[0] if recs else None,))
     h.eq(len({r["eventID"] for r in recs}), 60, "each read has its own eventID")
     h.eq(len({r["dynamodb"]["SequenceNumber"] for r in recs}), 1, "and the snapshot's sequence number")
+    srv.stop()
+    srv = None
+
+    # ---- F: a sink added after retention trimmed the WAL ----
+    cfg3 = os.path.join(work, "trim.yaml")
+    trim = "wal:\n  segment_size: 1MiB\nstreams:\n  retention_s: 2\nretention:\n  interval_s: 1\n"
+    with open(cfg3, "w") as f:
+        f.write(trim)
+    srv = Server(config=cfg3, data_dir=os.path.join(work, "data-trim")).start()
+    ddb = clients(srv)
+    create(ddb, "old", True)
+    for i in range(0, 6000, 25):
+        reqs = [{"PutRequest": {"Item": {"pk": {"S": "o%06d" % j}, "pad": {"S": "y" * 400}}}}
+                for j in range(i, i + 25)]
+        ddb.batch_write_item(RequestItems={"old": reqs})
+    end = time.time() + 60
+    while time.time() < end and srv.metrics()["tributary_wal_first_lsn"] <= 1:
+        time.sleep(0.5)
+    first = srv.metrics()["tributary_wal_first_lsn"]
+    h.check(first > 1, "retention trimmed the WAL (it starts at LSN %d)" % first)
+    srv.stop()
+    with open(cfg3, "w") as f:
+        f.write(trim + "region: ap-south-1\nkafka:\n  brokers: %s\n" % BOOT)
+    srv.start()
+    ddb = clients(srv)
+    m = wait_snapshot(srv, 6000)
+    h.eq(m.get("tributary_kafka_snapshot_items_total"), 6000.0, "the table older than the WAL went as a snapshot")
+    dec = decoded(read_topic("ap-south-1.old"))
+    h.eq(len([d for d in dec if d[2] == "r"]), 6000, "one read per item")
+    h.eq(len([d for d in dec if d[2] != "r"]), 0, "and no change from the part of the WAL that is left")
+    h.eq(last_state(dec), scan(ddb, "old"), "the topic holds the table")
 except Exception as ex:
     import traceback
     traceback.print_exc()
