@@ -24,7 +24,9 @@
  * DELIVERY, AND WHY IT IS EXACTLY ONCE
  *
  * deliver(batch, through): append the batch's lines to each table's newest
- * file (a new file when the size or age limit is passed), fdatasync every
+ * file (a new file when the size or age limit is passed: a batch larger
+ * than the room left goes into as many files as it fills, each at most
+ * rotate_bytes unless one line alone is larger), fdatasync every
  * file written (and fsync a directory that got a new file), then replace
  * the checkpoint with `through` and the new sizes. A crash before the
  * rename leaves the old checkpoint: at open (and before retrying a failed
@@ -62,7 +64,9 @@ typedef struct fs_table {
   char durable_file[320];   /* as of the checkpoint */
   uint64_t durable_size;
   trb_buf pending;          /* this batch's lines */
-  uint64_t pending_first;   /* LSN of the first pending line */
+  uint64_t pending_first;   /* LSN of the first line going to the file being started */
+  uint64_t *line_end, *line_lsn; /* per pending line: its end offset in pending, its LSN */
+  size_t nlines, caplines;
 } fs_table;
 
 typedef struct file_sink {
@@ -295,32 +299,54 @@ static trb_err fs_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
   trb_err rc;
   if (f->dirty && (rc = undo_all(f, st))) return rc;
   f->dirty = 1;
-  for (size_t i = 0; i < f->nt; i++) trb_buf_reset(&f->t[i].pending);
+  for (size_t i = 0; i < f->nt; i++) trb_buf_reset(&f->t[i].pending), f->t[i].nlines = 0;
   for (size_t i = 0; i < n; i++) {
     fs_table *t = table_get(f, recs[i].stream->table, 1);
     if (!t) return trb_status_set(st, TRB_ENOMEM, "out of memory");
     if (!recs[i].record) return trb_status_set(st, TRB_EINVAL, "file sink: a record without its text");
-    if (!t->pending.len) t->pending_first = recs[i].wal->lsn;
+    if (t->nlines == t->caplines) {
+      size_t nc = t->caplines ? 2 * t->caplines : 64;
+      uint64_t *e = realloc(t->line_end, nc * sizeof *e);
+      if (e) t->line_end = e;
+      uint64_t *l = e ? realloc(t->line_lsn, nc * sizeof *l) : NULL;
+      if (!l) return trb_status_set(st, TRB_ENOMEM, "out of memory");
+      t->line_lsn = l;
+      t->caplines = nc;
+    }
     rc = trb_buf_append(&t->pending, recs[i].record, recs[i].record_len);
     if (!rc) rc = trb_buf_put_u8(&t->pending, '\n');
     if (rc) return trb_status_set(st, rc, "out of memory");
+    t->line_end[t->nlines] = t->pending.len;
+    t->line_lsn[t->nlines++] = recs[i].wal->lsn;
   }
   for (size_t i = 0; i < f->nt; i++) {
     fs_table *t = &f->t[i];
-    if (!t->pending.len) continue;
-    int new_file = 0;
-    if ((rc = ensure_file(f, t, t->pending.len, &new_file, st))) return rc;
-    char p[4800];
-    path_of(f, t->name, t->file, p, sizeof p);
-    if (trb_sys_pwrite_all(t->fd, t->pending.p, t->pending.len, (off_t)t->size) < 0 ||
-        trb_sys.fdatasync(t->fd) < 0)
-      return io_fail(st, "cannot write", p);
-    t->size += t->pending.len;
-    if (new_file) {
-      char dpath[4400];
-      path_of(f, t->name, NULL, dpath, sizeof dpath);
-      if (trb_sys_fsync_dir(dpath) < 0 || trb_sys_fsync_dir(f->dir) < 0)
-        return io_fail(st, "cannot sync", dpath);
+    /* the lines in runs that fill the current file, then new ones */
+    for (size_t li = 0; li < t->nlines;) {
+      uint64_t from = li ? t->line_end[li - 1] : 0;
+      uint64_t room = t->size < f->o.rotate_bytes ? f->o.rotate_bytes - t->size : 0;
+      size_t end = li;
+      while (end < t->nlines && t->line_end[end] - from <= room) end++;
+      if (end == li) /* not one more line fits: a new file, as full as it gets */
+        while (end < t->nlines && (end == li || t->line_end[end] - from <= f->o.rotate_bytes))
+          end++;
+      uint64_t len = t->line_end[end - 1] - from;
+      t->pending_first = t->line_lsn[li];
+      int new_file = 0;
+      if ((rc = ensure_file(f, t, len, &new_file, st))) return rc;
+      char p[4800];
+      path_of(f, t->name, t->file, p, sizeof p);
+      if (trb_sys_pwrite_all(t->fd, t->pending.p + from, len, (off_t)t->size) < 0 ||
+          trb_sys.fdatasync(t->fd) < 0)
+        return io_fail(st, "cannot write", p);
+      t->size += len;
+      if (new_file) {
+        char dpath[4400];
+        path_of(f, t->name, NULL, dpath, sizeof dpath);
+        if (trb_sys_fsync_dir(dpath) < 0 || trb_sys_fsync_dir(f->dir) < 0)
+          return io_fail(st, "cannot sync", dpath);
+      }
+      li = end;
     }
   }
   if ((rc = write_checkpoint(f, through, st))) return rc;
@@ -338,6 +364,8 @@ static void fs_destroy(trb_sink *s) {
   for (size_t i = 0; i < f->nt; i++) {
     if (f->t[i].fd >= 0) close(f->t[i].fd);
     trb_buf_fini(&f->t[i].pending);
+    free(f->t[i].line_end);
+    free(f->t[i].line_lsn);
   }
   free(f->t);
   free(f);

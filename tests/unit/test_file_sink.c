@@ -8,6 +8,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,61 @@ static void test_rotation(void **state) {
   free(dir);
 }
 
+/* A batch larger than rotate_bytes (a sink catching up) is spread over
+ * files of at most rotate_bytes each, every file named after its first
+ * record, rather than making one file of the whole batch. */
+static void test_rotation_in_batch(void **state) {
+  (void)state;
+  char *dir = trb_test_mkdtemp("fsink");
+  uint64_t ck;
+  trb_sink *s = open_sink(dir, 1000, &ck);
+  recs a;
+  mk_recs(&a, "t1", 1, 4);
+  assert_int_equal(s->ops->deliver(s, a.r, a.n, 4, NULL), TRB_OK);
+  free_recs(&a);
+  mk_recs(&a, "t1", 5, 60);
+  assert_int_equal(s->ops->deliver(s, a.r, a.n, 64, NULL), TRB_OK);
+  free_recs(&a);
+  s->ops->destroy(s);
+  uint64_t l[128];
+  assert_int_equal(read_lsns(dir, "t1", l, 128), 64);
+  for (size_t i = 0; i < 64; i++) assert_int_equal(l[i], 1 + i);
+  char d[4200];
+  snprintf(d, sizeof d, "%s/t1", dir);
+  DIR *dh = opendir(d);
+  int files = 0;
+  uint64_t total = 0;
+  struct dirent *de;
+  while ((de = readdir(dh))) {
+    if (!strstr(de->d_name, ".jsonl")) continue;
+    files++;
+    char p[4600];
+    snprintf(p, sizeof p, "%s/%s", d, de->d_name);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(sb.st_size > 0 && sb.st_size <= 1000);
+    total += (uint64_t)sb.st_size;
+    /* named after its first record */
+    size_t len;
+    char *data = trb_test_read_file(p, &len);
+    json_t *j = json_loadb(data, (size_t)(strchr(data, '\n') - data), 0, NULL);
+    uint64_t first;
+    assert_int_equal(trb_seqno_parse(json_string_value(json_object_get(
+                         json_object_get(j, "dynamodb"), "SequenceNumber")), &first, NULL),
+                     TRB_OK);
+    char want[64];
+    snprintf(want, sizeof want, "t1.%020" PRIu64 ".jsonl", first);
+    assert_string_equal(de->d_name, want);
+    json_decref(j);
+    free(data);
+  }
+  closedir(dh);
+  assert_true(files >= (int)(total / 1000) + 1);
+  assert_true(files >= 4);
+  trb_test_rmrf(dir);
+  free(dir);
+}
+
 /* ---- faults ---- */
 
 static int fail_at, calls;
@@ -319,6 +376,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_layout_and_checkpoint),
       cmocka_unit_test(test_rotation),
+      cmocka_unit_test(test_rotation_in_batch),
       cmocka_unit_test(test_fault_at_every_call),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
