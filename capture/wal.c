@@ -48,7 +48,8 @@
  *     32     8   table_id
  *     40     8   txn_id
  *     48     1   kind (trb_wal_kind)
- *     49     1   flags (reserved, 0)
+ *     49     1   flags: bit 0 TRB_WAL_F_TTL (a REMOVE made by Time to Live);
+ *                other bits 0 (a reader keeps and ignores them)
  *     50     2   table_len
  *     52     4   keys_len
  *     56     4   old_len; 0xFFFFFFFF = absent image

@@ -48,6 +48,11 @@ typedef enum trb_wal_kind {
 
 const char *trb_wal_kind_name(int kind); /* "INSERT", ... or "?" */
 
+/* Record flags (trb_wal_rec.flags). Unknown bits are kept and ignored. */
+#define TRB_WAL_F_TTL 0x01u /* a REMOVE made by Time to Live (engine/ttl.h), not by a
+                               client: its stream record carries DynamoDB's userIdentity
+                               {Type Service, PrincipalId dynamodb.amazonaws.com} */
+
 /*
  * One record. On append, the caller fills everything but lsn and commit_us
  * (trb_wal_append assigns them); pointers are borrowed for the call. On read,
@@ -61,7 +66,7 @@ typedef struct trb_wal_rec {
   uint64_t lsn;
   int64_t commit_us;   /* microseconds since the epoch; same for a batch */
   uint8_t kind;        /* trb_wal_kind */
-  uint8_t flags;       /* reserved, 0 */
+  uint8_t flags;       /* TRB_WAL_F_*; 0 for most records */
   uint64_t table_id;   /* the LSN of the table's TABLE_CREATE record */
   uint64_t txn_id;     /* 0 = not part of a transaction */
   const char *table;   /* table name, not NUL-terminated on read */

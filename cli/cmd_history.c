@@ -236,7 +236,9 @@ static trb_err on_change(history *h, const trb_wal_rec *r, incarnation *in, trb_
     format_time(r->commit_us, ts, sizeof ts);
     trb_seqno_format(r->lsn, seq);
     if (r->kind == TRB_WAL_REMOVE) {
-      if (asprintf(&line, "%s  %s  REMOVE  deleted", ts, seq) < 0) line = NULL;
+      if (asprintf(&line, "%s  %s  REMOVE  %s", ts, seq,
+                   (r->flags & TRB_WAL_F_TTL) ? "deleted by Time to Live (expired)" : "deleted") < 0)
+        line = NULL;
     } else {
       trb_av *img = NULL;
       if (!r->new_img || trb_av_decode(r->new_img, r->new_len, &img))

@@ -13,6 +13,7 @@
 #include "api/http.h"
 #include "api/stream_iter.h"
 #include "capture/retention.h"
+#include "engine/ttl.h"
 #include "capture/tailer.h"
 #include "sinks/file_sink.h"
 #include "sinks/kafka_mock.h"
@@ -51,6 +52,7 @@ typedef struct serve_ctx {
   trb_tailer *tailers[4];
   size_t ntailers;
   trb_retention *ret;
+  trb_ttl *ttl;
   trb_kafka_mock *kmock;
   trb_sink *pg;             /* the PostgreSQL sink (owned by its tailer), for metrics */
   trb_sink *kafka;          /* the Kafka sink, likewise */
@@ -178,6 +180,21 @@ static char *serve_metrics(void *ctx) {
       "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
       (unsigned long long)rs.sinks_broken);
   }
+  if (sv->ttl) {
+    trb_ttl_stats tt;
+    trb_ttl_get_stats(sv->ttl, &tt);
+    M("tributary_ttl_deleted_items_total", "counter",
+      "Items deleted by Time to Live (their TTL attribute had passed).", " %llu",
+      (unsigned long long)tt.deleted);
+    M("tributary_ttl_scanned_items_total", "counter", "Items read by Time to Live sweeps.",
+      " %llu", (unsigned long long)tt.scanned);
+    M("tributary_ttl_sweeps_total", "counter",
+      "Time to Live sweeps completed (every table with TTL on read once).", " %llu",
+      (unsigned long long)tt.sweeps);
+    M("tributary_ttl_last_sweep_seconds", "gauge",
+      "When the last Time to Live sweep ended (Unix time; 0: none yet).", " %.3f",
+      (double)tt.last_sweep_us / 1e6);
+  }
   if (sv->kafka) {
     trb_kafka_sink_stats ks;
     trb_kafka_sink_get_stats(sv->kafka, &ks);
@@ -215,6 +232,7 @@ static char *serve_metrics(void *ctx) {
 static void serve_stop(serve_ctx *sv) {
   trb_http_stop(sv->srv);
   trb_api_destroy(sv->api);
+  trb_ttl_stop(sv->ttl);
   trb_retention_stop(sv->ret);
   for (size_t i = 0; i < sv->ntailers; i++) trb_tailer_stop(sv->tailers[i]);
   trb_streams_stop(sv->streams);
@@ -496,6 +514,10 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                            .max_lag_bytes = c->cfg.retention.max_sink_lag,
                            .interval_ms = (int)c->cfg.retention.interval_s * 1000};
   if (trb_retention_start(&ro, &sv->ret, &st)) goto fail;
+  /* Time to Live: expired items of tables with TTL on are deleted. */
+  trb_ttl_opts to = {.engine = sv->e, .interval_ms = c->cfg.ttl.interval_s * 1000,
+                     .scan_rate = c->cfg.ttl.scan_rate};
+  if (trb_ttl_start(&to, &sv->ttl, &st)) goto fail;
   trb_sigv4_key key = {c->cfg.api.access_key_id, c->cfg.api.secret_access_key};
   trb_api_opts ao = {.region = c->cfg.region, .keys = auth ? &key : NULL, .nkeys = auth ? 1 : 0,
                      .streams = sv->streams, .iter_key = sv->ikey, .metrics = serve_metrics,

@@ -469,6 +469,8 @@ static char *pretty_line(const json_t *rec) {
   }
   const char *seq = json_string_value(json_object_get(d, "SequenceNumber"));
   const char *ev = json_string_value(json_object_get(rec, "eventName"));
+  if (ev && !strcmp(ev, "REMOVE") && json_object_get(rec, "userIdentity"))
+    ev = "REMOVE(ttl)"; /* deleted by Time to Live, as trb_stream_record_pretty says */
   char *keys = dump(json_object_get(d, "Keys"));
   char *old = dump(json_object_get(d, "OldImage"));
   char *nw = dump(json_object_get(d, "NewImage"));

@@ -91,6 +91,7 @@ static int wal_dump(cli *c, int argc, char **argv) {
            (int)(rec.commit_us % 1000000), trb_wal_kind_name(rec.kind), (int)rec.table_len,
            rec.table, rec.table_id);
     if (rec.txn_id) printf(" txn=%" PRIu64, rec.txn_id);
+    if (rec.flags & TRB_WAL_F_TTL) printf(" by=ttl");
     if (rec.kind == TRB_WAL_TABLE_CREATE || rec.kind == TRB_WAL_TABLE_UPDATE) {
       printf(" definition=%.*s", rec.new_len > 2 ? (int)rec.new_len - 2 : 0,
              rec.new_len > 2 ? (const char *)rec.new_img + 2 : "");

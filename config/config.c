@@ -139,6 +139,15 @@ static const cfg_setting cfg_settings[] = {
        "fill); 0 means no cap."),
   U32("retention.interval_s", retention.interval_s, "10", 1, 3600,
       "Seconds between retention checks."),
+  U32("ttl.interval_s", ttl.interval_s, "60", 1, 86400,
+      "Seconds between the starts of two Time to Live sweeps. Each sweep reads the tables "
+      "whose TTL is enabled (UpdateTimeToLive) and deletes the items whose TTL attribute, a "
+      "Number of epoch seconds, has passed (but by at most five years), as DynamoDB does; the "
+      "stream records of these deletes carry userIdentity Service/dynamodb.amazonaws.com. "
+      "Expired items are still read until their sweep."),
+  U32("ttl.scan_rate", ttl.scan_rate, "20000", 0, 100000000,
+      "Items a Time to Live sweep reads per second at most, so a large table's sweep does "
+      "not take the CPU from requests; 0: no limit."),
   STR_OPT("kafka.brokers", kafka.brokers, "",
           "Kafka bootstrap servers (host:port,...) of the Kafka sink. Empty: no Kafka sink, "
           "unless kafka.embedded is true."),

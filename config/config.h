@@ -56,6 +56,11 @@ typedef struct trb_config {
     uint32_t interval_s;                /* "retention.interval_s": 1..3600, default 10 */
   } retention;
   struct {
+    uint32_t interval_s;                /* "ttl.interval_s": 1..86400, default 60 */
+    uint32_t scan_rate;                 /* "ttl.scan_rate": items/s, 0..100000000, default
+                                           20000; 0 = no limit */
+  } ttl;
+  struct {
     char brokers[2048];                 /* "kafka.brokers": bootstrap servers; "" = no Kafka sink
                                            unless embedded */
     int embedded;                       /* "kafka.embedded": false|true */

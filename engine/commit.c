@@ -441,6 +441,7 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
     r->kind = (uint8_t)c->kind;
     r->table_id = c->t->def.table_id;
     r->txn_id = c->txn_id;
+    if (c->kind == TRB_WAL_REMOVE && c->w && c->w->ttl) r->flags = TRB_WAL_F_TTL;
     r->table = c->t->def.name;
     r->table_len = strlen(c->t->def.name);
     if (c->kind != TRB_WAL_TXN_COMMIT) {

@@ -145,6 +145,8 @@ typedef struct trb_write {
   int want_old;                  /* return the item as it was (if any) */
   int want_new;                  /* return the item as it is after (if any) */
   int old_on_cond_fail;          /* on TRB_ECONDFAIL, return the current item in old */
+  int ttl;                       /* DELETE made by Time to Live (engine/ttl.h): its
+                                    REMOVE record carries TRB_WAL_F_TTL */
   /* out: valid after trb_engine_write returns */
   trb_err rc;                    /* this write's result */
   trb_status st;                 /* this write's message */

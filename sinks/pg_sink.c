@@ -12,7 +12,10 @@
  *   <schema>.<table>_history    history: lsn bigint primary key, event_name,
  *                               sequence_number, commit_time timestamptz,
  *                               transaction_id, shard_id, the key columns,
- *                               old_image jsonb, new_image jsonb
+ *                               old_image jsonb, new_image jsonb, user_identity
+ *                               (dynamodb.amazonaws.com on a delete made by Time
+ *                               to Live, else NULL; added to a history table an
+ *                               older version made)
  *   <control>.checkpoints       (sink, shard_id, lsn, sequence_number, updated_at):
  *                               shard_id '*' holds the sink's checkpoint C (every
  *                               change with LSN <= C is applied, once); a row per
@@ -454,7 +457,7 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
   static const char *const rep_cols[] = {"item", "lsn", NULL};
   static const char *const hist_cols[] = {"lsn", "event_name", "sequence_number", "commit_time",
                                           "transaction_id", "shard_id", "old_image",
-                                          "new_image", NULL};
+                                          "new_image", "user_identity", NULL};
   const char *clash = NULL;
   for (int m = 0; m < 2 && !clash; m++) {
     const char *const *cols = m ? hist_cols : rep_cols;
@@ -650,10 +653,15 @@ static trb_err tab_ready(pg_sink *k, pg_tab *t, trb_status *st) {
   if (t->mode & TRB_PG_HISTORY) {
     if (sqlf(k, "CREATE TABLE IF NOT EXISTS %s (lsn bigint PRIMARY KEY, event_name text NOT NULL,"
              " sequence_number text NOT NULL, commit_time timestamptz NOT NULL, transaction_id"
-             " text, shard_id text NOT NULL, %s, old_image jsonb, new_image jsonb)",
+             " text, shard_id text NOT NULL, %s, old_image jsonb, new_image jsonb,"
+             " user_identity text)",
              t->q_hist, keydefs))
       return TRB_ENOMEM;
     if ((rc = exec(k, SQL(k), "creating the history table", st))) return rc;
+    /* a history table made before user_identity existed gets it */
+    if (sqlf(k, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS user_identity text", t->q_hist))
+      return TRB_ENOMEM;
+    if ((rc = exec(k, SQL(k), "adding user_identity to the history table", st))) return rc;
   }
   t->ready = 1;
   return TRB_OK;
@@ -738,7 +746,7 @@ static trb_err history_rows(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_st
   if (t->ks.has_sk) snprintf(keys, sizeof keys, "%s, %s", t->q_k1, t->q_k2);
   else snprintf(keys, sizeof keys, "%s", t->q_k1);
   if (sqlf(k, "COPY %s (lsn, event_name, sequence_number, commit_time, transaction_id, shard_id,"
-           " %s, old_image, new_image) FROM STDIN", t->q_hist, keys))
+           " %s, old_image, new_image, user_identity) FROM STDIN", t->q_hist, keys))
     return TRB_ENOMEM;
   trb_err rc = copy_start(k, SQL(k), what, st);
   if (rc) return rc;
@@ -762,7 +770,11 @@ static trb_err history_rows(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_st
     if (!rc) rc = copy_doc(k, b, v[i].old_img);
     if (!rc) rc = trb_buf_append(b, "\t", 1);
     if (!rc) rc = copy_doc(k, b, v[i].new_img);
-    if (!rc) rc = trb_buf_append(b, "\n", 1);
+    if (!rc) {
+      const char *uid = w->kind == TRB_WAL_REMOVE && (w->flags & TRB_WAL_F_TTL)
+                            ? "\tdynamodb.amazonaws.com\n" : "\t\\N\n";
+      rc = trb_buf_append(b, uid, strlen(uid));
+    }
     if (rc) return copy_end(k, b, "out of memory", what, st);
     if ((rc = copy_put(k, b, COPY_CHUNK, what, st))) return rc;
   }

@@ -33,7 +33,8 @@
  * So an AttributeValue of type t (1..10 = trb_type = its field's position)
  * is t-1 bytes 00 (the null fields before it), one byte 02, the value, and
  * 10-t bytes 00. The envelope is before, after (each 00, or 02 and a map),
- * source's eight fields, op, ts_ms, eventName. The encoder is correct for
+ * source's eight fields, op, ts_ms, eventName, userIdentity (00, or 02 and a
+ * string). The encoder is correct for
  * exactly the schemas compiled in below, which is why trb_avro_create
  * checks their fingerprints against TRB_AVRO_*_FINGERPRINT: change a
  * schema and the numbers, and this file, must change together.
@@ -120,7 +121,8 @@ static const char envelope_avsc[] =
     "    },\n"
     "    {\"name\": \"op\", \"type\": \"string\", \"doc\": \"c, u, d or r.\"},\n"
     "    {\"name\": \"ts_ms\", \"type\": \"long\", \"doc\": \"Commit time, milliseconds since the Unix epoch (floor of commit_us / 1000).\"},\n"
-    "    {\"name\": \"eventName\", \"type\": \"string\", \"doc\": \"DynamoDB Streams' eventName: INSERT, MODIFY or REMOVE (INSERT for a snapshot read).\"}\n"
+    "    {\"name\": \"eventName\", \"type\": \"string\", \"doc\": \"DynamoDB Streams' eventName: INSERT, MODIFY or REMOVE (INSERT for a snapshot read).\"},\n"
+    "    {\"name\": \"userIdentity\", \"type\": [\"null\", \"string\"], \"default\": null, \"doc\": \"Who made the change when it was not a client: dynamodb.amazonaws.com for an item deleted by Time to Live (DynamoDB Streams' userIdentity, Type Service); null otherwise.\"}\n"
     "  ]\n"
     "}\n";
 
@@ -858,6 +860,7 @@ typedef struct env_fields {
   uint64_t lsn, txn_id;
   int64_t commit_us;
   const char *op, *event_name;
+  const char *user_identity; /* NULL, or the PrincipalId of a TTL delete */
 } env_fields;
 
 /* ["null", map<AttributeValue>]. */
@@ -924,6 +927,12 @@ static trb_err enc_envelope(const env_fields *f, trb_buf *out, trb_status *st) {
   /* op, ts_ms, eventName */
   if ((rc = put_cstr(b, f->op)) || (rc = put_long(b, ms)) || (rc = put_cstr(b, f->event_name)))
     goto done;
+  /* userIdentity */
+  if (f->user_identity) {
+    if ((rc = put_byte(b, AVRO_VALUE_BRANCH)) || (rc = put_cstr(b, f->user_identity))) goto done;
+  } else if ((rc = put_byte(b, AVRO_NULL_BRANCH))) {
+    goto done;
+  }
   return TRB_OK;
 done:
   /* enc_image has said why for a bad or damaged image */
@@ -968,6 +977,8 @@ trb_err trb_avro_encode_change(const trb_avro *a, const trb_wal_rec *r,
   trb_err rc = check_source(&f, src, st);
   if (rc) return rc;
   f.event_name = trb_wal_kind_name(r->kind);
+  if (r->kind == TRB_WAL_REMOVE && (r->flags & TRB_WAL_F_TTL))
+    f.user_identity = "dynamodb.amazonaws.com";
   f.op = r->kind == TRB_WAL_INSERT ? "c" : r->kind == TRB_WAL_MODIFY ? "u" : "d";
   unsigned long long lsn = (unsigned long long)r->lsn;
   if (r->kind != TRB_WAL_INSERT) {

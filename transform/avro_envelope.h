@@ -66,7 +66,7 @@
  * text no longer has this fingerprint, so a schema edited without the
  * encoder (and these numbers) fails loudly, not on the consumer's side.
  */
-#define TRB_AVRO_VALUE_FINGERPRINT UINT64_C(0x2c598b92b564f2af)
+#define TRB_AVRO_VALUE_FINGERPRINT UINT64_C(0xdd7e9c5aa49c0756)
 #define TRB_AVRO_KEY_FINGERPRINT UINT64_C(0xb59374152de4d7d5)
 
 /* Frame sizes in bytes. */

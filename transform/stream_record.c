@@ -300,6 +300,15 @@ static int64_t floor_seconds(int64_t us, int32_t *usec) {
 
 /* ---- the JSON record ---- */
 
+/* A delete made by Time to Live says so (spec 7.7: userIdentity, with the
+ * service model's capitalised members). */
+#define TTL_IDENTITY \
+  ",\"userIdentity\":{\"Type\":\"Service\",\"PrincipalId\":\"dynamodb.amazonaws.com\"}"
+
+static int is_ttl(const trb_wal_rec *r) {
+  return r->kind == TRB_WAL_REMOVE && (r->flags & TRB_WAL_F_TTL);
+}
+
 /* json_object_set_new that also fails (without leaking) on a NULL value
  * from a failed constructor. */
 static int put(json_t *obj, const char *key, json_t *val) {
@@ -343,6 +352,12 @@ trb_err trb_stream_record(const trb_wal_rec *r, const trb_stream_rec_opts *o, js
   rc = put(rec, "dynamodb", ddb) ? TRB_ENOMEM : TRB_OK;
   ddb = NULL; /* stolen by put, even on failure */
   if (rc) goto done;
+  if (is_ttl(r) &&
+      put(rec, "userIdentity", json_pack("{s:s,s:s}", "Type", "Service", "PrincipalId",
+                                         "dynamodb.amazonaws.com"))) {
+    rc = TRB_ENOMEM;
+    goto done;
+  }
   if (r->txn_id) {
     char txn[24];
     snprintf(txn, sizeof txn, "%" PRIu64, r->txn_id);
@@ -375,7 +390,7 @@ trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *
   trb_err rc = parts_decode(r, o, &p, st);
   if (rc) return rc;
   size_t mark = out->len;
-  char id[33], seq[TRB_SEQNO_BUF], head[256], tail[160];
+  char id[33], seq[TRB_SEQNO_BUF], head[256], tail[320];
   event_id(r, id);
   trb_seqno_format(r->lsn, seq);
   size_t size = trb_item_size(p.keys) + (p.old ? trb_item_size(p.old) : 0) +
@@ -394,6 +409,8 @@ trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *
   if (!rc && p.nw) rc = trb_ddb_json_item(p.nw, out);
   int n = snprintf(tail, sizeof tail, ",\"SequenceNumber\":\"%s\",\"SizeBytes\":%zu,"
                    "\"StreamViewType\":\"%s\"}", seq, size, trb_view_name(o->view));
+  if (is_ttl(r))
+    n += snprintf(tail + n, sizeof tail - (size_t)n, "%s", TTL_IDENTITY);
   if (r->txn_id)
     n += snprintf(tail + n, sizeof tail - (size_t)n, ",\"transactionId\":\"%" PRIu64 "\"",
                   r->txn_id);
@@ -436,7 +453,8 @@ char *trb_stream_record_pretty(const trb_wal_rec *r, const trb_stream_rec_opts *
   trb_seqno_format(r->lsn, seq);
   int n = snprintf(head, sizeof head, "%04lld-%02d-%02dT%02d:%02d:%02d.%06dZ  %s  %s  ",
                    (long long)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, (int)usec, seq, trb_wal_kind_name(r->kind));
+                   tm.tm_min, tm.tm_sec, (int)usec, seq,
+                   is_ttl(r) ? "REMOVE(ttl)" : trb_wal_kind_name(r->kind));
   if (n < 0 || (size_t)n >= sizeof head) goto done;
   if (append_str(&b, head) || append_item(&b, "", p.keys) ||
       (p.old && append_item(&b, "  old=", p.old)) || (p.nw && append_item(&b, "  new=", p.nw)) ||

@@ -92,6 +92,7 @@ typedef struct trb_stream_rec_opts {
  *                "Keys":{...},"OldImage":{...}?,"NewImage":{...}?,
  *                "SequenceNumber":"<trb_seqno_format(lsn)>",
  *                "SizeBytes":<n>,"StreamViewType":"<view>"},
+ *    "userIdentity":{"Type":"Service","PrincipalId":"dynamodb.amazonaws.com"}?,
  *    "transactionId":"<txn_id in decimal>"?}
  *
  * Members appear in this order. Images follow the view type (spec 7.7):
@@ -106,7 +107,8 @@ typedef struct trb_stream_rec_opts {
  * (whose table ids and LSNs both start at 1) do not share one. SizeBytes is
  * trb_item_size(Keys) plus trb_item_size of each image in this record.
  * transactionId (an extension; clients ignore unknown members) is present
- * only when txn_id != 0.
+ * only when txn_id != 0. userIdentity is present only on a REMOVE made by
+ * Time to Live (flags has TRB_WAL_F_TTL), as DynamoDB Streams marks them.
  *
  * Errors: TRB_EINVAL for NULL arguments, an unknown view, a NULL or
  * non-UTF-8 region or a non-item kind; TRB_ECORRUPT, naming the LSN and the
@@ -134,7 +136,7 @@ trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *
  *   2026-12-01T21:06:52.123456Z  100000000000000000042  MODIFY  {"id":{"S":"a"}}  old={...}  new={...}
  *
  * UTC time with microseconds from commit_us, the sequence number, the event
- * name and the keys as compact DynamoDB JSON, then "old=<image>" and
+ * name ("REMOVE(ttl)" for a delete made by Time to Live) and the keys as compact DynamoDB JSON, then "old=<image>" and
  * "new=<image>" for the images the view type includes, in that order, by the
  * same rules as trb_stream_record; fields are separated by two spaces. o->region is not used and may be
  * NULL. r and o are borrowed; the caller frees the result (free()). NULL on

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from trbserver import Harness  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VALUE_FP = 0x2C598B92B564F2AF
+VALUE_FP = 0xDD7E9C5AA49C0756
 KEY_FP = 0xB59374152DE4D7D5
 AV_FIELDS = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"]
 
@@ -79,7 +79,7 @@ env_text, env = load("tributary-envelope.avsc")
 key_text, key = load("tributary-key.avsc")
 h.eq(env.fullname, "io.tributary.Envelope", "value schema name")
 h.eq(key.fullname, "io.tributary.Key", "key schema name")
-h.eq([f.name for f in env.fields], ["before", "after", "source", "op", "ts_ms", "eventName"],
+h.eq([f.name for f in env.fields], ["before", "after", "source", "op", "ts_ms", "eventName", "userIdentity"],
      "envelope fields")
 source = env.fields_dict["source"].type
 h.eq(source.fullname, "io.tributary.Source", "source record name")
@@ -207,6 +207,7 @@ if binary:
         h.eq(d["eventName"], "INSERT" if want["kind"] == "READ" else want["kind"],
              "%s: eventName" % name)
         h.eq(d["ts_ms"], want["ts_ms"], "%s: ts_ms" % name)
+        h.eq(d["userIdentity"], None, "%s: userIdentity (a client's change)" % name)
         h.eq(item_to_ddb(d["before"]), want["before"], "%s: before" % name)
         h.eq(item_to_ddb(d["after"]), want["after"], "%s: after" % name)
         s = d["source"]

@@ -287,7 +287,7 @@ try:
             if mm is not None and not mm.error():
                 got[mm.key().decode()] = mm.value().decode()
         sc.close()
-        h.eq(sorted(got), sorted(["%016x" % 0x2c598b92b564f2af, "%016x" % 0xb59374152de4d7d5]),
+        h.eq(sorted(got), sorted(["%016x" % 0xdd7e9c5aa49c0756, "%016x" % 0xb59374152de4d7d5]),
              "the schemas topic holds the value and key schemas by fingerprint")
         h.check(all(avro.schema.parse(v) for v in got.values()), "the published schemas parse")
     # the newest committed checkpoint message (offsets topic, key = the

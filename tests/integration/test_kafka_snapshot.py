@@ -19,7 +19,6 @@ E  the JSON format: reads are INSERT records with NewImage, each its own
    eventID
 F  a Kafka sink added to a server whose WAL retention trimmed: the table
    older than the WAL's start is sent as a snapshot, whole."""
-import io
 import json
 import os
 import subprocess
@@ -28,39 +27,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-import avro.io  # noqa: E402
-import avro.schema  # noqa: E402
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from kafkacheck import KSCHEMA, VSCHEMA, av_to_ddb, unframe  # noqa: E402
+import kafkacheck  # noqa: E402
 from trbserver import Harness, Server  # noqa: E402
 
 h = Harness("kafka_snapshot")
 base = os.environ.get("TRB_TEST_TMP", "/tmp")
 os.makedirs(base, exist_ok=True)
 work = tempfile.mkdtemp(prefix="ksnap-", dir=base)
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-VSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-envelope.avsc")).read())
-KSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-key.avsc")).read())
-
-
-def av_to_ddb(av):
-    for t in ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"):
-        v = av.get(t)
-        if v is not None:
-            if t == "M":
-                return {"M": {k: av_to_ddb(x) for k, x in v.items()}}
-            if t == "L":
-                return {"L": [av_to_ddb(x) for x in v]}
-            return {t: v}
-    raise ValueError(av)
-
-
-def unframe(b, schema):
-    assert b[:2] == b"\xc3\x01", b[:2]
-    return avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(b[10:])))
-
-
 mock = subprocess.Popen([os.environ["TRB_BIN"], "kafka-mock", "--brokers", "3"], stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, text=True, bufsize=1)
 BOOT = mock.stdout.readline().split()[1]
@@ -74,26 +50,7 @@ def clients(srv):
 
 
 def read_topic(topic, seconds=60):
-    """Every committed message of topic: (partition, offset, key, value, headers)."""
-    c = Consumer({"bootstrap.servers": BOOT, "group.id": "chk%f" % time.time(), "isolation.level": "read_committed",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    md = c.list_topics(topic, timeout=10).topics[topic]
-    parts = sorted(md.partitions)
-    his = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    out = []
-    end = time.time() + seconds
-    while time.time() < end:
-        m = c.poll(0.2)
-        if m is None:
-            pos = {tp.partition: tp.offset for tp in c.position([TopicPartition(topic, p) for p in parts])}
-            if all(pos[p] >= his[p] for p in parts):
-                break
-            continue
-        if not m.error():
-            out.append((m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or [])))
-    c.close()
-    return sorted(out, key=lambda x: (x[0], x[1]))
+    return kafkacheck.read_topic(BOOT, topic, seconds)
 
 
 def decoded(msgs):

@@ -354,6 +354,46 @@ static void test_transaction_id(void **state) {
   fx_fini(&f);
 }
 
+/* A REMOVE made by Time to Live carries userIdentity (Type Service,
+ * PrincipalId dynamodb.amazonaws.com) after dynamodb and before
+ * transactionId, in the text form too; nothing else does. */
+static char *pretty_ok(const trb_wal_rec *r, trb_view view);
+
+static void test_ttl_user_identity(void **state) {
+  (void)state;
+  fixture f;
+  fx_init(&f, TRB_WAL_REMOVE, 11, KEYS, OLD, NULL);
+  json_t *j = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
+  assert_null(json_object_get(j, "userIdentity"));
+  json_decref(j);
+  f.r.flags = TRB_WAL_F_TTL;
+  f.r.txn_id = 5;
+  j = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
+  json_t *u = json_object_get(j, "userIdentity");
+  assert_true(json_is_object(u));
+  assert_int_equal(json_object_size(u), 2);
+  assert_string_equal(json_string_value(json_object_get(u, "Type")), "Service");
+  assert_string_equal(json_string_value(json_object_get(u, "PrincipalId")),
+                      "dynamodb.amazonaws.com");
+  char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  const char *pu = strstr(txt, "\"userIdentity\""), *pd = strstr(txt, "\"dynamodb\""),
+             *pt = strstr(txt, "\"transactionId\"");
+  assert_true(pd && pu && pt && pd < pu && pu < pt);
+  free(txt);
+  json_decref(j);
+  char *p = pretty_ok(&f.r, TRB_VIEW_KEYS_ONLY);
+  assert_non_null(strstr(p, "  REMOVE(ttl)  "));
+  free(p);
+  fx_fini(&f);
+  /* the flag on a MODIFY (never written so) adds nothing */
+  fx_init(&f, TRB_WAL_MODIFY, 12, KEYS, OLD, NEW);
+  f.r.flags = TRB_WAL_F_TTL;
+  j = record_ok(&f.r, TRB_VIEW_NEW_AND_OLD_IMAGES, "r");
+  assert_null(json_object_get(j, "userIdentity"));
+  json_decref(j);
+  fx_fini(&f);
+}
+
 /* ---- eventID ---- */
 
 static const char *event_id_of(json_t *j) { return json_string_value(json_object_get(j, "eventID")); }
@@ -854,6 +894,7 @@ int main(void) {
       cmocka_unit_test(test_shape_of_spec_example),
       cmocka_unit_test(test_creation_time_rounds_down),
       cmocka_unit_test(test_transaction_id),
+      cmocka_unit_test(test_ttl_user_identity),
       cmocka_unit_test(test_event_id),
       cmocka_unit_test(test_seqno_golden_and_roundtrip),
       cmocka_unit_test(test_seqno_order),
