@@ -448,6 +448,55 @@ int api_want_capacity(api_call *c, json_t *obj, int *mode) {
   return 1;
 }
 
+int api_want_icm(api_call *c, json_t *obj, int *size) {
+  const char *s = NULL;
+  *size = 0;
+  int r = api_get_str(c, obj, "ReturnItemCollectionMetrics", 0, &s);
+  if (r <= 0) return r;
+  static const char *const allowed[] = {"SIZE", "NONE", NULL};
+  if (api_check_enum(c, "returnItemCollectionMetrics", s, allowed)) return -1;
+  *size = !strcmp(s, "SIZE");
+  return 1;
+}
+
+json_t *api_icm(api_call *c, const char *table, const trb_av *item_or_key) {
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  if (trb_table_describe(c->api->eng, table, &info, &st)) return NULL;
+  int lsi = 0;
+  for (size_t i = 0; info.def.ix && i < info.def.ix->n; i++) lsi |= info.def.ix->d[i].local;
+  const char *pkn = info.def.ks.pk_name;
+  const trb_av *pk = lsi && item_or_key ? trb_av_m_get(item_or_key, pkn, strlen(pkn)) : NULL;
+  uint64_t bytes = 0;
+  json_t *out = NULL;
+  if (pk && !trb_item_collection_bytes(c->api->eng, table, pk, &bytes, &st)) {
+    /* an estimate in whole GB, as DynamoDB gives it: [0.0, 1.0] below 1 GB */
+    double lo = (double)(bytes >> 30);
+    json_t *key = json_object();
+    json_object_set_new(key, pkn, trb_av_to_json(pk));
+    out = json_pack("{s:o,s:[f,f]}", "ItemCollectionKey", key, "SizeEstimateRangeGB", lo, lo + 1);
+  }
+  trb_table_info_fini(&info);
+  return out;
+}
+
+void api_icm_add(json_t *map, const char *table_as_sent, json_t *m) {
+  if (!m) return;
+  json_t *l = json_object_get(map, table_as_sent);
+  if (!l) json_object_set_new(map, table_as_sent, l = json_array());
+  /* one entry per item collection */
+  json_t *k = json_object_get(m, "ItemCollectionKey"), *e;
+  size_t i;
+  json_array_foreach(l, i, e) {
+    if (json_equal(json_object_get(e, "ItemCollectionKey"), k)) {
+      json_decref(m);
+      return;
+    }
+  }
+  json_array_append_new(l, m);
+}
+
 double api_rcu(size_t bytes, int consistent) {
   double u = (double)((bytes + 4095) / 4096);
   if (u < 1) u = 1;

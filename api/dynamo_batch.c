@@ -68,6 +68,8 @@ int op_batch_write(api_call *c) {
   int ret = -1, cap = 0;
   if (api_get_obj(c, c->in, "RequestItems", 1, &ri) <= 0) return -1;
   if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  int icm = 0;
+  if (api_want_icm(c, c->in, &icm) < 0) return -1;
   size_t total = 0;
   const char *tk;
   json_t *list;
@@ -131,7 +133,7 @@ int op_batch_write(api_call *c) {
     goto done;
   }
   /* Each write's own failure (a store error) would leave it unprocessed. */
-  json_t *unprocessed = json_object(), *caps = json_array();
+  json_t *unprocessed = json_object(), *caps = json_array(), *icms = json_object();
   for (size_t i = 0; i < n; i++) {
     if (w[i].rc) {
       json_t *l = json_object_get(unprocessed, sent[i]);
@@ -144,10 +146,13 @@ int op_batch_write(api_call *c) {
     size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
     size_t b = w[i].item ? trb_item_size(w[i].item) : 0;
     cap_add_write(c, caps, sent[i], tables[i], api_wcu(a > b ? a : b), &w[i], cap, 1);
+    if (icm) api_icm_add(icms, sent[i], api_icm(c, tables[i], w[i].item ? w[i].item : w[i].key));
   }
   c->out = json_pack("{s:o}", "UnprocessedItems", unprocessed);
   if (cap) json_object_set_new(c->out, "ConsumedCapacity", caps);
   else json_decref(caps);
+  if (json_object_size(icms)) json_object_set_new(c->out, "ItemCollectionMetrics", icms);
+  else json_decref(icms);
   ret = 0;
 done:
   for (size_t i = 0; w && i < total; i++) {
@@ -396,6 +401,8 @@ int op_transact_write(api_call *c) {
   int cap = 0, ret = -1;
   if (api_get_arr(c, c->in, "TransactItems", 1, &items) <= 0) return -1;
   if (api_want_capacity(c, c->in, &cap) < 0) return -1;
+  int icm = 0;
+  if (api_want_icm(c, c->in, &icm) < 0) return -1;
   const char *token = NULL;
   if (api_get_str(c, c->in, "ClientRequestToken", 0, &token) < 0) return -1;
   if (token && check_token(c, token)) return -1;
@@ -512,6 +519,15 @@ int op_transact_write(api_call *c) {
                       2);
       }
       json_object_set_new(c->out, "ConsumedCapacity", caps);
+    }
+    if (icm) { /* the collections the writes (not the condition checks) touched */
+      json_t *icms = json_object();
+      for (size_t i = 0; i < n; i++)
+        if (w[i].kind != TRB_W_CHECK)
+          api_icm_add(icms, r[i].table_as_sent,
+                      api_icm(c, r[i].table, r[i].item ? r[i].item : r[i].key));
+      if (json_object_size(icms)) json_object_set_new(c->out, "ItemCollectionMetrics", icms);
+      else json_decref(icms);
     }
     ret = 0;
   }

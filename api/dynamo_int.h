@@ -104,6 +104,16 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
 /* Capacity: the ConsumedCapacity object for one table, or NULL when the
  * request did not ask (ReturnConsumedCapacity NONE/absent). */
 int api_want_capacity(api_call *c, json_t *obj, int *mode); /* 0 none, 1 total, 2 indexes */
+/* ReturnItemCollectionMetrics: *size 1 for SIZE, 0 for NONE or absent. */
+int api_want_icm(api_call *c, json_t *obj, int *size);
+/* The ItemCollectionMetrics of a write to table (of the item or key it
+ * names: {ItemCollectionKey, SizeEstimateRangeGB}), or NULL when the table
+ * has no local secondary index (DynamoDB gives them only then). New
+ * reference. */
+json_t *api_icm(api_call *c, const char *table, const trb_av *item_or_key);
+/* Adds m (stolen; NULL ignored) to a BatchWriteItem/TransactWriteItems
+ * ItemCollectionMetrics map under the table as sent, once per collection. */
+void api_icm_add(json_t *map, const char *table_as_sent, json_t *m);
 json_t *api_capacity(const char *table, double units, int mode, int read);
 double api_rcu(size_t bytes, int consistent);
 double api_wcu(size_t bytes);

@@ -86,6 +86,7 @@ int api_wreq_parse(api_call *c, json_t *obj, trb_write_kind kind, api_wreq *r) {
     r->w.old_on_cond_fail = !strcmp(s, "ALL_OLD");
   }
   if (api_want_capacity(c, obj, &r->capacity) < 0) return -1;
+  if (api_want_icm(c, obj, &r->icm) < 0) return -1;
   return 0;
 }
 
@@ -173,6 +174,8 @@ int api_write_finish(api_call *c, api_write_job *j) {
     json_object_set_new(c->out, "ConsumedCapacity",
                         api_write_capacity(r->table_as_sent, api_wcu(api_wreq_bytes(r)), &r->w,
                                            j->info.def.ix, r->capacity, 1));
+  json_t *m = r->icm ? api_icm(c, r->table, r->item ? r->item : r->key) : NULL;
+  if (m) json_object_set_new(c->out, "ItemCollectionMetrics", m);
   return 0;
 }
 

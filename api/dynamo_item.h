@@ -18,6 +18,7 @@ typedef struct api_wreq {
   trb_expr *cond, *update;
   trb_retval rv;
   int capacity;              /* ReturnConsumedCapacity: 0, 1 TOTAL, 2 INDEXES */
+  int icm;                   /* ReturnItemCollectionMetrics SIZE */
 } api_wreq;
 
 /* Parses TableName, Item/Key, expressions and flags of one write. */

@@ -329,6 +329,13 @@ void trb_snapshot_close(trb_snapshot *s); /* NULL ok */
 int trb_table_stream_facts(trb_engine *e, const char *table, uint64_t *table_id,
                            uint64_t *stream_lsn, uint64_t *items, trb_keyschema *ks);
 
+/* The bytes (store keys and values) of the item collection of partition
+ * key value pk: the table's items with that partition key and their local
+ * secondary index entries, as ReturnItemCollectionMetrics estimates it.
+ * pk borrowed. TRB_ENOTFOUND when there is no such table. */
+trb_err trb_item_collection_bytes(trb_engine *e, const char *table, const trb_av *pk,
+                                  uint64_t *bytes, trb_status *st);
+
 /* The LSN the store has applied (readers see the state after it). Any
  * thread. */
 uint64_t trb_engine_applied_lsn(trb_engine *e);

@@ -49,9 +49,14 @@ trb_err trb_expr_env_create(const char *const *name_keys, const char *const *nam
                             size_t nnames, int names_present, const trb_av *values,
                             int values_present, trb_expr_env **out, trb_status *st);
 void trb_expr_env_destroy(trb_expr_env *env);
+/* Names and values together (keys, names, value sizes) at most this many
+ * bytes (spec 5.8); trb_expr_env_create refuses more, and an empty
+ * attribute name. */
+#define TRB_EXPR_ENV_MAX (2 * 1024 * 1024)
 /* After every expression of a request was parsed: "Value provided in
  * ExpressionAttributeNames unused in expressions: keys: {#a, #b}" (names
- * first, then values). */
+ * first, then values); with no expression parsed at all, "...can only be
+ * specified when using expressions". */
 trb_err trb_expr_env_check_unused(const trb_expr_env *env, trb_status *st);
 
 /* Parses text (at most 4 KB) as the given kind. *out caller-owned. */

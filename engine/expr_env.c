@@ -228,9 +228,20 @@ trb_err trb_expr_env_create(const char *const *name_keys, const char *const *nam
     return trb_status_set(st, TRB_EINVAL, "ExpressionAttributeValues must be a map");
   if (values_present && (!values || values->u.m.n == 0))
     return trb_status_set(st, TRB_EINVAL, "ExpressionAttributeValues must not be empty");
-  for (size_t i = 0; i < nnames; i++)
+  size_t total = 0; /* spec 5.8: names and values together at most 2 MB */
+  for (size_t i = 0; i < nnames; i++) {
     if (!ph_valid(name_keys[i], strlen(name_keys[i]), '#'))
       return bad_key(st, "ExpressionAttributeNames", name_keys[i], strlen(name_keys[i]));
+    if (!name_vals[i] || !name_vals[i][0]) {
+      char q[XP_MSG_USER_MAX + 1];
+      trb__expr_quote(name_keys[i], strlen(name_keys[i]), q, sizeof q);
+      return trb_status_set(st, TRB_EINVAL,
+                            "ExpressionAttributeNames contains invalid value: Empty attribute "
+                            "name for key %s",
+                            q);
+    }
+    total += strlen(name_keys[i]) + strlen(name_vals[i]);
+  }
   if (values) {
     for (size_t i = 0; i < values->u.m.n; i++) {
       const trb_attr *a = &values->u.m.e[i];
@@ -250,8 +261,14 @@ trb_err trb_expr_env_create(const char *const *name_keys, const char *const *nam
         if (st) trb__expr_utf8_fix(st->msg);
         return rc;
       }
+      total += a->name_len + trb_av_size(a->val);
     }
   }
+  if (total > TRB_EXPR_ENV_MAX)
+    return trb_status_set(st, TRB_EINVAL,
+                          "ExpressionAttributeNames and ExpressionAttributeValues together hold "
+                          "%zu bytes; the maximum is %d (2 MB)",
+                          total, TRB_EXPR_ENV_MAX);
 
   env = calloc(1, sizeof *env);
   if (!env) goto oom;
@@ -355,6 +372,13 @@ static const char *value_key(const trb_expr_env *env, size_t i, size_t *len) {
 trb_err trb_expr_env_check_unused(const trb_expr_env *env, trb_status *st) {
   char buf[400];
   if (!env) return TRB_OK;
+  /* given, but there is no expression to use them */
+  if (!env->parsed && env->nnames)
+    return trb_status_set(st, TRB_EINVAL,
+                          "ExpressionAttributeNames can only be specified when using expressions");
+  if (!env->parsed && env->values)
+    return trb_status_set(st, TRB_EINVAL,
+                          "ExpressionAttributeValues can only be specified when using expressions");
   if (list_unused(buf, sizeof buf, env->nnames, env->nused, name_key, env))
     return trb_status_set(st, TRB_EINVAL,
                           "Value provided in ExpressionAttributeNames unused in expressions: "

@@ -49,6 +49,7 @@ struct trb_expr_env {
   unsigned char *nused;
   const trb_av *values;    /* M or NULL, borrowed */
   unsigned char *vused;    /* one per values->u.m entry */
+  int parsed;              /* an expression was parsed with it */
 };
 /* Index of a #name key (length n) or -1; marks it used when found. */
 long trb__env_name(trb_expr_env *env, const char *key, size_t n);

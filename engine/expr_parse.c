@@ -1009,6 +1009,7 @@ trb_err trb_expr_parse(trb_expr_kind kind, const char *text, trb_expr_env *env, 
   if (kind < TRB_EXPR_CONDITION || kind > TRB_EXPR_UPDATE || !text)
     return trb_status_set(st, TRB_EINVAL, "invalid expression kind or text");
   const char *kn = trb__expr_kind_name(kind);
+  if (env) env->parsed = 1;
   size_t len = strlen(text), i = 0;
   while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
   if (i == len)

@@ -536,8 +536,33 @@ static trb_err start_key(const trb_table *t, const trb_keyschema *ks, const trb_
     if ((rc = trb_index_check_start_key(ix, &t->def.ks, esk, st))) return rc;
     return trb_index_entry_key(ix, &t->def.ks, esk, seek);
   }
-  if ((rc = trb_key_check_key(ks, esk, st))) return rc;
+  if ((rc = trb_key_check_key(ks, esk, st))) {
+    if (rc == TRB_EINVAL && st) { /* DynamoDB says which key it is */
+      char msg[sizeof st->msg];
+      snprintf(msg, sizeof msg, "%s", st->msg);
+      trb_status_set(st, rc, "The provided starting key is invalid: %s", msg);
+    }
+    return rc;
+  }
   return trb_key_encode(ks, esk, seek);
+}
+
+/* Whether sort key value v satisfies the query's sort-key condition. */
+static int sk_satisfies(const trb_query_req *q, const trb_av *v) {
+  if (q->sk_op == TRB_SK_NONE) return 1;
+  if (!v || v->type != q->sk1->type) return 0;
+  int c = trb_av_cmp_scalar(v, q->sk1);
+  switch (q->sk_op) {
+    case TRB_SK_EQ: return c == 0;
+    case TRB_SK_LT: return c < 0;
+    case TRB_SK_LE: return c <= 0;
+    case TRB_SK_GT: return c > 0;
+    case TRB_SK_GE: return c >= 0;
+    case TRB_SK_BETWEEN: return c >= 0 && trb_av_cmp_scalar(v, q->sk2) <= 0;
+    case TRB_SK_BEGINS_WITH:
+      return v->u.s.len >= q->sk1->u.s.len && !memcmp(v->u.s.p, q->sk1->u.s.p, q->sk1->u.s.len);
+    default: return 1;
+  }
 }
 
 trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_status *st) {
@@ -619,6 +644,11 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
       rc = trb_status_set(st, TRB_EINVAL,
                           "The provided starting key is invalid: The provided key element "
                           "does not match the partition of the query");
+      goto done;
+    }
+    if (!sk_satisfies(q, trb_av_m_get(q->exclusive_start_key, ks->sk_name, strlen(ks->sk_name)))) {
+      rc = trb_status_set(st, TRB_EINVAL,
+                          "The provided starting key does not match the range key predicate");
       goto done;
     }
     if (q->backward) trb_store_iter_seek_prev(it, seek.p, seek.len);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "engine/keyenc.h"
 
 struct trb_snapshot {
   trb_engine *e;
@@ -113,4 +114,56 @@ int trb_table_stream_facts(trb_engine *e, const char *table, uint64_t *table_id,
     *stream_lsn = strtoull(sl, NULL, 10);
   trb_table_info_fini(&info);
   return 1;
+}
+
+/* ---- the size of an item collection (ReturnItemCollectionMetrics) ---- */
+
+/* Adds the key and value bytes of every entry of cf whose key starts with
+ * prefix. */
+static trb_err prefix_bytes(trb_engine *e, trb_store_cf *cf, const trb_buf *prefix,
+                            uint64_t *bytes, trb_status *st) {
+  trb_store_iter *it = NULL;
+  trb_err rc = trb_store_iter_create(e->store, cf, prefix->p, prefix->len, NULL, 0, &it, st);
+  if (rc) return rc;
+  for (trb_store_iter_seek(it, prefix->p, prefix->len); trb_store_iter_valid(it);
+       trb_store_iter_next(it)) {
+    size_t kl, vl;
+    const char *k = trb_store_iter_key(it, &kl);
+    if (kl < prefix->len || memcmp(k, prefix->p, prefix->len)) break;
+    trb_store_iter_val(it, &vl);
+    *bytes += kl + vl;
+  }
+  rc = trb_store_iter_status(it, st);
+  trb_store_iter_destroy(it);
+  return rc;
+}
+
+trb_err trb_item_collection_bytes(trb_engine *e, const char *table, const trb_av *pk,
+                                  uint64_t *bytes, trb_status *st) {
+  *bytes = 0;
+  trb_buf prefix;
+  trb_buf_init(&prefix, 0);
+  if (trb_key_encode_partition(pk, &prefix)) {
+    trb_buf_fini(&prefix);
+    return trb_status_set(st, TRB_ENOMEM, "out of memory");
+  }
+  trb_store_cf *cfs[1 + TRB_INDEX_MAX];
+  size_t n = 0;
+  trb_err rc = TRB_OK;
+  /* the column families stay while the catalog lock is held: a table
+   * deleted meanwhile cannot drop them under the iterators */
+  pthread_rwlock_rdlock(&e->cat_lock);
+  trb_table *t = trb__table_find(e, table);
+  if (!t) {
+    rc = trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
+                        table);
+  } else {
+    cfs[n++] = t->cf;
+    for (size_t i = 0; t->def.ix && i < t->def.ix->n; i++)
+      if (t->def.ix->d[i].local) cfs[n++] = t->ix_cf[i];
+  }
+  for (size_t i = 0; !rc && i < n; i++) rc = prefix_bytes(e, cfs[i], &prefix, bytes, st);
+  pthread_rwlock_unlock(&e->cat_lock);
+  trb_buf_fini(&prefix);
+  return rc;
 }

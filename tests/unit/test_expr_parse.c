@@ -210,6 +210,44 @@ static void test_undefined_placeholders(void **state) {
   perr(K, NULL, VALS, "pk = :k", want);
 }
 
+/* Values without names, and no expression; an empty attribute name; more
+ * than 2 MB of names and values (spec 5.8). */
+static void test_env_refusals(void **state) {
+  (void)state;
+  xenv x;
+  trb_status st;
+  trb_status_init(&st);
+  xenv_init(&x, NULL, "{\":v\":{\"N\":\"1\"}}");
+  assert_int_equal(trb_expr_env_check_unused(x.env, &st), TRB_EINVAL);
+  assert_string_equal(trb_status_msg(&st),
+                      "ExpressionAttributeValues can only be specified when using expressions");
+  xenv_fini(&x);
+  assert_int_equal(xenv_try(&x, "{\"#a\":\"a\",\"#e\":\"\"}", NULL, &st), TRB_EINVAL);
+  assert_string_equal(trb_status_msg(&st),
+                      "ExpressionAttributeNames contains invalid value: Empty attribute name for "
+                      "key #e");
+  xenv_fini(&x);
+  /* three values of 750,000 bytes: 2.25 MB; two: 1.5 MB, accepted */
+  size_t big = 750000;
+  char *vals = malloc(3 * (big + 40) + 8), *o = vals;
+  o += sprintf(o, "{");
+  for (int i = 0; i < 3; i++) {
+    o += sprintf(o, "%s\":v%d\":{\"S\":\"", i ? "," : "", i);
+    memset(o, 'x', big);
+    o += big;
+    o += sprintf(o, "\"}");
+  }
+  sprintf(o, "}");
+  assert_int_equal(xenv_try(&x, NULL, vals, &st), TRB_EINVAL);
+  assert_non_null(strstr(trb_status_msg(&st), "the maximum is 2097152 (2 MB)"));
+  xenv_fini(&x);
+  char *cut = strstr(vals, ",\":v2\"");
+  strcpy(cut, "}");
+  assert_int_equal(xenv_try(&x, NULL, vals, &st), TRB_OK);
+  xenv_fini(&x);
+  free(vals);
+}
+
 static void test_unused_across_expressions(void **state) {
   (void)state;
   xenv x;
@@ -217,10 +255,10 @@ static void test_unused_across_expressions(void **state) {
   trb_status_init(&st);
   xenv_init(&x, "{\"#a\":\"a\",\"#b\":\"b\",\"#c\":\"c\"}",
             "{\":x\":{\"N\":\"1\"},\":y\":{\"S\":\"s\"},\":z\":{\"S\":\"t\"}}");
+  /* no expression at all: DynamoDB's other message */
   assert_int_equal(trb_expr_env_check_unused(x.env, &st), TRB_EINVAL);
   assert_string_equal(trb_status_msg(&st),
-                      "Value provided in ExpressionAttributeNames unused in expressions: keys: "
-                      "{#a, #b, #c}");
+                      "ExpressionAttributeNames can only be specified when using expressions");
   trb_expr *c = xparse(&x, C, "#a = :x");
   assert_int_equal(trb_expr_env_check_unused(x.env, &st), TRB_EINVAL);
   assert_string_equal(trb_status_msg(&st),
@@ -867,6 +905,7 @@ int main(void) {
       cmocka_unit_test(test_empty_and_too_long),
       cmocka_unit_test(test_reserved_words),
       cmocka_unit_test(test_undefined_placeholders),
+      cmocka_unit_test(test_env_refusals),
       cmocka_unit_test(test_unused_across_expressions),
       cmocka_unit_test(test_env_errors),
       cmocka_unit_test(test_redundant_parentheses),

@@ -1,0 +1,154 @@
+"""What black-box conformance probes found differing from DynamoDB, checked
+with boto3 against `tributary serve`:
+- ReturnItemCollectionMetrics SIZE on a table with a local secondary index:
+  ItemCollectionMetrics {ItemCollectionKey, SizeEstimateRangeGB [0.0, 1.0]}
+  from PutItem, UpdateItem, DeleteItem, and per table (once per collection)
+  from BatchWriteItem and TransactWriteItems; nothing for a table without an
+  LSI; a value other than SIZE / NONE is a ValidationException;
+- a Query's ExclusiveStartKey outside the sort-key condition: "The provided
+  starting key does not match the range key predicate"; a malformed one on
+  the table: "The provided starting key is invalid: ...";
+- ExpressionAttributeNames with an empty name, names or values without any
+  expression, and more than 2 MB of values: ValidationException with
+  DynamoDB's messages, nothing written."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+from trbserver import Harness, Server  # noqa: E402
+
+h = Harness("api_conformance")
+srv = Server().start()
+ddb = boto3.client("dynamodb", endpoint_url=srv.url, region_name="us-east-1",
+                   aws_access_key_id="local", aws_secret_access_key="local",
+                   config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def err(fn):
+    """(code, message) of the ClientError fn raises, or (None, None)."""
+    try:
+        fn()
+    except ddb.exceptions.ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+    return None, None
+
+
+try:
+    ddb.create_table(TableName="coll", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "N"},
+                                           {"AttributeName": "l", "AttributeType": "N"}],
+                     LocalSecondaryIndexes=[{"IndexName": "by_l",
+                                             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                           {"AttributeName": "l", "KeyType": "RANGE"}],
+                                             "Projection": {"ProjectionType": "ALL"}}])
+    ddb.create_table(TableName="plain", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    WANT = {"ItemCollectionKey": {"pk": {"S": "a"}}, "SizeEstimateRangeGB": [0.0, 1.0]}
+
+    r = ddb.put_item(TableName="coll", Item={"pk": {"S": "a"}, "sk": {"N": "1"}, "l": {"N": "5"}},
+                     ReturnItemCollectionMetrics="SIZE")
+    h.eq(r.get("ItemCollectionMetrics"), WANT, "PutItem ItemCollectionMetrics")
+    r = ddb.put_item(TableName="coll", Item={"pk": {"S": "a"}, "sk": {"N": "2"}},
+                     ReturnItemCollectionMetrics="NONE")
+    h.check("ItemCollectionMetrics" not in r, "NONE: no metrics")
+    r = ddb.update_item(TableName="coll", Key={"pk": {"S": "a"}, "sk": {"N": "2"}},
+                        UpdateExpression="SET l = :l", ExpressionAttributeValues={":l": {"N": "7"}},
+                        ReturnItemCollectionMetrics="SIZE")
+    h.eq(r.get("ItemCollectionMetrics"), WANT, "UpdateItem ItemCollectionMetrics")
+    r = ddb.delete_item(TableName="coll", Key={"pk": {"S": "a"}, "sk": {"N": "2"}},
+                        ReturnItemCollectionMetrics="SIZE")
+    h.eq(r.get("ItemCollectionMetrics"), WANT, "DeleteItem ItemCollectionMetrics")
+    r = ddb.put_item(TableName="plain", Item={"pk": {"S": "a"}}, ReturnItemCollectionMetrics="SIZE")
+    h.check("ItemCollectionMetrics" not in r, "a table without an LSI: no metrics")
+    r = ddb.batch_write_item(RequestItems={
+        "coll": [{"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"N": str(i)}}}} for i in range(3, 6)]
+        + [{"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"N": "1"}}}}],
+        "plain": [{"PutRequest": {"Item": {"pk": {"S": "z"}}}}]}, ReturnItemCollectionMetrics="SIZE")
+    m = r.get("ItemCollectionMetrics", {})
+    h.eq(sorted(m), ["coll"], "BatchWriteItem: metrics for the LSI table only")
+    h.eq(sorted(x["ItemCollectionKey"]["pk"]["S"] for x in m.get("coll", [])), ["a", "b"],
+         "BatchWriteItem: one entry per item collection")
+    h.eq(r.get("UnprocessedItems"), {}, "BatchWriteItem UnprocessedItems")
+    r = ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "coll", "Item": {"pk": {"S": "c"}, "sk": {"N": "1"}}}},
+        {"ConditionCheck": {"TableName": "coll", "Key": {"pk": {"S": "a"}, "sk": {"N": "1"}},
+                            "ConditionExpression": "attribute_exists(pk)"}},
+        {"Put": {"TableName": "plain", "Item": {"pk": {"S": "y"}}}}], ReturnItemCollectionMetrics="SIZE")
+    h.eq(r.get("ItemCollectionMetrics"),
+         {"coll": [{"ItemCollectionKey": {"pk": {"S": "c"}}, "SizeEstimateRangeGB": [0.0, 1.0]}]},
+         "TransactWriteItems ItemCollectionMetrics (writes only, LSI table only)")
+    code, msg = err(lambda: ddb.put_item(TableName="coll", Item={"pk": {"S": "q"}, "sk": {"N": "1"}},
+                                         ReturnItemCollectionMetrics="SIZES"))
+    h.eq(code, "ValidationException", "ReturnItemCollectionMetrics SIZES refused")
+    h.check("returnItemCollectionMetrics" in msg and "[SIZE, NONE]" in msg, "its message: %r" % msg)
+    h.check("Item" not in ddb.get_item(TableName="coll", Key={"pk": {"S": "q"}, "sk": {"N": "1"}}),
+            "the refused put wrote nothing")
+
+    # ExclusiveStartKey against the key condition
+    q = dict(TableName="coll", KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+             ExpressionAttributeValues={":p": {"S": "a"}, ":a": {"N": "2"}, ":b": {"N": "5"}})
+    code, msg = err(lambda: ddb.query(ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "8"}}, **q))
+    h.eq((code, msg), ("ValidationException", "The provided starting key does not match the range key predicate"),
+         "ExclusiveStartKey outside BETWEEN")
+    r = ddb.query(ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "3"}}, **q)
+    h.eq([x["sk"]["N"] for x in r["Items"]], ["4", "5"], "ExclusiveStartKey inside the range")
+    for cond, vals, sk in (("sk > :a", {":a": {"N": "3"}}, "2"), ("sk < :a", {":a": {"N": "3"}}, "3"),
+                           ("sk = :a", {":a": {"N": "3"}}, "4")):
+        vals = dict(vals, **{":p": {"S": "a"}})
+        code, _ = err(lambda: ddb.query(TableName="coll", KeyConditionExpression="pk = :p AND " + cond,
+                                        ExpressionAttributeValues=vals,
+                                        ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": sk}}))
+        h.eq(code, "ValidationException", "ExclusiveStartKey sk %s against %s" % (sk, cond))
+    code, msg = err(lambda: ddb.query(ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"S": "x"}}, **q))
+    h.eq(code, "ValidationException", "a malformed ExclusiveStartKey")
+    h.check(msg.startswith("The provided starting key is invalid: "), "its message: %r" % msg)
+    code, msg = err(lambda: ddb.scan(TableName="coll", ExclusiveStartKey={"pk": {"S": "a"}}))
+    h.check(code == "ValidationException" and msg.startswith("The provided starting key is invalid: "),
+            "Scan's malformed ExclusiveStartKey: %r %r" % (code, msg))
+
+    # Expression attribute names and values
+    code, msg = err(lambda: ddb.scan(TableName="plain", FilterExpression="#e = :v",
+                                     ExpressionAttributeNames={"#e": ""},
+                                     ExpressionAttributeValues={":v": {"S": "x"}}))
+    h.eq((code, msg), ("ValidationException",
+                       "ExpressionAttributeNames contains invalid value: Empty attribute name for key #e"),
+         "an empty attribute name")
+    code, msg = err(lambda: ddb.put_item(TableName="plain", Item={"pk": {"S": "e1"}},
+                                         ConditionExpression="attribute_not_exists(#e)",
+                                         ExpressionAttributeNames={"#e": ""}))
+    h.eq(code, "ValidationException", "an empty attribute name in a condition")
+    code, msg = err(lambda: ddb.get_item(TableName="plain", Key={"pk": {"S": "a"}},
+                                         ExpressionAttributeNames={"#a": "s"}))
+    h.eq((code, msg), ("ValidationException",
+                       "ExpressionAttributeNames can only be specified when using expressions"),
+         "names without an expression")
+    code, msg = err(lambda: ddb.put_item(TableName="plain", Item={"pk": {"S": "e2"}},
+                                         ExpressionAttributeValues={":v": {"N": "1"}}))
+    h.eq((code, msg), ("ValidationException",
+                       "ExpressionAttributeValues can only be specified when using expressions"),
+         "values without an expression")
+    big = {":%s" % c: {"S": "x" * 750000 + c} for c in "abc"}
+    code, msg = err(lambda: ddb.put_item(TableName="plain", Item={"pk": {"S": "e3"}},
+                                         ConditionExpression="attribute_not_exists(s) OR s IN (:a, :b, :c)",
+                                         ExpressionAttributeValues=big))
+    h.check(code == "ValidationException" and "2 MB" in msg, "2.25 MB of values: %r %r" % (code, msg))
+    del big[":c"]
+    r = ddb.put_item(TableName="plain", Item={"pk": {"S": "e4"}},
+                     ConditionExpression="attribute_not_exists(s) OR s IN (:a, :b)", ExpressionAttributeValues=big)
+    h.check("Item" in ddb.get_item(TableName="plain", Key={"pk": {"S": "e4"}}), "1.5 MB of values is fine")
+    for k in ("e1", "e2", "e3"):
+        h.check("Item" not in ddb.get_item(TableName="plain", Key={"pk": {"S": k}}), "refused %s wrote nothing" % k)
+    h.check(ddb.describe_table(TableName="plain")["Table"]["TableStatus"] == "ACTIVE", "the server still answers")
+except Exception as ex:
+    import traceback
+    traceback.print_exc()
+    h.check(False, "exception: %r" % ex)
+finally:
+    srv.stop()
+sys.exit(h.done())
