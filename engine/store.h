@@ -45,6 +45,11 @@ uint64_t trb_store_applied_lsn(const trb_store *s);
  * family holds exactly the state at trb_store_applied_lsn, durably. */
 trb_err trb_store_flush(trb_store *s, trb_status *st);
 
+/* Bytes the SST files' table readers hold (RocksDB's
+ * estimate-table-readers-mem over every family): their indexes and bloom
+ * filters, which stay there, out of the block cache. */
+uint64_t trb_store_table_readers_mem(trb_store *s);
+
 /* Column families by table id. get returns a borrowed handle or NULL. */
 trb_store_cf *trb_store_cf_get(trb_store *s, uint64_t table_id);
 /* Creates the table's column family (or returns the existing one). */
