@@ -718,7 +718,9 @@ trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys,
   const trb_sigv4_key *key = NULL;
   for (size_t i = 0; i < nkeys && !key; i++)
     if (keys[i].access_key_id && sv_eq(a.akid, keys[i].access_key_id)) key = &keys[i];
-  if (!key || !key->secret_access_key) {
+  /* The configured keys are long-term ones: no session token names them
+   * (AWS refuses a token it did not issue, signed or not). */
+  if (!key || !key->secret_access_key || trb_http_header(req, "X-Amz-Security-Token")) {
     trb_status_set(st, TRB_EINVAL, "The security token included in the request is invalid.");
     return TRB_SIGV4_UNKNOWN_KEY;
   }

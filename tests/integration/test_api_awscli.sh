@@ -102,6 +102,15 @@ if AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=wrong aws dynamodb list
   bad "wrong secret accepted"; else grep -q InvalidSignatureException "$D/err" && ok || bad "wrong secret: $(cat "$D/err")"; fi
 if AWS_ACCESS_KEY_ID=NOSUCHKEY AWS_SECRET_ACCESS_KEY=s3cret aws dynamodb list-tables $EP 2>"$D/err"; then
   bad "unknown key accepted"; else grep -q UnrecognizedClientException "$D/err" && ok || bad "unknown key: $(cat "$D/err")"; fi
+# a session token (signed) with the long-term key: not one this server issued, nothing written
+if AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=s3cret AWS_SESSION_TOKEN=FQoGZXIvYXdzEXAMPLETOKEN \
+   aws dynamodb create-table $EP --table-name tokened --attribute-definitions AttributeName=k,AttributeType=S \
+   --key-schema AttributeName=k,KeyType=HASH --billing-mode PAY_PER_REQUEST >/dev/null 2>"$D/err"; then
+  bad "a session token accepted"
+else grep -q "UnrecognizedClientException" "$D/err" && grep -q "security token included in the request is invalid" "$D/err" \
+  && ok || bad "session token: $(cat "$D/err")"; fi
+AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=s3cret aws dynamodb list-tables $EP --output text >"$D/out" \
+  && ! grep -q tokened "$D/out" && ok || bad "the refused create-table made a table: $(cat "$D/out")"
 stop && ok || bad "stop"
 # Without keys the server refuses a non-loopback address.
 if "$T" --data-dir "$D/data2" serve --listen 0.0.0.0:0 2>"$D/err"; then bad "listened on 0.0.0.0 without auth"

@@ -324,8 +324,13 @@ static void test_botocore_vectors_verify(void **state) {
     use_vec_keys(v);
     trb_sigv4_fail r = send_vec(v, NULL, NULL, 0);
     snap s = last();
-    if (r != TRB_SIGV4_OK) fprintf(stderr, "vector %s: %s\n", v->name, s.msg);
-    assert_int_equal(r, TRB_SIGV4_OK);
+    /* a session token: signed right, but the keys are long-term ones, so
+     * the token is one this server never issued (AWS: refused) */
+    int token = strstr(v->headers, "X-Amz-Security-Token:") != NULL;
+    trb_sigv4_fail want = token ? TRB_SIGV4_UNKNOWN_KEY : TRB_SIGV4_OK;
+    if (r != want) fprintf(stderr, "vector %s: %s\n", v->name, s.msg);
+    assert_int_equal(r, want);
+    if (token) assert_string_equal(s.msg, "The security token included in the request is invalid.");
     /* and the signature recomputed from the request is botocore's */
     assert_int_equal(s.sig_rc, TRB_OK);
     assert_string_equal(s.sig, v->sig);
