@@ -515,6 +515,45 @@ static void test_add_and_drop(void **state) {
   trb_indexset_unref(s);
 }
 
+/* The item collection of a partition (ReturnItemCollectionMetrics): its
+ * items and their LSI entries, and nothing of another partition. */
+static void test_item_collection_bytes(void **state) {
+  fx *f = *state;
+  trb_indexset *s = std_set();
+  trb_keyschema ks = *table_ks();
+  trb_status st;
+  trb_status_init(&st);
+  assert_int_equal(trb_table_create_ix(f->e, "shop", &ks, s, NULL, NULL, &st), TRB_OK);
+  trb_indexset_unref(s);
+  trb_av *c1 = V("{\"S\":\"c1\"}"), *c2 = V("{\"S\":\"c2\"}");
+  uint64_t b0 = 1, b1, b2, other;
+  assert_int_equal(trb_item_collection_bytes(f->e, "shop", c1, &b0, &st), TRB_OK);
+  assert_int_equal(b0, 0);
+  trb_av *it = J("{\"c\":{\"S\":\"c1\"},\"o\":{\"N\":\"1\"},\"pad\":{\"S\":\"xxxxxxxxxxxxxxxxxxxx\"}}");
+  assert_int_equal(trb_put_item(f->e, "shop", it, NULL, TRB_RV_NONE, NULL, &st), TRB_OK);
+  trb_av_destroy(it);
+  assert_int_equal(trb_item_collection_bytes(f->e, "shop", c1, &b1, &st), TRB_OK);
+  assert_true(b1 > 20); /* at least the pad */
+  /* with the LSI's key (d) the item has an LSI entry too: more bytes */
+  it = J("{\"c\":{\"S\":\"c1\"},\"o\":{\"N\":\"1\"},\"pad\":{\"S\":\"xxxxxxxxxxxxxxxxxxxx\"},"
+         "\"d\":{\"S\":\"2026-12-03\"}}");
+  assert_int_equal(trb_put_item(f->e, "shop", it, NULL, TRB_RV_NONE, NULL, &st), TRB_OK);
+  trb_av_destroy(it);
+  assert_int_equal(trb_item_collection_bytes(f->e, "shop", c1, &b2, &st), TRB_OK);
+  assert_true(b2 > b1 + 10);
+  /* another partition is not counted in c1's, and has its own */
+  it = J("{\"c\":{\"S\":\"c2\"},\"o\":{\"N\":\"1\"}}");
+  assert_int_equal(trb_put_item(f->e, "shop", it, NULL, TRB_RV_NONE, NULL, &st), TRB_OK);
+  trb_av_destroy(it);
+  assert_int_equal(trb_item_collection_bytes(f->e, "shop", c1, &b1, &st), TRB_OK);
+  assert_int_equal(b1, b2);
+  assert_int_equal(trb_item_collection_bytes(f->e, "shop", c2, &other, &st), TRB_OK);
+  assert_true(other > 0 && other < b2);
+  assert_int_equal(trb_item_collection_bytes(f->e, "nosuch", c1, &other, &st), TRB_ENOTFOUND);
+  trb_av_destroy(c1);
+  trb_av_destroy(c2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tabledef_round_trip),
@@ -523,6 +562,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_engine_model, setup, teardown),
       cmocka_unit_test_setup_teardown(test_engine_model_concurrent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_add_and_drop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_item_collection_bytes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
