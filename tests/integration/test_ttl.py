@@ -110,7 +110,7 @@ try:
     put("string", {"expires": {"S": str(now - 60)}})
     put("ancient", {"expires": {"N": str(now - 6 * 365 * 86400)}})
     put("none", {})
-    put("rescued", {"expires": {"N": str(now + 4)}})
+    put("rescued", {"expires": {"N": str(now + 30)}})  # moved before its time comes
     put("client", {"expires": {"N": str(now + 3600)}})
     want_kept |= {"future", "string", "ancient", "none", "rescued"}
     time.sleep(2.5)
