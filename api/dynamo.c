@@ -34,6 +34,7 @@ static const struct {
     {"CreateTable", op_create_table},
     {"DeleteItem", op_delete_item},
     {"DeleteTable", op_delete_table},
+    {"DescribeContinuousBackups", op_describe_continuous_backups},
     {"DescribeEndpoints", op_describe_endpoints},
     {"DescribeLimits", op_describe_limits},
     {"DescribeTable", op_describe_table},

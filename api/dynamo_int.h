@@ -165,6 +165,7 @@ int op_untag_resource(api_call *c);
 int op_list_tags(api_call *c);
 int op_describe_endpoints(api_call *c);
 int op_describe_limits(api_call *c);
+int op_describe_continuous_backups(api_call *c);
 int op_put_item(api_call *c);
 int op_get_item(api_call *c);
 int op_update_item(api_call *c);

@@ -28,6 +28,8 @@
 #include "transform/stream_record.h"
 #include "util/clock.h"
 
+static int check_tags(api_call *c, json_t *in);
+
 /* Days since the epoch of a time in microseconds: the UTC day that
  * NumberOfDecreasesToday counts in. */
 static json_int_t utc_day(int64_t us) { return (json_int_t)(us / 86400000000ll); }
@@ -298,6 +300,19 @@ int op_create_table(api_call *c) {
       api_fail(c, "SerializationException", "Expected list or null");
       goto fail;
     }
+    if (check_tags(c, v)) goto fail;
+    size_t distinct = 0; /* a key given twice counts once (the last value wins) */
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      const char *k = json_string_value(json_object_get(json_array_get(v, i), "Key"));
+      int seen = 0;
+      for (size_t j = i + 1; j < json_array_size(v) && !seen; j++)
+        seen = !strcmp(k, json_string_value(json_object_get(json_array_get(v, j), "Key")));
+      distinct += !seen;
+    }
+    if (distinct > 50) {
+      api_fail(c, "ValidationException", "The number of tags on a resource exceeds 50");
+      goto fail;
+    }
     json_object_set(ext, "Tags", v);
   }
   int dp = 0;
@@ -341,6 +356,12 @@ int op_list_tables(api_call *c) {
   const char *start = NULL;
   int64_t limit = 100;
   if (api_get_str(c, c->in, "ExclusiveStartTableName", 0, &start) < 0) return -1;
+  if (start && (strlen(start) < 3 || strlen(start) > 255))
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%s' at 'exclusiveStartTableName' failed "
+                    "to satisfy constraint: Member must have length %s",
+                    start, strlen(start) < 3 ? "greater than or equal to 3"
+                                             : "less than or equal to 255");
   if (api_get_int(c, c->in, "Limit", &limit) < 0) return -1;
   if (limit < 1 || limit > 100)
     return api_fail(c, "ValidationException",
@@ -657,6 +678,57 @@ static int arn_table(api_call *c, const char **name) {
   return r;
 }
 
+/* Characters (code points) of a UTF-8 string. */
+static size_t chars(const char *s) {
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+  return n;
+}
+
+/* A tag key (1..128 characters, not aws:-prefixed) or value (0..256), as
+ * DynamoDB's model constrains them; where names the member for the
+ * message ("tags.1.member.key"). -1 with the call's error set. */
+static int check_tag_key(api_call *c, const char *key, const char *where) {
+  size_t n = chars(key);
+  if (n < 1 || n > 128)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%s' at '%s' failed to satisfy "
+                    "constraint: Member must have length %s",
+                    key, where, n < 1 ? "greater than or equal to 1" : "less than or equal to 128");
+  if (!strncmp(key, "aws:", 4))
+    return api_fail(c, "ValidationException",
+                    "Invalid tag key %s: tag keys beginning with aws: are reserved for use by AWS",
+                    key);
+  return 0;
+}
+
+static int check_tag_value(api_call *c, const char *val, const char *where) {
+  if (chars(val) > 256)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '%.64s...' at '%s' failed to satisfy "
+                    "constraint: Member must have length less than or equal to 256",
+                    val, where);
+  return 0;
+}
+
+/* A Tags list as CreateTable and TagResource take it: each {Key, Value}
+ * checked, at most 50 distinct keys. -1 with the call's error set. */
+static int check_tags(api_call *c, json_t *in) {
+  char where[64];
+  for (size_t i = 0; i < json_array_size(in); i++) {
+    json_t *e = json_array_get(in, i);
+    const char *key = json_string_value(json_object_get(e, "Key"));
+    const char *val = json_string_value(json_object_get(e, "Value"));
+    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
+    if (!val) return api_fail(c, "ValidationException", "A tag value must be a string");
+    snprintf(where, sizeof where, "tags.%zu.member.key", i + 1);
+    if (check_tag_key(c, key, where)) return -1;
+    snprintf(where, sizeof where, "tags.%zu.member.value", i + 1);
+    if (check_tag_value(c, val, where)) return -1;
+  }
+  return 0;
+}
+
 static int apply_tags(api_call *c, json_t *ext, void *arg) {
   int add = arg != NULL;
   json_t *tags = json_object_get(ext, "Tags");
@@ -666,6 +738,19 @@ static int apply_tags(api_call *c, json_t *ext, void *arg) {
   }
   json_t *in;
   if (api_get_arr(c, c->in, add ? "Tags" : "TagKeys", 1, &in) <= 0) return -1;
+  if (json_array_size(in) < 1)
+    return api_fail(c, "ValidationException",
+                    "1 validation error detected: Value '[]' at '%s' failed to satisfy "
+                    "constraint: Member must have length greater than or equal to 1",
+                    add ? "tags" : "tagKeys");
+  if (add && check_tags(c, in)) return -1;
+  for (size_t i = 0; !add && i < json_array_size(in); i++) {
+    const char *key = json_string_value(json_array_get(in, i));
+    char where[64];
+    snprintf(where, sizeof where, "tagKeys.%zu.member", i + 1);
+    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
+    if (check_tag_key(c, key, where)) return -1;
+  }
   for (size_t i = 0; i < json_array_size(in); i++) {
     json_t *e = json_array_get(in, i);
     const char *key = add ? json_string_value(json_object_get(e, "Key")) : json_string_value(e);
@@ -703,6 +788,24 @@ int op_untag_resource(api_call *c) {
   if (update_ext(c, name, apply_tags, NULL, &info)) return -1;
   trb_table_info_fini(&info);
   c->out = json_object();
+  return 0;
+}
+
+/* Point-in-time recovery is not offered: on-demand backups are "ENABLED"
+ * as DynamoDB reports for every table, PITR DISABLED (what Terraform and
+ * the console read on every refresh). */
+int op_describe_continuous_backups(api_call *c) {
+  const char *name;
+  if (api_table_name(c, c->in, "TableName", &name) < 0) return -1;
+  trb_table_info info;
+  trb_status st;
+  trb_status_init(&st);
+  if (trb_table_describe(c->api->eng, name, &info, &st))
+    return api_fail(c, "TableNotFoundException", "Table not found: %s", name);
+  trb_table_info_fini(&info);
+  c->out = json_pack("{s:{s:s,s:{s:s}}}", "ContinuousBackupsDescription", "ContinuousBackupsStatus",
+                     "ENABLED", "PointInTimeRecoveryDescription", "PointInTimeRecoveryStatus",
+                     "DISABLED");
   return 0;
 }
 

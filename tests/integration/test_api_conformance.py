@@ -10,7 +10,11 @@ with boto3 against `tributary serve`:
   the table: "The provided starting key is invalid: ...";
 - ExpressionAttributeNames with an empty name, names or values without any
   expression, and more than 2 MB of values: ValidationException with
-  DynamoDB's messages, nothing written."""
+  DynamoDB's messages, nothing written;
+- tags: keys of 1..128 characters, values up to 256, no aws: prefix, at
+  most 50 (CreateTable's Tags too), no empty lists; ListTables'
+  ExclusiveStartTableName of 3..255; DescribeContinuousBackups answers
+  (PITR DISABLED) and names a missing table TableNotFoundException."""
 import os
 import sys
 
@@ -24,6 +28,10 @@ srv = Server().start()
 ddb = boto3.client("dynamodb", endpoint_url=srv.url, region_name="us-east-1",
                    aws_access_key_id="local", aws_secret_access_key="local",
                    config=botocore.config.Config(retries={"max_attempts": 1}))
+# the same without botocore's own checks, so the server's are what answers
+raw = boto3.client("dynamodb", endpoint_url=srv.url, region_name="us-east-1",
+                   aws_access_key_id="local", aws_secret_access_key="local",
+                   config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False))
 
 
 def err(fn):
@@ -145,6 +153,45 @@ try:
     for k in ("e1", "e2", "e3"):
         h.check("Item" not in ddb.get_item(TableName="plain", Key={"pk": {"S": k}}), "refused %s wrote nothing" % k)
     h.check(ddb.describe_table(TableName="plain")["Table"]["TableStatus"] == "ACTIVE", "the server still answers")
+
+    # Tags: DynamoDB's limits on keys and values, the reserved aws: prefix, 50 per table
+    arn = ddb.describe_table(TableName="plain")["Table"]["TableArn"]
+    for tags, what in (([{"Key": "", "Value": "v"}], "an empty key"),
+                       ([{"Key": "k" * 129, "Value": "v"}], "a 129-character key"),
+                       ([{"Key": "k", "Value": "v" * 257}], "a 257-character value"),
+                       ([{"Key": "aws:x", "Value": "v"}], "an aws: key"),
+                       ([], "no tags")):
+        code, msg = err(lambda: raw.tag_resource(ResourceArn=arn, Tags=tags))
+        h.eq(code, "ValidationException", "TagResource with %s" % what)
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "k" * 128, "Value": "v" * 256}, {"Key": "team", "Value": ""}])
+    got = ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]
+    h.eq(sorted(t["Key"] for t in got), sorted(["k" * 128, "team"]), "the longest key and value, and an empty value, are fine")
+    code, _ = err(lambda: ddb.untag_resource(ResourceArn=arn, TagKeys=["aws:x"]))
+    h.eq(code, "ValidationException", "UntagResource of an aws: key")
+    code, _ = err(lambda: raw.untag_resource(ResourceArn=arn, TagKeys=[]))
+    h.eq(code, "ValidationException", "UntagResource of no keys")
+    mk = dict(BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    code, msg = err(lambda: raw.create_table(TableName="tags51", Tags=[{"Key": "k%d" % i, "Value": "v"} for i in range(51)], **mk))
+    h.eq((code, msg), ("ValidationException", "The number of tags on a resource exceeds 50"), "CreateTable with 51 tags")
+    code, _ = err(lambda: ddb.create_table(TableName="tagsaws", Tags=[{"Key": "aws:foo", "Value": "v"}], **mk))
+    h.eq(code, "ValidationException", "CreateTable with an aws: tag")
+    h.check("tags51" not in ddb.list_tables()["TableNames"] and "tagsaws" not in ddb.list_tables()["TableNames"],
+            "the refused tables were not made")
+    ddb.create_table(TableName="tags50", Tags=[{"Key": "k%d" % i, "Value": "v"} for i in range(50)], **mk)
+    h.eq(len(ddb.list_tags_of_resource(ResourceArn=ddb.describe_table(TableName="tags50")["Table"]["TableArn"])["Tags"]),
+         50, "CreateTable with 50 tags")
+
+    # ListTables' ExclusiveStartTableName is a table name (3..255)
+    code, _ = err(lambda: raw.list_tables(ExclusiveStartTableName="ab"))
+    h.eq(code, "ValidationException", "ListTables ExclusiveStartTableName of 2 characters")
+
+    # DescribeContinuousBackups (Terraform reads it on every refresh)
+    r = ddb.describe_continuous_backups(TableName="plain")["ContinuousBackupsDescription"]
+    h.eq((r["ContinuousBackupsStatus"], r["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]),
+         ("ENABLED", "DISABLED"), "DescribeContinuousBackups")
+    code, _ = err(lambda: ddb.describe_continuous_backups(TableName="nosuch"))
+    h.eq(code, "TableNotFoundException", "DescribeContinuousBackups of a missing table")
 except Exception as ex:
     import traceback
     traceback.print_exc()
