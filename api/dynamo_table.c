@@ -28,7 +28,7 @@
 #include "transform/stream_record.h"
 #include "util/clock.h"
 
-static int check_tags(api_call *c, json_t *in);
+static int merge_tags(api_call *c, json_t *tags, json_t *in, int add);
 
 /* Days since the epoch of a time in microseconds: the UTC day that
  * NumberOfDecreasesToday counts in. */
@@ -300,20 +300,9 @@ int op_create_table(api_call *c) {
       api_fail(c, "SerializationException", "Expected list or null");
       goto fail;
     }
-    if (check_tags(c, v)) goto fail;
-    size_t distinct = 0; /* a key given twice counts once (the last value wins) */
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      const char *k = json_string_value(json_object_get(json_array_get(v, i), "Key"));
-      int seen = 0;
-      for (size_t j = i + 1; j < json_array_size(v) && !seen; j++)
-        seen = !strcmp(k, json_string_value(json_object_get(json_array_get(v, j), "Key")));
-      distinct += !seen;
-    }
-    if (distinct > 50) {
-      api_fail(c, "ValidationException", "The number of tags on a resource exceeds 50");
-      goto fail;
-    }
-    json_object_set(ext, "Tags", v);
+    json_t *tags = json_array(); /* as TagResource leaves them: checked, one per key */
+    json_object_set_new(ext, "Tags", tags);
+    if (merge_tags(c, tags, v, 1)) goto fail;
   }
   int dp = 0;
   if (api_get_bool(c, c->in, "DeletionProtectionEnabled", &dp) < 0) goto fail;
@@ -712,7 +701,7 @@ static int check_tag_value(api_call *c, const char *val, const char *where) {
 }
 
 /* A Tags list as CreateTable and TagResource take it: each {Key, Value}
- * checked, at most 50 distinct keys. -1 with the call's error set. */
+ * checked. -1 with the call's error set. */
 static int check_tags(api_call *c, json_t *in) {
   char where[64];
   for (size_t i = 0; i < json_array_size(in); i++) {
@@ -726,6 +715,35 @@ static int check_tags(api_call *c, json_t *in) {
     snprintf(where, sizeof where, "tags.%zu.member.value", i + 1);
     if (check_tag_value(c, val, where)) return -1;
   }
+  return 0;
+}
+
+/* Adds (add: in is a Tags list) or removes (in is a TagKeys list) tags in
+ * the list tags, each entry checked first; a key added again takes its new
+ * value; at most 50 after. -1 with the call's error set. */
+static int merge_tags(api_call *c, json_t *tags, json_t *in, int add) {
+  if (add && check_tags(c, in)) return -1;
+  for (size_t i = 0; !add && i < json_array_size(in); i++) {
+    const char *key = json_string_value(json_array_get(in, i));
+    char where[64];
+    snprintf(where, sizeof where, "tagKeys.%zu.member", i + 1);
+    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
+    if (check_tag_key(c, key, where)) return -1;
+  }
+  for (size_t i = 0; i < json_array_size(in); i++) {
+    json_t *e = json_array_get(in, i);
+    const char *key = add ? json_string_value(json_object_get(e, "Key")) : json_string_value(e);
+    for (size_t j = 0; j < json_array_size(tags); j++)
+      if (!strcmp(key, json_string_value(json_object_get(json_array_get(tags, j), "Key")))) {
+        json_array_remove(tags, j);
+        break;
+      }
+    if (add)
+      json_array_append_new(tags, json_pack("{s:s,s:s}", "Key", key, "Value",
+                                            json_string_value(json_object_get(e, "Value"))));
+  }
+  if (json_array_size(tags) > 50)
+    return api_fail(c, "ValidationException", "The number of tags on a resource exceeds 50");
   return 0;
 }
 
@@ -743,32 +761,7 @@ static int apply_tags(api_call *c, json_t *ext, void *arg) {
                     "1 validation error detected: Value '[]' at '%s' failed to satisfy "
                     "constraint: Member must have length greater than or equal to 1",
                     add ? "tags" : "tagKeys");
-  if (add && check_tags(c, in)) return -1;
-  for (size_t i = 0; !add && i < json_array_size(in); i++) {
-    const char *key = json_string_value(json_array_get(in, i));
-    char where[64];
-    snprintf(where, sizeof where, "tagKeys.%zu.member", i + 1);
-    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
-    if (check_tag_key(c, key, where)) return -1;
-  }
-  for (size_t i = 0; i < json_array_size(in); i++) {
-    json_t *e = json_array_get(in, i);
-    const char *key = add ? json_string_value(json_object_get(e, "Key")) : json_string_value(e);
-    if (!key) return api_fail(c, "ValidationException", "A tag key must be a string");
-    for (size_t j = 0; j < json_array_size(tags); j++)
-      if (!strcmp(key, json_string_value(json_object_get(json_array_get(tags, j), "Key")))) {
-        json_array_remove(tags, j);
-        break;
-      }
-    if (add) {
-      const char *val = json_string_value(json_object_get(e, "Value"));
-      if (!val) return api_fail(c, "ValidationException", "A tag value must be a string");
-      json_array_append_new(tags, json_pack("{s:s,s:s}", "Key", key, "Value", val));
-    }
-  }
-  if (json_array_size(tags) > 50)
-    return api_fail(c, "ValidationException", "The number of tags on a resource exceeds 50");
-  return 0;
+  return merge_tags(c, tags, in, add);
 }
 
 int op_tag_resource(api_call *c) {

@@ -237,7 +237,7 @@ static trb_err on_change(history *h, const trb_wal_rec *r, incarnation *in, trb_
     trb_seqno_format(r->lsn, seq);
     if (r->kind == TRB_WAL_REMOVE) {
       if (asprintf(&line, "%s  %s  REMOVE  %s", ts, seq,
-                   (r->flags & TRB_WAL_F_TTL) ? "deleted by Time to Live (expired)" : "deleted") < 0)
+                   trb_stream_rec_by_ttl(r) ? "deleted by Time to Live (expired)" : "deleted") < 0)
         line = NULL;
     } else {
       trb_av *img = NULL;

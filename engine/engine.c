@@ -63,6 +63,14 @@ trb_table *trb__table_find(trb_engine *e, const char *name) {
   return found ? e->tables[i] : NULL;
 }
 
+trb_table *trb__table_get(trb_engine *e, const char *name, trb_status *st) {
+  trb_table *t = trb__table_find(e, name ? name : "");
+  if (!t)
+    trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
+                   name ? name : "");
+  return t;
+}
+
 trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st) {
   int found;
   size_t i = table_pos(e, def->name, &found);

@@ -91,6 +91,8 @@ struct trb_engine {
 
 /* Catalog, caller holds cat_lock (shared is enough for find). */
 trb_table *trb__table_find(trb_engine *e, const char *name);
+/* The same; NULL with DynamoDB's not-found in st (TRB_ENOTFOUND) when absent. */
+trb_table *trb__table_get(trb_engine *e, const char *name, trb_status *st);
 trb_err trb__table_add(trb_engine *e, const trb_tabledef *def, trb_status *st);
 void trb__table_remove(trb_engine *e, const char *name);
 void trb__table_info(const trb_table *t, trb_table_info *info);

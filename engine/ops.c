@@ -317,14 +317,6 @@ trb_err trb_update_item(trb_engine *e, const char *table, const trb_av *key,
 
 /* ---- reads ---- */
 
-static trb_table *find_table(trb_engine *e, const char *name, trb_status *st) {
-  trb_table *t = trb__table_find(e, name ? name : "");
-  if (!t)
-    trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
-                   name ? name : "");
-  return t;
-}
-
 trb_err trb_get_item(trb_engine *e, const char *table, const trb_av *key, trb_av **item,
                      trb_status *st) {
   *item = NULL;
@@ -334,7 +326,7 @@ trb_err trb_get_item(trb_engine *e, const char *table, const trb_av *key, trb_av
   size_t vl = 0;
   trb_err rc;
   pthread_rwlock_rdlock(&e->cat_lock);
-  trb_table *t = find_table(e, table, st);
+  trb_table *t = trb__table_get(e, table, st);
   if (!t) {
     rc = TRB_ENOTFOUND;
     goto done;
@@ -547,24 +539,6 @@ static trb_err start_key(const trb_table *t, const trb_keyschema *ks, const trb_
   return trb_key_encode(ks, esk, seek);
 }
 
-/* Whether sort key value v satisfies the query's sort-key condition. */
-static int sk_satisfies(const trb_query_req *q, const trb_av *v) {
-  if (q->sk_op == TRB_SK_NONE) return 1;
-  if (!v || v->type != q->sk1->type) return 0;
-  int c = trb_av_cmp_scalar(v, q->sk1);
-  switch (q->sk_op) {
-    case TRB_SK_EQ: return c == 0;
-    case TRB_SK_LT: return c < 0;
-    case TRB_SK_LE: return c <= 0;
-    case TRB_SK_GT: return c > 0;
-    case TRB_SK_GE: return c >= 0;
-    case TRB_SK_BETWEEN: return c >= 0 && trb_av_cmp_scalar(v, q->sk2) <= 0;
-    case TRB_SK_BEGINS_WITH:
-      return v->u.s.len >= q->sk1->u.s.len && !memcmp(v->u.s.p, q->sk1->u.s.p, q->sk1->u.s.len);
-    default: return 1;
-  }
-}
-
 trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_status *st) {
   memset(out, 0, sizeof *out);
   trb_buf lo, hi, seek;
@@ -575,7 +549,7 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
   trb_av *keytmp = NULL;
   trb_err rc = TRB_OK;
   pthread_rwlock_rdlock(&e->cat_lock);
-  trb_table *t = find_table(e, q->table, st);
+  trb_table *t = trb__table_get(e, q->table, st);
   if (!t) {
     rc = TRB_ENOTFOUND;
     goto done;
@@ -646,7 +620,10 @@ trb_err trb_query(trb_engine *e, const trb_query_req *q, trb_page *out, trb_stat
                           "does not match the partition of the query");
       goto done;
     }
-    if (!sk_satisfies(q, trb_av_m_get(q->exclusive_start_key, ks->sk_name, strlen(ks->sk_name)))) {
+    /* start_key checked the sort key's presence and type */
+    const trb_av *esk_sk =
+        ks->has_sk ? trb_av_m_get(q->exclusive_start_key, ks->sk_name, strlen(ks->sk_name)) : NULL;
+    if (esk_sk && sk_where(q, esk_sk) != 0) {
       rc = trb_status_set(st, TRB_EINVAL,
                           "The provided starting key does not match the range key predicate");
       goto done;
@@ -733,7 +710,7 @@ trb_err trb_scan(trb_engine *e, const trb_scan_req *s, trb_page *out, trb_status
     hi[i] = (unsigned char)(hhi >> (24 - 8 * i));
   }
   pthread_rwlock_rdlock(&e->cat_lock);
-  trb_table *t = find_table(e, s->table, st);
+  trb_table *t = trb__table_get(e, s->table, st);
   if (!t) {
     rc = TRB_ENOTFOUND;
     goto done;

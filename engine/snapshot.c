@@ -153,10 +153,9 @@ trb_err trb_item_collection_bytes(trb_engine *e, const char *table, const trb_av
   /* the column families stay while the catalog lock is held: a table
    * deleted meanwhile cannot drop them under the iterators */
   pthread_rwlock_rdlock(&e->cat_lock);
-  trb_table *t = trb__table_find(e, table);
+  trb_table *t = trb__table_get(e, table, st);
   if (!t) {
-    rc = trb_status_set(st, TRB_ENOTFOUND, "Requested resource not found: Table: %s not found",
-                        table);
+    rc = TRB_ENOTFOUND;
   } else {
     cfs[n++] = t->cf;
     for (size_t i = 0; t->def.ix && i < t->def.ix->n; i++)

@@ -771,8 +771,7 @@ static trb_err history_rows(pg_sink *k, pg_tab *t, rec_view *v, size_t n, trb_st
     if (!rc) rc = trb_buf_append(b, "\t", 1);
     if (!rc) rc = copy_doc(k, b, v[i].new_img);
     if (!rc) {
-      const char *uid = w->kind == TRB_WAL_REMOVE && (w->flags & TRB_WAL_F_TTL)
-                            ? "\tdynamodb.amazonaws.com\n" : "\t\\N\n";
+      const char *uid = trb_stream_rec_by_ttl(w) ? "\t" TRB_TTL_PRINCIPAL "\n" : "\t\\N\n";
       rc = trb_buf_append(b, uid, strlen(uid));
     }
     if (rc) return copy_end(k, b, "out of memory", what, st);

@@ -977,8 +977,7 @@ trb_err trb_avro_encode_change(const trb_avro *a, const trb_wal_rec *r,
   trb_err rc = check_source(&f, src, st);
   if (rc) return rc;
   f.event_name = trb_wal_kind_name(r->kind);
-  if (r->kind == TRB_WAL_REMOVE && (r->flags & TRB_WAL_F_TTL))
-    f.user_identity = "dynamodb.amazonaws.com";
+  if (trb_stream_rec_by_ttl(r)) f.user_identity = TRB_TTL_PRINCIPAL;
   f.op = r->kind == TRB_WAL_INSERT ? "c" : r->kind == TRB_WAL_MODIFY ? "u" : "d";
   unsigned long long lsn = (unsigned long long)r->lsn;
   if (r->kind != TRB_WAL_INSERT) {

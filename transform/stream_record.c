@@ -303,11 +303,7 @@ static int64_t floor_seconds(int64_t us, int32_t *usec) {
 /* A delete made by Time to Live says so (spec 7.7: userIdentity, with the
  * service model's capitalised members). */
 #define TTL_IDENTITY \
-  ",\"userIdentity\":{\"Type\":\"Service\",\"PrincipalId\":\"dynamodb.amazonaws.com\"}"
-
-static int is_ttl(const trb_wal_rec *r) {
-  return r->kind == TRB_WAL_REMOVE && (r->flags & TRB_WAL_F_TTL);
-}
+  ",\"userIdentity\":{\"Type\":\"Service\",\"PrincipalId\":\"" TRB_TTL_PRINCIPAL "\"}"
 
 /* json_object_set_new that also fails (without leaking) on a NULL value
  * from a failed constructor. */
@@ -352,9 +348,9 @@ trb_err trb_stream_record(const trb_wal_rec *r, const trb_stream_rec_opts *o, js
   rc = put(rec, "dynamodb", ddb) ? TRB_ENOMEM : TRB_OK;
   ddb = NULL; /* stolen by put, even on failure */
   if (rc) goto done;
-  if (is_ttl(r) &&
+  if (trb_stream_rec_by_ttl(r) &&
       put(rec, "userIdentity", json_pack("{s:s,s:s}", "Type", "Service", "PrincipalId",
-                                         "dynamodb.amazonaws.com"))) {
+                                         TRB_TTL_PRINCIPAL))) {
     rc = TRB_ENOMEM;
     goto done;
   }
@@ -409,7 +405,7 @@ trb_err trb_stream_record_text(const trb_wal_rec *r, const trb_stream_rec_opts *
   if (!rc && p.nw) rc = trb_ddb_json_item(p.nw, out);
   int n = snprintf(tail, sizeof tail, ",\"SequenceNumber\":\"%s\",\"SizeBytes\":%zu,"
                    "\"StreamViewType\":\"%s\"}", seq, size, trb_view_name(o->view));
-  if (is_ttl(r))
+  if (trb_stream_rec_by_ttl(r))
     n += snprintf(tail + n, sizeof tail - (size_t)n, "%s", TTL_IDENTITY);
   if (r->txn_id)
     n += snprintf(tail + n, sizeof tail - (size_t)n, ",\"transactionId\":\"%" PRIu64 "\"",
@@ -454,7 +450,7 @@ char *trb_stream_record_pretty(const trb_wal_rec *r, const trb_stream_rec_opts *
   int n = snprintf(head, sizeof head, "%04lld-%02d-%02dT%02d:%02d:%02d.%06dZ  %s  %s  ",
                    (long long)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                    tm.tm_min, tm.tm_sec, (int)usec, seq,
-                   is_ttl(r) ? "REMOVE(ttl)" : trb_wal_kind_name(r->kind));
+                   trb_stream_rec_by_ttl(r) ? "REMOVE(ttl)" : trb_wal_kind_name(r->kind));
   if (n < 0 || (size_t)n >= sizeof head) goto done;
   if (append_str(&b, head) || append_item(&b, "", p.keys) ||
       (p.old && append_item(&b, "  old=", p.old)) || (p.nw && append_item(&b, "  new=", p.nw)) ||

@@ -53,6 +53,15 @@ const char *trb_view_name(trb_view v);
  * -1 for an unknown name or a NULL s (*out untouched then). */
 int trb_view_parse(const char *s, trb_view *out);
 
+/* DynamoDB Streams' userIdentity PrincipalId (Type "Service") of an item
+ * deleted by Time to Live. */
+#define TRB_TTL_PRINCIPAL "dynamodb.amazonaws.com"
+/* 1 when r is a REMOVE that Time to Live made (WAL flag TRB_WAL_F_TTL):
+ * the records every sink derives from it name TRB_TTL_PRINCIPAL. */
+static inline int trb_stream_rec_by_ttl(const trb_wal_rec *r) {
+  return r->kind == TRB_WAL_REMOVE && (r->flags & TRB_WAL_F_TTL);
+}
+
 /* Bytes a formatted sequence number needs, with its NUL. */
 #define TRB_SEQNO_BUF 41
 

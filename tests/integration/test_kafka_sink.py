@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+import avro.schema  # noqa: E402
+from kafkacheck import KSCHEMA, VSCHEMA, av_to_ddb, unframe  # noqa: E402
 from trbserver import Harness, Server, stream_records  # noqa: E402
 
 h = Harness("kafka_sink")
@@ -31,35 +33,6 @@ print("TRB_TEST_SEED=%d" % seed, flush=True)
 rnd = random.Random(seed)
 KILLS = int(os.environ.get("TRB_KAFKA_KILLS", "10"))
 FORMAT = os.environ.get("TRB_KAFKA_FORMAT", "avro")
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
-if FORMAT == "avro":
-    import io
-
-    import avro.io
-    import avro.schema
-    VSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-envelope.avsc")).read())
-    KSCHEMA = avro.schema.parse(open(os.path.join(ROOT, "schemas", "tributary-key.avsc")).read())
-
-
-def av_to_ddb(av):
-    """An io.tributary.AttributeValue as DynamoDB JSON."""
-    for t in ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"):
-        v = av.get(t)
-        if v is not None:
-            if t == "M":
-                return {"M": {k: av_to_ddb(x) for k, x in v.items()}}
-            if t == "L":
-                return {"L": [av_to_ddb(x) for x in v]}
-            return {t: v}
-    raise ValueError("an AttributeValue with no type: %r" % av)
-
-
-def unframe(b, schema):
-    """Avro single-object encoding: C3 01, the 8-byte fingerprint, the datum."""
-    assert b[:2] == b"\xc3\x01", b[:2]
-    return avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(b[10:])))
-
 
 def decode_key(key):
     if FORMAT == "json":

@@ -199,23 +199,10 @@ typedef struct fx {
   trb_engine *e;
 } fx;
 
-static trb_engine *open_engine(const char *dir) {
-  trb_engine_opts o;
-  trb_engine_opts_default(&o);
-  o.data_dir = dir;
-  trb_engine *e = NULL;
-  trb_status st;
-  trb_status_init(&st);
-  trb_err rc = trb_engine_open(&o, &e, &st);
-  if (rc) fprintf(stderr, "open: %s\n", trb_status_msg(&st));
-  assert_int_equal(rc, TRB_OK);
-  return e;
-}
-
 static int setup(void **state) {
   fx *f = calloc(1, sizeof *f);
   f->dir = trb_test_mkdtemp("index");
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   *state = f;
   return 0;
 }
@@ -410,7 +397,7 @@ static void test_engine_model(void **state) {
   trb_av_destroy(hi);
   /* close and open */
   trb_engine_close(f->e);
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   check_all(f->e);
   workload(f->e, &rs, 100);
   /* replay from the WAL alone rebuilds table and indexes */
@@ -418,7 +405,7 @@ static void test_engine_model(void **state) {
   char store[4096];
   snprintf(store, sizeof store, "%s/store", f->dir);
   trb_test_rmrf(store);
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   check_all(f->e);
 }
 
@@ -457,7 +444,7 @@ static void test_engine_model_concurrent(void **state) {
   for (int i = 0; i < W; i++) pthread_join(th[i], NULL);
   check_all(f->e);
   trb_engine_close(f->e);
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   check_all(f->e);
 }
 
@@ -510,7 +497,7 @@ static void test_add_and_drop(void **state) {
   char store[4096];
   snprintf(store, sizeof store, "%s/store", f->dir);
   trb_test_rmrf(store);
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   check_all(f->e);
   trb_indexset_unref(s);
 }

@@ -75,23 +75,10 @@ typedef struct fx {
   trb_engine *e;
 } fx;
 
-static trb_engine *open_engine(const char *dir) {
-  trb_engine_opts o;
-  trb_engine_opts_default(&o);
-  o.data_dir = dir;
-  trb_engine *e = NULL;
-  trb_status st;
-  trb_status_init(&st);
-  trb_err rc = trb_engine_open(&o, &e, &st);
-  if (rc) fprintf(stderr, "open: %s\n", trb_status_msg(&st));
-  assert_int_equal(rc, TRB_OK);
-  return e;
-}
-
 static int setup(void **state) {
   fx *f = calloc(1, sizeof *f);
   f->dir = trb_test_mkdtemp("ttl");
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   *state = f;
   return 0;
 }
@@ -227,7 +214,7 @@ static void test_sweep(void **state) {
   assert_int_equal(trb_delete_item(f->e, "ttl_t", key, NULL, TRB_RV_NONE, NULL, &st), TRB_OK);
   trb_av_destroy(key);
   trb_engine_close(f->e);
-  f->e = open_engine(f->dir);
+  f->e = trb_test_engine_open(f->dir);
   removes_after(f->e, before, &removes, &ttl);
   assert_int_equal(removes, 4);
   assert_int_equal(ttl, 3);

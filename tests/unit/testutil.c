@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+
 char *trb_test_mkdtemp(const char *prefix) {
   const char *base = getenv("TRB_TEST_TMP");
   if (!base || !*base) base = "/tmp";
@@ -71,4 +73,17 @@ uint64_t trb_test_rand(uint64_t *s) {
   x ^= x >> 27;
   *s = x;
   return x * 0x2545F4914F6CDD1DULL;
+}
+
+struct trb_engine *trb_test_engine_open(const char *dir) {
+  trb_engine_opts o;
+  trb_engine_opts_default(&o);
+  o.data_dir = dir;
+  trb_engine *e = NULL;
+  trb_status st;
+  trb_status_init(&st);
+  trb_err rc = trb_engine_open(&o, &e, &st);
+  if (rc) fprintf(stderr, "engine open: %s\n", trb_status_msg(&st));
+  assert_int_equal(rc, TRB_OK);
+  return e;
 }

@@ -19,6 +19,11 @@ void trb_test_rmrf(const char *path);
 /* Reads a whole file; caller frees; NULL on failure. */
 char *trb_test_read_file(const char *path, size_t *len);
 
+/* An engine with default options on data directory dir (asserts it
+ * opened); caller closes it (trb_engine_close). */
+struct trb_engine;
+struct trb_engine *trb_test_engine_open(const char *dir);
+
 /* xorshift64*: seed from $TRB_TEST_SEED or the clock (printed once). */
 uint64_t trb_test_seed(void);
 uint64_t trb_test_rand(uint64_t *state);
