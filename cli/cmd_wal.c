@@ -162,6 +162,10 @@ static const char *config_help =
     "                                as YAML that --config accepts\n";
 
 int cmd_config(cli *c, int argc, char **argv) {
+  if (argc == 3 && cli_is_help(argv[2]) && (!strcmp(argv[1], "doc") || !strcmp(argv[1], "show"))) {
+    fputs(config_help, stdout); /* `config doc --help`, as every command takes */
+    return CLI_OK;
+  }
   if (argc > 2 && cli_no_options("config", argc, argv, 2)) return CLI_USAGE;
   if (argc != 2 || cli_is_help(argv[1])) {
     fputs(config_help, argc == 2 ? stdout : stderr);

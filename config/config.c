@@ -575,6 +575,14 @@ static int pgt_table(yaml_document_t *doc, const yaml_node_t *m, const char *tna
           return pgt_fail(e, ck, cname, "expected an attribute path like a.b[0].c whose column "
                           "name (a_b_0_c) fits 63 bytes");
         if (json_object_get(cols, path)) return pgt_fail(e, ck, cname, "duplicate key");
+        const char *op;
+        json_t *ov;
+        json_object_foreach(cols, op, ov) {
+          char oc[64];
+          if (trb_path_column(op, oc, sizeof oc) && !strcmp(oc, col))
+            return pgt_fail(e, ck, cname, "its column name %s is also the column of %.60s (each "
+                            "path needs a column of its own)", col, op);
+        }
         if (kafka && (!pgt_scalar(cv) || !avro_type_ok(pgt_text(cv))))
           return pgt_fail(e, cv, cname, "expected one of string, bytes, long, int, double, "
                           "float, boolean (got '%.64s')", pgt_scalar(cv) ? pgt_text(cv)
@@ -796,10 +804,25 @@ static trb_err read_file(const char *path, char **out, size_t *out_len, trb_stat
   return rc;
 }
 
-static trb_err yaml_fail(const char *path, const yaml_parser_t *parser, trb_status *st) {
+/* libyaml's problem mark; one found only at the end of the file (an
+ * unclosed [ or {, say) is given on the file's last line that holds
+ * something, not on the line after it. */
+static trb_err yaml_fail(const char *path, const yaml_parser_t *parser, const char *text,
+                         size_t len, trb_status *st) {
   if (parser->error == YAML_MEMORY_ERROR)
     return trb_status_set(st, TRB_ENOMEM, "%s: out of memory parsing YAML", path);
-  return cfg_fail(st, path, parser->problem_mark.line + 1, NULL, "YAML syntax error: %s%s%s%s",
+  size_t line = parser->problem_mark.line + 1;
+  if (parser->problem_mark.index >= len) {
+    size_t end = len, last = 0, n = 1;
+    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == ' ' ||
+                       text[end - 1] == '\t'))
+      end--;
+    for (size_t i = 0; i < end; i++)
+      if (text[i] == '\n') n++;
+    last = end ? n : 1;
+    if (line > last) line = last;
+  }
+  return cfg_fail(st, path, line, NULL, "YAML syntax error: %s%s%s%s",
                   parser->problem ? parser->problem : "unknown error",
                   parser->context ? " (" : "", parser->context ? parser->context : "",
                   parser->context ? ")" : "");
@@ -822,7 +845,7 @@ trb_err trb_config_load(const char *path, trb_config *cfg, trb_status *st) {
   have_parser = 1;
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   if (!yaml_parser_load(&parser, &doc)) {
-    rc = yaml_fail(path, &parser, st);
+    rc = yaml_fail(path, &parser, text, len, st);
     goto done;
   }
   have_doc = 1;
@@ -830,7 +853,7 @@ trb_err trb_config_load(const char *path, trb_config *cfg, trb_status *st) {
   if (!root) goto done; /* empty file: all defaults */
   /* One document only; a second "---" would otherwise be ignored silently. */
   if (!yaml_parser_load(&parser, &extra)) {
-    rc = yaml_fail(path, &parser, st);
+    rc = yaml_fail(path, &parser, text, len, st);
     goto done;
   }
   yaml_node_t *more = yaml_document_get_root_node(&extra);

@@ -89,7 +89,7 @@ for c in "get orders {}" "table list" "table describe orders" "wal verify" "conf
 done
 
 # --help everywhere
-for c in "" "table" "put" "get" "delete" "update" "query" "scan" "wal" "config"; do
+for c in "" "table" "put" "get" "delete" "update" "query" "scan" "wal" "config" "config doc" "config show"; do
   expect 0 "$T" $c --help
   if grep -q usage "$D/out"; then ok; else bad "--help for '$c' prints no usage"; fi
 done

@@ -187,9 +187,14 @@ static void test_yaml_syntax_errors(void **state) {
   expect_err(t, "data_dir: x\nwal:\n  sync: [always\nregion: x\n",
              "4: YAML syntax error: did not find expected ',' or ']' "
              "(while parsing a flow sequence)");
+  /* an error libyaml finds at the end of the file is on its last line,
+   * not the line after it */
   expect_err(t, "region: \"unterminated\n",
-             "2: YAML syntax error: found unexpected end of stream "
+             "1: YAML syntax error: found unexpected end of stream "
              "(while scanning a quoted scalar)");
+  expect_err(t, "api:\n  listen: 127.0.0.1:1\n  threads: [1, 2\n\n",
+             "3: YAML syntax error: did not find expected ',' or ']' "
+             "(while parsing a flow sequence)");
   expect_err(t, "region: *nowhere\n", "1: YAML syntax error: found undefined alias");
   expect_err(t, "region: a\n---\nregion: b\n",
              "3: expected one YAML document (got more)");
@@ -598,6 +603,16 @@ static void test_pg_tables(void **state) {
              "(letters, digits and _)");
   expect_set("postgres.tables", "{orders: {mode: x}}",
              "postgres.tables.orders.mode: expected one of replica, history, both (got 'x')");
+  /* two paths that would share a column (a PostgreSQL table or an Avro
+   * record cannot have it twice) */
+  expect_err(t, "postgres:\n  tables:\n    orders:\n      columns:\n        a.b: text\n"
+                "        a_b: text\n",
+             "6: postgres.tables.orders.columns.a_b: its column name a_b is also the column of "
+             "a.b (each path needs a column of its own)");
+  expect_err(t, "kafka:\n  tables:\n    orders:\n      columns:\n        x[0]: string\n"
+                "        x_0: long\n",
+             "6: kafka.tables.orders.columns.x_0: its column name x_0 is also the column of x[0] "
+             "(each path needs a column of its own)");
 }
 
 static void test_pg_names(void **state) {
