@@ -389,6 +389,46 @@ static char *col_expr(pg_sink *k, const pg_col *c) {
   return w < 0 ? NULL : out;
 }
 
+/* 1 when b's replica is a's history table (b is "<a's table>_history" in
+ * the same schema). */
+static int is_history_of(const pg_tab *a, const pg_tab *b) {
+  size_t n = strlen(a->table);
+  return (a->mode & TRB_PG_HISTORY) && (b->mode & TRB_PG_REPLICA) &&
+         !strcmp(a->schema, b->schema) && !strncmp(b->table, a->table, n) &&
+         !strcmp(b->table + n, "_history");
+}
+
+/* Two source tables whose PostgreSQL tables would be one: a table named
+ * like another's history ("orders_history" beside "orders"), or two given
+ * the same table: name. The one met later (t, being added) is left out,
+ * loudly, so that neither holds back the others (PostgreSQL would refuse
+ * its rows for ever) and a table already in PostgreSQL is never taken
+ * over. At open the tables the sink has sent before are met first (see
+ * ps_open), so a restart keeps the choice. */
+static void tab_clash(pg_sink *k, pg_tab *t) {
+  for (size_t i = 0; i < k->ntabs && t->mode; i++) {
+    const pg_tab *o = &k->tabs[i];
+    if (o == t || !o->mode) continue;
+    const char *what = NULL;
+    char dest[400];
+    snprintf(dest, sizeof dest, "%s.%s", t->schema, t->table);
+    if (is_history_of(o, t)) {
+      what = "is the history table of";
+    } else if (is_history_of(t, o)) {
+      what = "would be the history table of";
+      snprintf(dest, sizeof dest, "%s.%s_history", t->schema, t->table);
+    } else if (!strcmp(t->schema, o->schema) && !strcmp(t->table, o->table)) {
+      what = "is also the table of";
+    } else {
+      continue;
+    }
+    trb_log_error("postgres", "table %s is not sent to PostgreSQL: its table %s %s table %s "
+                  "(met first); give it another name with postgres.tables.%s.table and restart",
+                  t->src, dest, what, o->src, t->src);
+    t->mode = 0;
+  }
+}
+
 /* A table's entry (created the first time the sink meets the table): its
  * destination from the config, or NULL when it does not go to PostgreSQL
  * (*mode 0). Needs the connection (quoting). */
@@ -513,6 +553,7 @@ static trb_err tab_add(pg_sink *k, const char *src, const trb_keyschema *ks, pg_
     t->ncols++;
     if (!c->expr) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   }
+  tab_clash(k, t);
   *out = t;
   return TRB_OK;
 }
@@ -1294,7 +1335,19 @@ static trb_err ps_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
     char **names = NULL;
     size_t n = 0;
     if ((rc = k->src->tables(k->src->ctx, &names, &n, st))) return rc;
-    for (size_t i = 0; !rc && i < n; i++) {
+    /* The tables this sink has sent before first: one of two whose
+     * PostgreSQL tables would be one keeps its place (tab_clash). */
+    PGresult *sent = NULL;
+    if (sqlf(k, "SELECT source_table FROM %s.tables WHERE sink = $1", k->q_ctl))
+      rc = trb_status_set(st, TRB_ENOMEM, "out of memory");
+    const char *sp[] = {k->name};
+    if (!rc) rc = query(k, SQL(k), 1, sp, &sent, "reading the tables sent before", st);
+    for (size_t x = 0; !rc && x < 2 * n; x++) {
+      size_t i = x % n;
+      int before = 0;
+      for (int j = 0; sent && j < PQntuples(sent) && !before; j++)
+        before = !strcmp(PQgetvalue(sent, j, 0), names[i]);
+      if ((x < n) != before) continue; /* pass 1: sent before; pass 2: the others */
       uint64_t tid, slsn, items;
       trb_keyschema ks;
       if (k->src->describe(k->src->ctx, names[i], &tid, &slsn, &items, &ks) != 1 || !slsn)
@@ -1306,6 +1359,7 @@ static trb_err ps_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
        * the config is added and filled at start, not at the next change */
       if (!rc) rc = tab_ready(k, t, st);
     }
+    PQclear(sent);
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     if (rc) return rc;
