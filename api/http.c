@@ -74,6 +74,7 @@ struct trb_http_server {
   unsigned timeout_s;
   int port;
   atomic_long inflight; /* requests between uri_log_cb and completed_cb */
+  atomic_int stopping;  /* trb_http_stop has begun: no connection is suspended any more */
 };
 
 /* Per TCP connection; reused by each request on it (see the top comment). */
@@ -198,6 +199,13 @@ static enum MHD_Result send_resp(struct MHD_Connection *mc, const http_conn *c,
   }
   r->body = NULL; /* MHD frees it with the response */
   enum MHD_Result rc = MHD_NO;
+  /* stopping: the client's next request goes to a new connection (which
+   * nobody accepts any more), not to this one */
+  if (atomic_load(&c->srv->stopping) &&
+      MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+    MHD_destroy_response(mr);
+    return MHD_NO;
+  }
   if (MHD_add_response_header(mr, "x-amzn-RequestId", c->request_id) != MHD_YES ||
       MHD_add_response_header(mr, "x-amz-crc32", crc) != MHD_YES ||
       MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -429,6 +437,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
   fill_req(&q, mc, c, method, 1);
   trb_http_resp r = {.status = 200};
   s->h(s->ctx, &q, &r);
+  if (atomic_load(&c->susp) != 0 && atomic_load(&s->stopping)) {
+    /* Stopping: MHD_stop_daemon must not meet a suspended connection (it
+     * aborts), and trb_http_stop may be past its wait for the requests in
+     * flight, so this one is waited for on its thread. The engine still
+     * answers (it stops after the HTTP server). */
+    int64_t deadline = trb_mono_ns() + ((int64_t)s->timeout_s + 5) * 1000000000;
+    while (atomic_load(&c->susp) != 3 && trb_mono_ns() < deadline) {
+      struct timespec ts = {0, 200 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&c->susp) != 3) return MHD_NO; /* never answered: hang up */
+    atomic_store(&c->susp, 0);
+    trb_http_resp r2 = {.status = 200};
+    c->cont(c->cont_ctx, &r2);
+    return send_resp(mc, c, &r2);
+  }
   if (atomic_load(&c->susp) != 0) {
     /* the handler waits: give the thread back until trb_http_wake */
     MHD_suspend_connection(mc);
@@ -567,6 +591,7 @@ trb_err trb_http_start(const trb_http_opts *o, trb_http_handler h, trb_http_reje
   s->discard_max = s->max_body > SIZE_MAX / 2 ? SIZE_MAX : 2 * s->max_body;
   s->timeout_s = o->conn_timeout_s ? o->conn_timeout_s : HTTP_DEFAULT_TIMEOUT_S;
   atomic_init(&s->inflight, 0);
+  atomic_init(&s->stopping, 0);
   unsigned threads = o->threads;
   if (!threads) {
     /* No handler waits on a worker (writes suspend their connection, the
@@ -619,6 +644,7 @@ void trb_http_stop(trb_http_server *s) {
   /* Stop accepting, then let requests already being read or handled finish
    * (bounded: a stalled client is cut by the idle timeout anyway) before
    * MHD_stop_daemon closes every connection. */
+  atomic_store(&s->stopping, 1); /* from here no handler suspends its connection */
   MHD_socket lfd = MHD_quiesce_daemon(s->d);
   int64_t deadline = trb_mono_ns() + ((int64_t)s->timeout_s + 5) * 1000000000;
   while (atomic_load(&s->inflight) > 0 && trb_mono_ns() < deadline) {
