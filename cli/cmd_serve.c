@@ -204,9 +204,6 @@ static char *serve_metrics(void *ctx) {
     M("tributary_kafka_snapshot_items_total", "counter",
       "Items sent as snapshot reads (op r) by the Kafka sink in this process (tables whose "
       "changes are not all in the WAL).", " %llu", (unsigned long long)ks.snapshot_items);
-    M("tributary_kafka_two_lane_changes_total", "counter",
-      "Changes of big batches the Kafka sink encoded and produced on two threads (each "
-      "partition on one of them, in order).", " %llu", (unsigned long long)ks.two_lane_changes);
   }
   if (sv->pg) {
     trb_pg_sink_stats ps;

@@ -102,7 +102,6 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,17 +176,9 @@ typedef struct kafka_sink {
   uint64_t origin;
   int64_t scanned_ns;
   uint64_t snap_items;      /* atomic: read by metrics */
-  /* delivery reports (at least once); the callback may run on either
-   * lane's thread (a full queue polls) */
-  long failed;              /* atomic */
-  pthread_mutex_t err_mu;   /* last_err */
+  /* delivery reports (at least once) */
+  long failed;
   char last_err[256];
-  /* lanes (see deliver_lanes) */
-  struct route *rts;
-  size_t caprts;
-  struct lane *lane1;       /* the second lane's thread, started at the first big batch */
-  uint64_t two_lane;        /* atomic: changes of batches sent on two lanes, once Kafka took them */
-  uint64_t two_lane_batch;  /* ... in the batch being delivered */
 } kafka_sink;
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -201,10 +192,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   kafka_sink *k = opaque;
   if (m->err) {
-    __atomic_add_fetch(&k->failed, 1, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&k->err_mu);
+    k->failed++;
     snprintf(k->last_err, sizeof k->last_err, "%s", rd_kafka_err2str(m->err));
-    pthread_mutex_unlock(&k->err_mu);
   }
 }
 
@@ -703,11 +692,10 @@ static trb_err send_schema(kafka_sink *k, const char *schema, uint64_t fp, trb_s
 /* Appends the columns field of r's change to k->vbuf. A value that does
  * not fit: stop (TRB_EFAILED), or null columns with the complaint in err. */
 static trb_err project_item(kafka_sink *k, topic_ent *te, const char *table, uint64_t lsn,
-                            const trb_av *item, trb_buf *vb, char *err, size_t cap,
-                            trb_status *st) {
+                            const trb_av *item, char *err, size_t cap, trb_status *st) {
   trb_status pst;
   trb_status_init(&pst);
-  trb_err rc = trb_avro_proj_encode(te->proj, item, vb, &pst);
+  trb_err rc = trb_avro_proj_encode(te->proj, item, &k->vbuf, &pst);
   if (rc != TRB_EINVAL) return rc ? trb_status_set(st, rc, "out of memory") : TRB_OK;
   if (k->o.stop_on_error)
     return trb_status_set(st, TRB_EFAILED, "kafka: table %s, LSN %" PRIu64 ": %s; the sink "
@@ -717,45 +705,22 @@ static trb_err project_item(kafka_sink *k, topic_ent *te, const char *table, uin
   k->proj_errors_batch++;
   trb_log_warn("kafka", "table %s, LSN %" PRIu64 ": %s; the change goes with columns null and a "
                "tributary.error header, and to %s", table, lsn, err, te->dlq);
-  return trb_avro_proj_encode_null(vb);
+  return trb_avro_proj_encode_null(&k->vbuf);
 }
 
-static trb_err project(kafka_sink *k, topic_ent *te, const trb_sink_rec *r, trb_buf *vb,
-                       char *err, size_t cap, trb_status *st) {
-  if (r->wal->kind == TRB_WAL_REMOVE) return trb_avro_proj_encode_null(vb);
+static trb_err project(kafka_sink *k, topic_ent *te, const trb_sink_rec *r, char *err,
+                       size_t cap, trb_status *st) {
+  if (r->wal->kind == TRB_WAL_REMOVE) return trb_avro_proj_encode_null(&k->vbuf);
   trb_av *item = NULL;
   if (trb_av_decode(r->wal->new_img, r->wal->new_len, &item))
     return trb_status_set(st, TRB_ECORRUPT, "kafka: undecodable NewImage at LSN %" PRIu64,
                           r->wal->lsn);
-  trb_err rc = project_item(k, te, r->stream->table, r->wal->lsn, item, vb, err, cap, st);
+  trb_err rc = project_item(k, te, r->stream->table, r->wal->lsn, item, err, cap, st);
   trb_av_destroy(item);
   return rc;
 }
 
-/* One change's way to Kafka, decided in order on the sink's thread:
- * send 0 when nothing of it is to be sent. keys owned. The topic is an
- * index: a later change's new topic may move the array. */
-typedef struct route {
-  const trb_sink_rec *r;
-  size_t ti;
-  int send;
-  trb_av *keys;
-  int32_t part;
-  int skip_msg, skip_tomb;
-  unsigned lane; /* which thread sends it (see deliver_lanes) */
-} route;
-
-static void route_fini(route *rt) {
-  trb_av_destroy(rt->keys);
-  rt->keys = NULL;
-}
-
-/* Everything of a change that touches the sink's shared state: the
- * topic, the partition, the partition's tail (what Kafka has already),
- * the projection's schema and the registry's ids. */
-static trb_err route_one(kafka_sink *k, const trb_sink_rec *r, route *rt, trb_status *st) {
-  memset(rt, 0, sizeof *rt);
-  rt->r = r;
+static trb_err produce_one(kafka_sink *k, const trb_sink_rec *r, trb_status *st) {
   if (k->src) {
     const ktab *kt = ktab_find(k, r->stream->table);
     if (kt && r->wal->lsn <= kt->s1) return TRB_OK; /* in the table's snapshot */
@@ -786,6 +751,9 @@ static trb_err route_one(kafka_sink *k, const trb_sink_rec *r, route *rt, trb_st
     trb_av_destroy(keys);
     return TRB_OK;
   }
+  char *key = NULL, *val = NULL;
+  size_t kl, vl;
+  char perr[400] = ""; /* the projection's complaint, if any */
   if (te->proj && !k->reg && te->proj_schema == 0) {
     trb_err src2 = send_schema(k, trb_avro_proj_schema(te->proj), trb_avro_proj_fingerprint(te->proj), st);
     if (src2) {
@@ -794,61 +762,32 @@ static trb_err route_one(kafka_sink *k, const trb_sink_rec *r, route *rt, trb_st
     }
     te->proj_schema = 2;
   }
-  if (k->o.format == TRB_KAFKA_AVRO && k->reg) {
-    trb_err arc = topic_ids(k, te, st);
-    if (arc) {
-      trb_av_destroy(keys);
-      return arc;
-    }
-  }
-  rt->ti = (size_t)(te - k->topics);
-  rt->send = 1;
-  rt->keys = keys;
-  rt->part = part;
-  rt->skip_msg = skip_msg;
-  rt->skip_tomb = skip_tomb;
-  /* A projected table's changes stay on the sink's thread (its errors are
-   * counted and logged there); others go by partition, so each partition
-   * is written by one thread, in order. */
-  rt->lane = te->proj ? 0 : (unsigned)(rt->ti + (size_t)part) & 1u;
-  return TRB_OK;
-}
-
-/* Encodes and produces a routed change, with kb and vb as the work
- * buffers: safe on any thread for changes of distinct partitions. */
-static trb_err emit_one(kafka_sink *k, const route *rt, trb_buf *kb, trb_buf *vb,
-                        trb_status *st) {
-  if (!rt->send) return TRB_OK;
-  const trb_sink_rec *r = rt->r;
-  topic_ent *te = &k->topics[rt->ti];
-  int32_t part = rt->part;
-  int skip_msg = rt->skip_msg, skip_tomb = rt->skip_tomb;
-  const trb_av *keys = rt->keys;
-  char *key = NULL, *val = NULL;
-  size_t kl, vl;
-  char perr[400] = ""; /* the projection's complaint, if any */
   if (k->o.format == TRB_KAFKA_AVRO) {
     trb_avro_source src = {.table = r->stream->table, .region = k->region,
                            .shard_id = r->shard_id};
-    trb_buf_reset(kb);
-    trb_buf_reset(vb);
-    trb_err arc = k->reg ? trb_avro_frame_confluent(te->key_id, kb)
-                         : trb_avro_frame_single(trb_avro_key_fingerprint(k->avro), kb);
-    if (!arc) arc = trb_avro_encode_key(k->avro, keys, kb, st);
+    trb_buf_reset(&k->kbuf);
+    trb_buf_reset(&k->vbuf);
+    trb_err arc = k->reg ? topic_ids(k, te, st) : TRB_OK;
     if (!arc)
-      arc = k->reg ? trb_avro_frame_confluent(te->value_id, vb)
+      arc = k->reg ? trb_avro_frame_confluent(te->key_id, &k->kbuf)
+                   : trb_avro_frame_single(trb_avro_key_fingerprint(k->avro), &k->kbuf);
+    if (!arc) arc = trb_avro_encode_key(k->avro, keys, &k->kbuf, st);
+    if (!arc)
+      arc = k->reg ? trb_avro_frame_confluent(te->value_id, &k->vbuf)
                    : trb_avro_frame_single(te->proj ? trb_avro_proj_fingerprint(te->proj)
                                                     : trb_avro_value_fingerprint(k->avro),
-                                           vb);
-    if (!arc) arc = trb_avro_encode_change(k->avro, r->wal, &src, vb, st);
-    if (!arc && te->proj) arc = project(k, te, r, vb, perr, sizeof perr, st);
+                                           &k->vbuf);
+    if (!arc) arc = trb_avro_encode_change(k->avro, r->wal, &src, &k->vbuf, st);
+    if (!arc && te->proj) arc = project(k, te, r, perr, sizeof perr, st);
+    trb_av_destroy(keys);
     if (arc) return arc;
-    key = (char *)kb->p;
-    kl = kb->len;
-    val = (char *)vb->p;
-    vl = vb->len;
+    key = (char *)k->kbuf.p;
+    kl = k->kbuf.len;
+    val = (char *)k->vbuf.p;
+    vl = k->vbuf.len;
   } else {
     key = json_key(keys);
+    trb_av_destroy(keys);
     if (!key) return trb_status_set(st, TRB_ENOMEM, "out of memory");
     val = (char *)r->record;
     kl = strlen(key);
@@ -964,9 +903,8 @@ static trb_err batch_begin(kafka_sink *k, int nonempty, trb_status *st) {
     if (e) return txn_error(k, e, "begin_transaction", st);
     k->in_txn = 1;
   }
-  __atomic_store_n(&k->failed, 0, __ATOMIC_RELAXED);
+  k->failed = 0;
   k->proj_errors_batch = 0;
-  k->two_lane_batch = 0;
   if (k->o.format == TRB_KAFKA_AVRO && !k->reg && !k->schemas_sent && nonempty) {
     const char *sch[2] = {trb_avro_key_schema(k->avro), trb_avro_value_schema(k->avro)};
     uint64_t fp[2] = {trb_avro_key_fingerprint(k->avro), trb_avro_value_fingerprint(k->avro)};
@@ -1008,7 +946,6 @@ static trb_err batch_commit(kafka_sink *k, uint64_t through, int nonempty, trb_s
     k->in_txn = 0;
     schemas_settle(k, 1);
     __atomic_add_fetch(&k->proj_errors, k->proj_errors_batch, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&k->two_lane, k->two_lane_batch, __ATOMIC_RELAXED);
     if (nonempty) k->schemas_sent = 1;
     k->ck = through;
     /* Kafka has the batch. The file may lag it (the partitions' tails skip
@@ -1023,17 +960,12 @@ static trb_err batch_commit(kafka_sink *k, uint64_t through, int nonempty, trb_s
   }
   /* At least once: Kafka acknowledges everything, then the local file. */
   rd_kafka_resp_err_t fe = rd_kafka_flush(k->rk, k->o.timeout_ms);
-  long failed = __atomic_load_n(&k->failed, __ATOMIC_RELAXED);
-  schemas_settle(k, !fe && !failed);
-  if (fe || failed) {
+  schemas_settle(k, !fe && !k->failed);
+  if (fe || k->failed) {
     forget_tails(k);
-    pthread_mutex_lock(&k->err_mu);
-    trb_status_set(st, TRB_EIO, "kafka: %s", fe ? rd_kafka_err2str(fe) : k->last_err);
-    pthread_mutex_unlock(&k->err_mu);
-    return TRB_EIO;
+    return trb_status_set(st, TRB_EIO, "kafka: %s", fe ? rd_kafka_err2str(fe) : k->last_err);
   }
   __atomic_add_fetch(&k->proj_errors, k->proj_errors_batch, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&k->two_lane, k->two_lane_batch, __ATOMIC_RELAXED);
   if (write_file_ckpt(k, through))
     return trb_status_set(st, TRB_EIO, "kafka sink: cannot write %s", k->ckpath);
   k->ck = through;
@@ -1124,8 +1056,7 @@ static trb_err produce_read(kafka_sink *k, topic_ent *te, const ktab *t, const t
                                                    : trb_avro_value_fingerprint(k->avro),
                                           &k->vbuf);
     if (!rc) rc = trb_avro_encode_read(k->avro, item, s1, us, &src, &k->vbuf, st);
-    if (!rc && te->proj)
-      rc = project_item(k, te, t->name, s1, item, &k->vbuf, perr, sizeof perr, st);
+    if (!rc && te->proj) rc = project_item(k, te, t->name, s1, item, perr, sizeof perr, st);
     if (rc == TRB_EINVAL) /* what the store holds, Avro cannot carry: said, never skipped */
       rc = trb_status_set(st, TRB_ECORRUPT, "kafka: table %s: an item of its snapshot cannot "
                           "be encoded: %s", t->name, trb_status_msg(st));
@@ -1359,136 +1290,6 @@ static trb_err ks_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
   return TRB_OK;
 }
 
-/* ---- lanes ------------------------------------------------------------- */
-
-/*
- * A big batch is sent on two threads: the sink's own (lane 0) and one more
- * (lane 1), each encoding and producing the changes of its own partitions
- * in order (route_one decides, on the sink's thread, before either starts:
- * the topic, partition, what Kafka already has). One partition's messages
- * therefore keep their order, and librdkafka takes produce calls from any
- * thread. The encoding and the producer's per-message work (the headers,
- * the copy) are most of the sink's time per change, and the processor
- * that feeds the sink runs on the same thread: with the work split, that
- * thread waits less (bench_kafka). A batch below LANES_MIN changes stays on
- * one thread (the hand-over costs more than it saves).
- */
-#define LANES_MIN 256
-
-typedef struct lane {
-  kafka_sink *k;
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  const route *rts;
-  size_t n;
-  int go, stop;      /* go: a batch is handed over, cleared when it is done */
-  trb_err rc;
-  trb_status st;
-  trb_buf kb, vb;
-} lane;
-
-static void *lane_main(void *arg) {
-  lane *l = arg;
-  pthread_setname_np(pthread_self(), "trb-kafka-lane");
-  pthread_mutex_lock(&l->mu);
-  for (;;) {
-    while (!l->go && !l->stop) pthread_cond_wait(&l->cv, &l->mu);
-    if (l->stop) break;
-    pthread_mutex_unlock(&l->mu);
-    trb_err rc = TRB_OK;
-    trb_status st;
-    trb_status_init(&st);
-    for (size_t i = 0; i < l->n && !rc; i++)
-      if (l->rts[i].lane == 1) rc = emit_one(l->k, &l->rts[i], &l->kb, &l->vb, &st);
-    pthread_mutex_lock(&l->mu);
-    l->rc = rc;
-    l->st = st;
-    l->go = 0;
-    pthread_cond_broadcast(&l->cv);
-  }
-  pthread_mutex_unlock(&l->mu);
-  return NULL;
-}
-
-static void lane_stop(lane *l) {
-  if (!l) return;
-  pthread_mutex_lock(&l->mu);
-  l->stop = 1;
-  pthread_cond_broadcast(&l->cv);
-  pthread_mutex_unlock(&l->mu);
-  pthread_join(l->th, NULL);
-  pthread_cond_destroy(&l->cv);
-  pthread_mutex_destroy(&l->mu);
-  trb_buf_fini(&l->kb);
-  trb_buf_fini(&l->vb);
-  free(l);
-}
-
-static lane *lane_start(kafka_sink *k) {
-  lane *l = calloc(1, sizeof *l);
-  if (!l) return NULL;
-  l->k = k;
-  trb_buf_init(&l->kb, 0);
-  trb_buf_init(&l->vb, 0);
-  pthread_mutex_init(&l->mu, NULL);
-  pthread_cond_init(&l->cv, NULL);
-  if (pthread_create(&l->th, NULL, lane_main, l)) {
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
-    free(l);
-    return NULL; /* one lane then */
-  }
-  return l;
-}
-
-/* Routes the batch's changes, then encodes and produces them on one or
- * two lanes. On failure the caller aborts the batch. */
-static trb_err deliver_lanes(kafka_sink *k, const trb_sink_rec *recs, size_t n,
-                             trb_status *st) {
-  trb_err rc = TRB_OK;
-  if (n > k->caprts) {
-    route *nr = realloc(k->rts, n * sizeof *nr);
-    if (!nr) return trb_status_set(st, TRB_ENOMEM, "out of memory");
-    k->rts = nr;
-    k->caprts = n;
-  }
-  size_t routed = 0;
-  for (; routed < n && !rc; routed++) rc = route_one(k, &recs[routed], &k->rts[routed], st);
-  if (rc) routed--; /* the failed one holds nothing */
-  int two = 0;
-  if (!rc && n >= LANES_MIN) {
-    if (!k->lane1) k->lane1 = lane_start(k);
-    two = k->lane1 != NULL;
-  }
-  if (!two)
-    for (size_t i = 0; i < routed; i++) k->rts[i].lane = 0;
-  lane *l = two ? k->lane1 : NULL;
-  if (l) k->two_lane_batch += routed;
-  if (l) {
-    pthread_mutex_lock(&l->mu);
-    l->rts = k->rts;
-    l->n = routed;
-    l->rc = TRB_OK;
-    l->go = 1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-  }
-  for (size_t i = 0; i < routed && !rc; i++)
-    if (k->rts[i].lane == 0) rc = emit_one(k, &k->rts[i], &k->kbuf, &k->vbuf, st);
-  if (l) {
-    pthread_mutex_lock(&l->mu);
-    while (l->go) pthread_cond_wait(&l->cv, &l->mu);
-    if (!rc && l->rc) {
-      rc = l->rc;
-      *st = l->st;
-    }
-    pthread_mutex_unlock(&l->mu);
-  }
-  for (size_t i = 0; i < routed; i++) route_fini(&k->rts[i]);
-  return rc;
-}
-
 static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint64_t through,
                           trb_status *st) {
   kafka_sink *k = (kafka_sink *)s;
@@ -1533,10 +1334,11 @@ static trb_err ks_deliver(trb_sink *s, const trb_sink_rec *recs, size_t n, uint6
       return rc;
     }
   }
-  if ((rc = deliver_lanes(k, recs, n, st))) {
-    abort_batch(k);
-    return rc;
-  }
+  for (size_t i = 0; i < n; i++)
+    if ((rc = produce_one(k, &recs[i], st))) {
+      abort_batch(k);
+      return rc;
+    }
   return batch_commit(k, through, n > 0, st);
 }
 
@@ -1544,8 +1346,6 @@ static void ks_destroy(trb_sink *s) {
   kafka_sink *k = (kafka_sink *)s;
   if (!k) return;
   if (k->ck_pending > k->ck_saved) save_file_ckpt(k);
-  lane_stop(k->lane1);
-  free(k->rts);
   for (size_t i = 0; i < k->ntopics; i++) {
     rd_kafka_topic_destroy(k->topics[i].t);
     free(k->topics[i].tail);
@@ -1571,7 +1371,6 @@ static void ks_destroy(trb_sink *s) {
     rd_kafka_flush(k->rk, 5000);
     rd_kafka_destroy(k->rk);
   }
-  pthread_mutex_destroy(&k->err_mu);
   free(k);
 }
 
@@ -1579,7 +1378,6 @@ void trb_kafka_sink_get_stats(trb_sink *s, trb_kafka_sink_stats *out) {
   kafka_sink *k = (kafka_sink *)s;
   out->projection_errors = __atomic_load_n(&k->proj_errors, __ATOMIC_RELAXED);
   out->snapshot_items = __atomic_load_n(&k->snap_items, __ATOMIC_RELAXED);
-  out->two_lane_changes = __atomic_load_n(&k->two_lane, __ATOMIC_RELAXED);
 }
 
 static const trb_sink_ops kafka_ops = {
@@ -1595,7 +1393,6 @@ trb_err trb_kafka_sink_create(const trb_kafka_sink_opts *o, trb_sink **out, trb_
   kafka_sink *k = calloc(1, sizeof *k);
   if (!k) return trb_status_set(st, TRB_ENOMEM, "out of memory");
   k->base.ops = &kafka_ops;
-  pthread_mutex_init(&k->err_mu, NULL);
   k->base.wants_record = o->format == TRB_KAFKA_JSON; /* Avro comes from the WAL record */
   k->o = *o;
   k->src = o->source;

@@ -71,7 +71,6 @@ typedef struct trb_kafka_sink_stats {
   uint64_t snapshot_items;     /* snapshot reads Kafka took, in this process */
   uint64_t projection_errors;  /* changes whose projection failed (sent with columns null and
                                   to the dead-letter topic), counted when Kafka took them */
-  uint64_t two_lane_changes;   /* changes sent by batches split over two threads */
 } trb_kafka_sink_stats;
 /* For /metrics, from any thread. s must be a Kafka sink. */
 void trb_kafka_sink_get_stats(trb_sink *s, trb_kafka_sink_stats *out);
