@@ -174,11 +174,33 @@ try:
         waited = srv.metrics().get('tributary_sink_delivery_seconds{sink="kafka"}', 0.0)
         time.sleep(0.3)
     h.check(waited >= 2.0, "with Kafka down the delivery in progress shows its wait (%.1f s)" % waited)
+    # Meanwhile a burst: 3 changes each of 300 items (put, update, and a
+    # delete of every third), which the sink then takes as one big batch
+    # (per-item order and exactly once are checked below with the rest).
+    burst = ["burst%d" % i for i in range(300)]
+    unproc = 0
+    for rnd_ in range(3):
+        for j in range(0, len(burst), 25):
+            reqs = []
+            for kk in burst[j:j + 25]:
+                with lock:
+                    counter[0] += 1
+                    n = counter[0]
+                if rnd_ == 2 and int(kk[5:]) % 3 == 0:
+                    reqs.append({"DeleteRequest": {"Key": {"pk": {"S": kk}}}})
+                    acked.setdefault(kk, []).append(("del", n))
+                else:
+                    reqs.append({"PutRequest": {"Item": {"pk": {"S": kk}, "n": {"N": str(n)}}}})
+                    acked.setdefault(kk, []).append(("put", n))
+            r = ddb.batch_write_item(RequestItems={"orders": reqs})
+            unproc += len(r.get("UnprocessedItems", {}).get("orders", []))
+    h.eq(unproc, 0, "the burst's 36 BatchWriteItem calls processed every request")
     for b in (1, 2, 3):
         mock_cmd("up %d" % b)
     m = srv.sink_caught_up("kafka", 90)
     h.check(m.get('tributary_sink_checkpoint_lsn{sink="kafka"}', 0) >= m["tributary_wal_last_lsn"],
             "after the outage the Kafka sink caught up")
+
     # (a heartbeat's delivery may be under way at that moment: short, though)
     h.check(m.get('tributary_sink_delivery_seconds{sink="kafka"}', 99) < 1.0,
             "no delivery waiting long once caught up")
