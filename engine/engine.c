@@ -196,7 +196,9 @@ static void drop_orphans(trb_engine *e) {
   struct orphan_ctx o = {e, NULL, 0};
   trb_store_cf_each(e->store, orphan_cb, &o);
   for (size_t i = 0; i < o.n; i++) {
-    trb_log_info("engine", "dropping leftover column family of table id %llu",
+    trb_log_info("engine", "column family %llu has no table in the store's catalog (the "
+                 "store had not flushed since it was made, or it was being dropped): dropped; "
+                 "the WAL replay below makes again whatever tables the WAL holds",
                  (unsigned long long)o.ids[i]);
     trb_store_cf_drop(e->store, o.ids[i], NULL);
   }
