@@ -25,6 +25,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 #define CAT_PREFIX "T:"
 
@@ -203,6 +204,22 @@ static void drop_orphans(trb_engine *e) {
     trb_store_cf_drop(e->store, o.ids[i], NULL);
   }
   free(o.ids);
+}
+
+/* Opening the store writes (a new manifest, options and log file), and
+ * RocksDB as Debian builds it stops the process on an assertion when such a
+ * write fails for want of space: refuse to open first, saying so. */
+#define TRB_OPEN_MIN_FREE (16u << 20)
+static trb_err check_free_space(const char *dir, trb_status *st) {
+  struct statvfs sv;
+  if (trb_sys.statvfs(dir, &sv) != 0) return TRB_OK; /* the open itself will say what is wrong */
+  uint64_t avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  if (avail >= TRB_OPEN_MIN_FREE) return TRB_OK;
+  return trb_status_set(st, TRB_EIO,
+                        "the disk holding %s has %llu KiB free; opening the data directory "
+                        "needs at least %u MiB: free some space (nothing in the data directory "
+                        "is lost) and start again",
+                        dir, (unsigned long long)(avail >> 10), TRB_OPEN_MIN_FREE >> 20);
 }
 
 /* ---- replay ---- */
@@ -615,6 +632,7 @@ trb_err trb_engine_open(const trb_engine_opts *o, trb_engine **out, trb_status *
   }
   if ((rc = mkdir_p(o->data_dir, st))) goto done;
   if ((rc = lock_dir(e, st))) goto done;
+  if ((rc = check_free_space(o->data_dir, st))) goto done;
   if ((rc = trb_store_open(storedir, &e->store, st))) goto done;
   trb_store_set_item_cache(e->store, o->item_cache_bytes);
   if ((rc = load_catalog(e, st))) goto done;

@@ -22,6 +22,7 @@ static const trb_sysio defaults = {
     .ftruncate = ftruncate,
     .fallocate = fallocate,
     .unlink = unlink,
+    .statvfs = statvfs,
 };
 
 trb_sysio trb_sys = {
@@ -34,6 +35,7 @@ trb_sysio trb_sys = {
     .ftruncate = ftruncate,
     .fallocate = fallocate,
     .unlink = unlink,
+    .statvfs = statvfs,
 };
 
 void trb_sysio_reset(void) { trb_sys = defaults; }

@@ -8,6 +8,7 @@
 #define TRB_SYSIO_H
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@ typedef struct trb_sysio {
   int (*ftruncate)(int fd, off_t len);
   int (*fallocate)(int fd, int mode, off_t off, off_t len);
   int (*unlink)(const char *path);
+  int (*statvfs)(const char *path, struct statvfs *out); /* free space checks */
 } trb_sysio;
 
 /* The live table. Tests replace entries and call trb_sysio_reset() after. */
