@@ -34,7 +34,10 @@
  * (this also cuts a partly written last line) and files newer than the
  * checkpointed one are removed, so the records after C are gone and the
  * processor delivers them again. A crash after the rename is a completed
- * batch.
+ * batch. Without any checkpoint.json at open (a new sink, or one a user
+ * started again by removing it) the files there are kept under another
+ * name, <file>.before-checkpoint-<unix time>, not removed: an audit trail
+ * is never deleted (see undo_table).
  */
 #include "sinks/file_sink.h"
 
@@ -76,6 +79,7 @@ typedef struct file_sink {
   fs_table *t;
   size_t nt, capt;
   int dirty;                /* files may differ from the checkpoint */
+  int no_ckpt;              /* opened without a checkpoint.json */
 } file_sink;
 
 static trb_err io_fail(trb_status *st, const char *what, const char *path) {
@@ -120,7 +124,11 @@ static void path_of(const file_sink *f, const char *table, const char *file, cha
 }
 
 /* Removes the table's files named after `keep` (all when keep is ""), cuts
- * `keep` back to size. */
+ * `keep` back to size. Without any checkpoint (a new sink, or one whose
+ * checkpoint a user removed to start it again) files found are an audit
+ * trail, not a batch to undo: they are kept under another name
+ * (<file>.before-checkpoint-<unix time>, which no reader of *.jsonl takes
+ * for the sink's own), never removed. */
 static trb_err undo_table(file_sink *f, const char *table, const char *keep, uint64_t size,
                           trb_status *st) {
   char dpath[4400], p[4800];
@@ -135,7 +143,17 @@ static trb_err undo_table(file_sink *f, const char *table, const char *keep, uin
     if (l < 6 || strcmp(de->d_name + l - 6, ".jsonl")) continue;
     if (keep[0] && strcmp(de->d_name, keep) <= 0) continue;
     path_of(f, table, de->d_name, p, sizeof p);
-    if (trb_sys.unlink(p) < 0) {
+    if (f->no_ckpt) {
+      char q[4900];
+      snprintf(q, sizeof q, "%s.before-checkpoint-%lld", p, (long long)(trb_now_us() / 1000000));
+      if (trb_sys.rename(p, q) < 0) {
+        closedir(d);
+        return io_fail(st, "cannot rename", p);
+      }
+      trb_log_warn("file-sink", "%s was there but the sink has no checkpoint (a new sink that "
+                   "stopped before its first batch, or its checkpoint.json was removed): kept "
+                   "as %s; the sink writes its records to new files", p, q);
+    } else if (trb_sys.unlink(p) < 0) {
       closedir(d);
       return io_fail(st, "cannot remove", p);
     }
@@ -197,8 +215,12 @@ static trb_err read_checkpoint(file_sink *f, uint64_t *lsn, trb_status *st) {
   json_error_t je;
   json_t *o = json_load_file(p, 0, &je);
   *lsn = 0;
+  f->no_ckpt = 0;
   if (!o) {
-    if (access(p, F_OK) < 0 && errno == ENOENT) return TRB_OK; /* a new sink */
+    if (access(p, F_OK) < 0 && errno == ENOENT) { /* a new sink, or one started again */
+      f->no_ckpt = 1;
+      return TRB_OK;
+    }
     return trb_status_set(st, TRB_ECORRUPT, "file sink: %s: %s", p, je.text);
   }
   trb_err rc = TRB_ECORRUPT;
@@ -240,6 +262,7 @@ static trb_err fs_open(trb_sink *s, uint64_t *checkpoint, trb_status *st) {
   if (mkdir_p(f->dir) < 0) return io_fail(st, "cannot create", f->dir);
   trb_err rc = read_checkpoint(f, checkpoint, st);
   if (!rc) rc = undo_all(f, st);
+  f->no_ckpt = 0; /* files from here on are this process's own: undone by removal */
   return rc;
 }
 

@@ -372,12 +372,61 @@ static void test_fault_at_every_call(void **state) {
   }
 }
 
+/* A sink started again by removing its checkpoint (what the processor's
+ * message advises after a gap) keeps the audit files it had: they are
+ * renamed aside, never removed, and the sink writes new files. */
+static void test_restart_without_checkpoint_keeps_files(void **state) {
+  (void)state;
+  char *dir = trb_test_mkdtemp("fsink");
+  uint64_t ck;
+  trb_sink *s = open_sink(dir, 0, &ck);
+  recs a;
+  mk_recs(&a, "orders", 10, 5);
+  assert_int_equal(s->ops->deliver(s, a.r, a.n, 14, NULL), TRB_OK);
+  s->ops->destroy(s);
+  free_recs(&a);
+  char p[4200];
+  snprintf(p, sizeof p, "%s/checkpoint.json", dir);
+  assert_int_equal(unlink(p), 0);
+  s = open_sink(dir, 0, &ck);
+  assert_int_equal(ck, 0);
+  mk_recs(&a, "orders", 30, 3);
+  assert_int_equal(s->ops->deliver(s, a.r, a.n, 32, NULL), TRB_OK);
+  s->ops->destroy(s);
+  free_recs(&a);
+  /* reopened with its new checkpoint: nothing is renamed or removed again */
+  s = open_sink(dir, 0, &ck);
+  assert_int_equal(ck, 32);
+  s->ops->destroy(s);
+  char d[4200];
+  snprintf(d, sizeof d, "%s/orders", dir);
+  DIR *dh = opendir(d);
+  assert_non_null(dh);
+  int kept = 0, fresh = 0, other = 0;
+  struct dirent *de;
+  while ((de = readdir(dh))) {
+    if (de->d_name[0] == '.') continue;
+    if (!strncmp(de->d_name, "orders.00000000000000000010.jsonl.before-checkpoint-", 52)) kept++;
+    else if (!strcmp(de->d_name, "orders.00000000000000000030.jsonl")) fresh++;
+    else other++;
+  }
+  closedir(dh);
+  assert_int_equal(kept, 1);
+  assert_int_equal(fresh, 1);
+  assert_int_equal(other, 0);
+  uint64_t l[64];
+  assert_int_equal(read_lsns(dir, "orders", l, 64), 8); /* 30..32 and the 5 kept */
+  trb_test_rmrf(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_layout_and_checkpoint),
       cmocka_unit_test(test_rotation),
       cmocka_unit_test(test_rotation_in_batch),
       cmocka_unit_test(test_fault_at_every_call),
+      cmocka_unit_test(test_restart_without_checkpoint_keeps_files),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
