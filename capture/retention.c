@@ -24,6 +24,7 @@ struct trb_retention {
   pthread_cond_t cv;
   int stopping, started;
   trb_retention_stats stats;   /* under mu */
+  int warned_window;           /* the lagging-in-window warning was given (retention thread) */
 };
 
 /* Commit time of the record at lsn, or -1 when it cannot be read now. */
@@ -48,8 +49,21 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
   for (size_t i = 0; i < n; i++) total += seg[i].bytes;
   uint64_t broken_now = 0;
 
-  /* Sinks: the lag cap first, then the oldest checkpoint of those left. */
+  /* Time: the first segment still inside the retention window. */
+  int64_t horizon = trb_now_us() - r->o.retention_us;
+  uint64_t keep_time = seg[0].first_lsn;
+  for (size_t i = 0; i + 1 < n; i++) {
+    int64_t t = commit_time(r->o.wal, seg[i + 1].first_lsn);
+    if (t < 0 || t >= horizon) break;
+    keep_time = seg[i + 1].first_lsn;
+  }
+  /* Sinks: the lag cap first, then the oldest checkpoint of those left. A
+   * sink past the cap is broken only when it is what holds the WAL: when
+   * the stream retention window keeps everything it has not delivered
+   * anyway, breaking it would free nothing and lose it its records
+   * (held_by_time says so instead). */
   uint64_t keep_sinks = UINT64_MAX;
+  int held_time = 0;
   for (size_t s = 0; s < r->o.nsinks; s++) {
     trb_tailer_stats ts;
     trb_tailer_get_stats(r->sinks[s], &ts);
@@ -59,7 +73,19 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
       uint64_t last = i + 1 < n ? seg[i + 1].first_lsn - 1 : UINT64_MAX;
       if (last > ts.checkpoint) lag += seg[i].bytes;
     }
-    if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes && ts.checkpoint + 1 < seg[n - 1].first_lsn) {
+    if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes && ts.checkpoint + 1 < seg[n - 1].first_lsn &&
+        ts.checkpoint + 1 >= keep_time) {
+      held_time = 1; /* over the cap, but the window holds its records anyway */
+      if (!r->warned_window)
+        trb_log_warn("retention", "the %s sink is %llu bytes of WAL behind (cap %llu, its "
+                     "checkpoint is LSN %llu), but the stream retention window "
+                     "(streams.retention_s) keeps those records anyway, so it is not marked "
+                     "broken; the WAL grows with the window: a shorter streams.retention_s "
+                     "bounds it", ts.kind, (unsigned long long)lag,
+                     (unsigned long long)r->o.max_lag_bytes, (unsigned long long)ts.checkpoint);
+      r->warned_window = 1;
+    } else if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes &&
+               ts.checkpoint + 1 < seg[n - 1].first_lsn) {
       trb_log_error("retention", "the %s sink is %llu bytes of WAL behind (cap %llu, its "
                     "checkpoint is LSN %llu): marking it broken so the WAL does not fill the "
                     "disk; it delivers nothing more; fix what stops it and give it a fresh "
@@ -73,14 +99,6 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
     if (ts.checkpoint + 1 < keep_sinks) keep_sinks = ts.checkpoint + 1;
   }
 
-  /* Time: the first segment still inside the retention window. */
-  int64_t horizon = trb_now_us() - r->o.retention_us;
-  uint64_t keep_time = seg[0].first_lsn;
-  for (size_t i = 0; i + 1 < n; i++) {
-    int64_t t = commit_time(r->o.wal, seg[i + 1].first_lsn);
-    if (t < 0 || t >= horizon) break;
-    keep_time = seg[i + 1].first_lsn;
-  }
   uint64_t keep = keep_time < keep_sinks ? keep_time : keep_sinks;
   int held = keep_sinks < keep_time;
   size_t removed = 0;
@@ -108,6 +126,10 @@ done:
   r->stats.wal_bytes = total - (removed ? bytes : 0);
   r->stats.sinks_broken += broken_now;
   r->stats.held_by_sinks = (uint64_t)held;
+  /* the window keeps segments that could otherwise go */
+  r->stats.held_by_time = (uint64_t)(n > 1 && keep_time < seg[n - 1].first_lsn && !held);
+  r->stats.lagging_in_window = (uint64_t)held_time;
+  if (!held_time) r->warned_window = 0;
   pthread_mutex_unlock(&r->mu);
   free(seg);
   return rc;

@@ -50,6 +50,9 @@ typedef struct trb_retention_stats {
   uint64_t wal_bytes;           /* on disk now */
   uint64_t sinks_broken;        /* by the lag cap */
   uint64_t held_by_sinks;       /* 1 when a sink checkpoint is what stops trimming now */
+  uint64_t held_by_time;        /* 1 when the stream retention window (retention_s) is */
+  uint64_t lagging_in_window;   /* 1 when a sink is past the lag cap but not broken, since
+                                   the window keeps its records anyway */
 } trb_retention_stats;
 void trb_retention_get_stats(trb_retention *r, trb_retention_stats *out);
 

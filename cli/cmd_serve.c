@@ -176,6 +176,13 @@ static char *serve_metrics(void *ctx) {
     M("tributary_retention_held_by_sinks", "gauge",
       "1 when a sink's checkpoint is what keeps old WAL segments.", " %llu",
       (unsigned long long)rs.held_by_sinks);
+    M("tributary_retention_held_by_time", "gauge",
+      "1 when the stream retention window (streams.retention_s) is what keeps old WAL "
+      "segments.", " %llu", (unsigned long long)rs.held_by_time);
+    M("tributary_retention_sink_lagging_in_window", "gauge",
+      "1 when a sink is past retention.max_sink_lag but not marked broken, because the "
+      "stream retention window keeps its records anyway.", " %llu",
+      (unsigned long long)rs.lagging_in_window);
     M("tributary_retention_sinks_broken_total", "counter",
       "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
       (unsigned long long)rs.sinks_broken);

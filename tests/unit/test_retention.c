@@ -210,11 +210,29 @@ static void test_rules(void **state) {
   assert_int_equal(rst.segments_removed, before - 1);
   assert_int_equal(rst.first_lsn, trb_wal_first_lsn(w));
   trb_retention_stop(r);
-  /* 4. the sink fails again and falls past the lag cap: broken, the WAL
-   * goes on without it */
+  /* 4. the sink fails again and falls past the lag cap while the stream
+   * retention window (an hour) keeps its records anyway: breaking it would
+   * free nothing, so it is not broken, and the stats say what holds */
   fs->fail = 1;
   fill(e, "tab", 3000, 1200, &rs);
   ro.max_lag_bytes = 2 << 20;
+  ro.retention_us = 3600ll * 1000000;
+  size_t nwin = nsegs(e);
+  assert_true(nwin > 1);
+  assert_int_equal(trb_retention_start(&ro, &r, NULL), TRB_OK);
+  assert_int_equal(trb_retention_run(r, NULL), TRB_OK);
+  trb_tailer_stats ts0;
+  trb_tailer_get_stats(t, &ts0);
+  assert_int_equal(ts0.broken, 0);
+  trb_retention_get_stats(r, &rst);
+  assert_int_equal(rst.lagging_in_window, 1);
+  assert_int_equal(rst.held_by_time, 1);
+  assert_int_equal(rst.sinks_broken, 0);
+  assert_int_equal(nsegs(e), nwin);
+  trb_retention_stop(r);
+  /* 5. the same past the window: now the sink is what holds the WAL, so it
+   * is broken and the WAL goes on without it */
+  ro.retention_us = 1000;
   assert_int_equal(trb_retention_start(&ro, &r, NULL), TRB_OK);
   assert_int_equal(trb_retention_run(r, NULL), TRB_OK);
   trb_tailer_stats ts;
