@@ -735,7 +735,7 @@ static int wait_offload(trb_api *a, const char *opname, op_fn fn, const trb_http
     free(x);
     return 0; /* the HTTP thread then */
   }
-  memcpy(x->body, req->body, req->body_len);
+  if (req->body_len) memcpy(x->body, req->body, req->body_len); /* an empty body has none */
   x->a = a, x->fn = fn, x->len = req->body_len;
   snprintf(x->op, sizeof x->op, "%s", opname);
   x->tok = trb_http_suspend(req, wait_cont, x);

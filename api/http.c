@@ -342,6 +342,17 @@ static void completed_cb(void *cls, struct MHD_Connection *mc, void **con_cls,
   (void)toe;
   http_conn *c = *con_cls;
   if (!c) return;
+  if (atomic_load(&c->susp) == 3) {
+    /* Resumed, but the connection ended before its answer could go (a
+     * client that half-closed after its request: MHD takes the end of its
+     * input for a hang-up). The continuation still runs, for what it owns;
+     * the answer has nobody to go to. (A suspended connection is never
+     * closed under us: MHD leaves it alone until it is resumed.) */
+    atomic_store(&c->susp, 0);
+    trb_http_resp r = {.status = 200};
+    c->cont(c->cont_ctx, &r);
+    free(r.body);
+  }
   if (c->active) {
     c->active = 0;
     atomic_fetch_sub(&s->inflight, 1);

@@ -41,10 +41,22 @@ trb_err trb_status_vset(trb_status *st, trb_err code, const char *fmt,
                         va_list ap) {
   if (!st) return code;
   st->code = code;
-  if (fmt)
-    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
-  else
+  if (fmt) {
+    int n = vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+    if (n >= (int)sizeof st->msg) {
+      /* Cut: not inside a UTF-8 sequence (a message echoes the request's
+       * strings, and JSON must not get half a character). */
+      size_t end = sizeof st->msg - 1, i = end;
+      while (i > 0 && ((unsigned char)st->msg[i - 1] & 0xC0) == 0x80) i--;
+      if (i > 0 && ((unsigned char)st->msg[i - 1] & 0x80)) {
+        unsigned char lead = (unsigned char)st->msg[i - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (end - (i - 1) < need) st->msg[i - 1] = '\0';
+      }
+    }
+  } else {
     st->msg[0] = '\0';
+  }
   return code;
 }
 
