@@ -74,6 +74,7 @@ struct trb_http_server {
   unsigned timeout_s;
   int port;
   atomic_long inflight; /* requests between uri_log_cb and completed_cb */
+  atomic_long handling; /* ... of them whole, being handled or answered */
   atomic_int stopping;  /* trb_http_stop has begun: no connection is suspended any more */
 };
 
@@ -82,6 +83,7 @@ typedef struct http_conn {
   trb_http_server *srv;
   /* the current request */
   int active;           /* counted in srv->inflight */
+  int whole;            /* counted in srv->handling */
   int started;          /* first access_cb call seen */
   int reject;           /* REJ_* decided so far */
   char *uri;            /* raw URI, split in place into path NUL query */
@@ -295,6 +297,7 @@ static void notify_conn_cb(void *cls, struct MHD_Connection *mc, void **socket_c
   http_conn *c = *socket_context;
   if (!c) return;
   if (c->active) atomic_fetch_sub(&s->inflight, 1);
+  if (c->whole) atomic_fetch_sub(&s->handling, 1);
   free(c->uri);
   free(c->body);
   free(c);
@@ -356,6 +359,10 @@ static void completed_cb(void *cls, struct MHD_Connection *mc, void **con_cls,
   if (c->active) {
     c->active = 0;
     atomic_fetch_sub(&s->inflight, 1);
+  }
+  if (c->whole) {
+    c->whole = 0;
+    atomic_fetch_sub(&s->handling, 1);
   }
   c->len = 0;
   if (c->cap > HTTP_KEEP_BUF) {
@@ -436,6 +443,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
   }
 
   /* the whole request is in */
+  if (!c->whole) {
+    c->whole = 1;
+    atomic_fetch_add(&s->handling, 1);
+  }
   if (atomic_load(&c->susp) == 3) { /* resumed: the handler's continuation answers */
     atomic_store(&c->susp, 0);
     trb_http_resp r = {.status = 200};
@@ -602,6 +613,7 @@ trb_err trb_http_start(const trb_http_opts *o, trb_http_handler h, trb_http_reje
   s->discard_max = s->max_body > SIZE_MAX / 2 ? SIZE_MAX : 2 * s->max_body;
   s->timeout_s = o->conn_timeout_s ? o->conn_timeout_s : HTTP_DEFAULT_TIMEOUT_S;
   atomic_init(&s->inflight, 0);
+  atomic_init(&s->handling, 0);
   atomic_init(&s->stopping, 0);
   unsigned threads = o->threads;
   if (!threads) {
@@ -652,13 +664,19 @@ int trb_http_port(const trb_http_server *s) { return s ? s->port : -1; }
 
 void trb_http_stop(trb_http_server *s) {
   if (!s) return;
-  /* Stop accepting, then let requests already being read or handled finish
-   * (bounded: a stalled client is cut by the idle timeout anyway) before
+  /* Stop accepting, then let requests already handled finish (their
+   * writes are answered), and those still being read for a few seconds
+   * more (a client that stalls, or went away in the middle of its body
+   * without MHD noticing, is not waited for the whole idle timeout), before
    * MHD_stop_daemon closes every connection. */
   atomic_store(&s->stopping, 1); /* from here no handler suspends its connection */
   MHD_socket lfd = MHD_quiesce_daemon(s->d);
-  int64_t deadline = trb_mono_ns() + ((int64_t)s->timeout_s + 5) * 1000000000;
-  while (atomic_load(&s->inflight) > 0 && trb_mono_ns() < deadline) {
+  int64_t now = trb_mono_ns();
+  int64_t deadline = now + ((int64_t)s->timeout_s + 5) * 1000000000;
+  int64_t reading = now + 3 * 1000000000ll;
+  while ((atomic_load(&s->handling) > 0 ||
+          (atomic_load(&s->inflight) > 0 && trb_mono_ns() < reading)) &&
+         trb_mono_ns() < deadline) {
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
