@@ -15,6 +15,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 struct trb_retention {
   trb_retention_opts o;
@@ -103,6 +104,24 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
   int held = keep_sinks < keep_time;
   size_t removed = 0;
   uint64_t bytes = 0;
+  /* Disk: under the free-space floor the oldest segments go anyway, as
+   * many as bring the free space back over it (never the one being
+   * written): a full disk would stop every write. */
+  uint64_t avail = 0, keep_rules = keep;
+  int disk_low = 0;
+  struct statvfs sv;
+  if (r->o.dir && trb_sys.statvfs(r->o.dir, &sv) == 0) {
+    avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    if (r->o.min_free_bytes && avail < r->o.min_free_bytes && n > 1) {
+      uint64_t need = r->o.min_free_bytes - avail, got = 0;
+      size_t i = 0;
+      while (i + 1 < n && (seg[i + 1].first_lsn <= keep || got < need)) got += seg[i++].bytes;
+      if (seg[i].first_lsn > keep) {
+        keep = seg[i].first_lsn;
+        disk_low = 1;
+      }
+    }
+  }
   if (n > 1 && keep >= seg[1].first_lsn) {
     /* Something could go: make sure recovery would not need it. */
     uint64_t durable = 0;
@@ -113,8 +132,31 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
     if (removed) {
       uint64_t first = trb_wal_first_lsn(r->o.wal);
       if (r->o.streams) trb_streams_trim(r->o.streams, first);
-      trb_log_info("retention", "removed %zu WAL segment(s), %llu bytes; the WAL now starts at "
-                   "LSN %llu", removed, (unsigned long long)bytes, (unsigned long long)first);
+      if (disk_low && first > keep_rules)
+        trb_log_error("retention", "the disk holding %s has %llu MiB free, under "
+                      "retention.min_disk_free (%llu MiB): removed %zu WAL segment(s), %llu "
+                      "bytes, that the stream retention window or a sink still wanted; the WAL "
+                      "now starts at LSN %llu (stream readers behind it get "
+                      "TrimmedDataAccessException); free space or add disk",
+                      r->o.dir, (unsigned long long)(avail >> 20),
+                      (unsigned long long)(r->o.min_free_bytes >> 20), removed,
+                      (unsigned long long)bytes, (unsigned long long)first);
+      else
+        trb_log_info("retention", "removed %zu WAL segment(s), %llu bytes; the WAL now starts "
+                     "at LSN %llu", removed, (unsigned long long)bytes, (unsigned long long)first);
+      /* sinks whose next record is gone stop, saying so */
+      for (size_t s = 0; disk_low && s < r->o.nsinks; s++) {
+        trb_tailer_stats ts;
+        trb_tailer_get_stats(r->sinks[s], &ts);
+        if (ts.broken || ts.checkpoint + 1 >= first) continue;
+        trb_log_error("retention", "the %s sink's checkpoint (LSN %llu) is before the WAL's "
+                      "start now (LSN %llu, removed for the free-space floor): marking it "
+                      "broken; fix the disk and give it a fresh start (its records before "
+                      "LSN %llu are lost to it)", ts.kind, (unsigned long long)ts.checkpoint,
+                      (unsigned long long)first, (unsigned long long)first);
+        trb_tailer_break(r->sinks[s]);
+        broken_now++;
+      }
     }
   }
 done:
@@ -129,6 +171,8 @@ done:
   /* the window keeps segments that could otherwise go */
   r->stats.held_by_time = (uint64_t)(n > 1 && keep_time < seg[n - 1].first_lsn && !held);
   r->stats.lagging_in_window = (uint64_t)held_time;
+  r->stats.disk_free = avail;
+  if (disk_low && removed) r->stats.disk_trims++;
   if (!held_time) r->warned_window = 0;
   pthread_mutex_unlock(&r->mu);
   free(seg);

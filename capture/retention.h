@@ -8,7 +8,10 @@
  *     flushed first, see trb_engine_flush).
  * A sink further behind than max_lag_bytes of WAL is marked broken, with a
  * log line that says so and what to do, and stops holding the WAL, instead
- * of the disk filling up silently.
+ * of the disk filling up silently (when it is what holds it: not while the
+ * stream retention window keeps its records anyway). Under min_free_bytes
+ * free on the disk the oldest segments go regardless of the first two
+ * rules (not the third), loudly, and sinks behind them are marked broken.
  *
  * One thread checks every interval_ms. Segments go whole, oldest first; the
  * segment being written always stays.
@@ -34,6 +37,11 @@ typedef struct trb_retention_opts {
   void *flush_ctx;
   int64_t retention_us;         /* default 24 hours */
   uint64_t max_lag_bytes;       /* 0 = no cap */
+  /* Free space to keep on dir's disk (the data directory): below it the
+   * oldest segments go even when the rules above would keep them, and the
+   * sinks still behind them are marked broken. 0 = no floor. */
+  uint64_t min_free_bytes;
+  const char *dir;              /* borrowed; NULL = no floor */
   int interval_ms;              /* default 10000 */
 } trb_retention_opts;
 
@@ -53,6 +61,8 @@ typedef struct trb_retention_stats {
   uint64_t held_by_time;        /* 1 when the stream retention window (retention_s) is */
   uint64_t lagging_in_window;   /* 1 when a sink is past the lag cap but not broken, since
                                    the window keeps its records anyway */
+  uint64_t disk_free;           /* bytes free on dir's disk at the last check (0 unknown) */
+  uint64_t disk_trims;          /* checks that removed segments for the free-space floor */
 } trb_retention_stats;
 void trb_retention_get_stats(trb_retention *r, trb_retention_stats *out);
 

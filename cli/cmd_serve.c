@@ -183,6 +183,13 @@ static char *serve_metrics(void *ctx) {
       "1 when a sink is past retention.max_sink_lag but not marked broken, because the "
       "stream retention window keeps its records anyway.", " %llu",
       (unsigned long long)rs.lagging_in_window);
+    M("tributary_disk_free_bytes", "gauge",
+      "Free bytes on the data directory's disk at the last retention check (under "
+      "retention.min_disk_free the oldest WAL segments go).", " %llu",
+      (unsigned long long)rs.disk_free);
+    M("tributary_retention_disk_trims_total", "counter",
+      "Retention checks that removed WAL segments early for retention.min_disk_free.", " %llu",
+      (unsigned long long)rs.disk_trims);
     M("tributary_retention_sinks_broken_total", "counter",
       "Sinks marked broken for falling behind retention.max_sink_lag.", " %llu",
       (unsigned long long)rs.sinks_broken);
@@ -519,6 +526,8 @@ static int serve_start(cli *c, serve_ctx *sv, int auth) {
                            .flush = flush_engine, .flush_ctx = sv->e,
                            .retention_us = (int64_t)c->cfg.streams.retention_s * 1000000,
                            .max_lag_bytes = c->cfg.retention.max_sink_lag,
+                           .min_free_bytes = c->cfg.retention.min_disk_free,
+                           .dir = c->cfg.data_dir,
                            .interval_ms = (int)c->cfg.retention.interval_s * 1000};
   if (trb_retention_start(&ro, &sv->ret, &st)) goto fail;
   /* Time to Live: expired items of tables with TTL on are deleted. */

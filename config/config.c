@@ -139,6 +139,11 @@ static const cfg_setting cfg_settings[] = {
        "fill); 0 means no cap."),
   U32("retention.interval_s", retention.interval_s, "10", 1, 3600,
       "Seconds between retention checks."),
+  SIZE("retention.min_disk_free", retention.min_disk_free, "256MiB", 0, 1024 * GIB,
+       "Free space to keep on the WAL's disk: below it, retention removes the oldest WAL "
+       "segments even inside streams.retention_s or not yet delivered (sinks behind are "
+       "marked broken, stream readers there get TrimmedDataAccessException), with an error "
+       "in the log each time; 0 means no floor."),
   U32("ttl.interval_s", ttl.interval_s, "60", 1, 86400,
       "Seconds between the starts of two Time to Live sweeps. Each sweep reads the tables "
       "whose TTL is enabled (UpdateTimeToLive) and deletes the items whose TTL attribute, a "

@@ -54,6 +54,8 @@ typedef struct trb_config {
     uint64_t max_sink_lag;              /* "retention.max_sink_lag": bytes of WAL, default 16GiB;
                                            0 = no cap */
     uint32_t interval_s;                /* "retention.interval_s": 1..3600, default 10 */
+    uint64_t min_disk_free;             /* "retention.min_disk_free": bytes, default 256MiB;
+                                           0 = no floor */
   } retention;
   struct {
     uint32_t interval_s;                /* "ttl.interval_s": 1..86400, default 60 */

@@ -488,7 +488,7 @@ static void test_print_doc(void **state) {
                                 "api.access_key_id", "api.secret_access_key", "streams.shards",
                                 "streams.rollover_s", "streams.retention_s", "streams.priority_boost",
                                 "streams.tables",
-                                "retention.max_sink_lag", "retention.interval_s", "ttl.interval_s", "ttl.scan_rate", "kafka.brokers",
+                                "retention.max_sink_lag", "retention.interval_s", "retention.min_disk_free", "ttl.interval_s", "ttl.scan_rate", "kafka.brokers",
                                 "kafka.embedded", "kafka.embedded_brokers", "kafka.format",
                                 "kafka.topic_template", "kafka.exactly_once",
                                 "kafka.transactional_id", "kafka.offsets_topic", "kafka.tombstones",

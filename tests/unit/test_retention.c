@@ -244,6 +244,31 @@ static void test_rules(void **state) {
   assert_int_equal(trb_retention_run(r, NULL), TRB_OK);
   assert_int_equal(nsegs(e), 1);
   trb_retention_stop(r);
+  /* 6. the disk under retention.min_disk_free (a floor above what any
+   * disk here has): the oldest segments go although the stream retention
+   * window (an hour again) wants them */
+  fill(e, "tab", 6000, 1200, &rs);
+  assert_true(nsegs(e) > 2);
+  ro.retention_us = 3600ll * 1000000;
+  ro.dir = dir;
+  ro.min_free_bytes = UINT64_MAX / 2;
+  assert_int_equal(trb_retention_start(&ro, &r, NULL), TRB_OK);
+  assert_int_equal(trb_retention_run(r, NULL), TRB_OK);
+  assert_int_equal(nsegs(e), 1);
+  trb_retention_get_stats(r, &rst);
+  assert_int_equal(rst.disk_trims, 1);
+  assert_true(rst.disk_free > 0);
+  trb_retention_stop(r);
+  /* with a floor the disk is over, the window holds them again */
+  fill(e, "tab", 9000, 1200, &rs);
+  size_t before6 = nsegs(e);
+  ro.min_free_bytes = 1;
+  assert_int_equal(trb_retention_start(&ro, &r, NULL), TRB_OK);
+  assert_int_equal(trb_retention_run(r, NULL), TRB_OK);
+  assert_int_equal(nsegs(e), before6);
+  trb_retention_get_stats(r, &rst);
+  assert_int_equal(rst.disk_trims, 0);
+  trb_retention_stop(r);
   trb_tailer_stop(t);
   trb_streams_stop(streams);
   trb_engine_close(e);
@@ -255,7 +280,7 @@ static void test_rules(void **state) {
   sr.max_bytes = 64 << 20;
   trb_page p;
   assert_int_equal(trb_scan(e, &sr, &p, NULL), TRB_OK);
-  assert_int_equal(p.n, 2410);
+  assert_int_equal(p.n, 4810);
   trb_page_fini(&p);
   trb_engine_close(e);
   trb_test_rmrf(dir);
