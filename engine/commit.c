@@ -403,9 +403,13 @@ static void answer_group(trb_req **reqs, size_t n) {
   for (size_t i = k; i < n; i++) answer(NULL, reqs[i]);
 }
 
-static void set_failed(trb_engine *e, trb_err rc) {
+/* what: "the WAL" or "the store"; st: its failure. */
+static void set_failed(trb_engine *e, trb_err rc, const char *what, const trb_status *st) {
   pthread_mutex_lock(&e->qmu);
-  if (!e->failed) e->failed = rc;
+  if (!e->failed) {
+    e->failed = rc;
+    snprintf(e->failed_msg, sizeof e->failed_msg, "%s: %.300s", what, trb_status_msg(st));
+  }
   pthread_mutex_unlock(&e->qmu);
 }
 
@@ -460,7 +464,7 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
   trb_err rc = trb_wal_append(e->wal, g->recs, g->nch, st);
   if (!rc) rc = trb_wal_commit(e->wal, st);
   if (rc) {
-    set_failed(e, rc);
+    set_failed(e, rc, "the WAL", st);
     trb_log_error("engine",
                   "WAL write failed: %s; writes are refused until tributary is restarted "
                   "(check the disk holding %s)",
@@ -532,7 +536,7 @@ static trb_err commit_changes(trb_engine *e, group *g, trb_status *st) {
 store_failed:
   if (rc) {
     clear_pending(g);
-    set_failed(e, rc);
+    set_failed(e, rc, "the store", st);
     trb_log_error("engine", "store write failed after the WAL commit: %s; the writes are in "
                   "the WAL and their outcome is reported as unknown; restart tributary to "
                   "replay the WAL into the store", trb_status_msg(st));
@@ -769,7 +773,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
     rec.new_len = enc.len;
   }
   if ((rc = trb_wal_append(e->wal, &rec, 1, st)) || (rc = trb_wal_commit(e->wal, st))) {
-    set_failed(e, rc);
+    set_failed(e, rc, "the WAL", st);
     trb_log_error("engine", "WAL write failed: %s; writes are refused until tributary is "
                   "restarted", trb_status_msg(st));
     goto done;
@@ -782,7 +786,7 @@ static trb_err process_table_op(trb_engine *e, trb_req *r) {
   } else {
     rc = trb__apply_table_delete(e, r->name, rec.lsn, st);
   }
-  if (rc) set_failed(e, rc);
+  if (rc) set_failed(e, rc, "the store", st);
   if (!rc && rec.kind != TRB_WAL_TABLE_DELETE && r->info)
     trb__table_info(trb__table_find(e, def.name), r->info);
 done:
@@ -822,6 +826,8 @@ void *trb__commit_main(void *arg) {
       break;
     }
     trb_err failed = e->failed;
+    char why[sizeof e->failed_msg];
+    snprintf(why, sizeof why, "%s", e->failed_msg);
     size_t nreq = 0, nw = 0;
     if (e->qhead->kind != TRB_REQ_WRITE) {
       if (!grow((void **)&reqs, &capreqs, 1, sizeof *reqs)) {
@@ -849,10 +855,13 @@ void *trb__commit_main(void *arg) {
     if (failed) {
       for (size_t i = 0; i < nreq; i++) {
         trb_req *r = reqs[i];
+        /* what failed, and what to do: a full disk is the common case */
+        int full = strstr(why, "No space left") != NULL;
         r->rc = trb_status_set(r->st, TRB_EFAILED,
-                               "writes are refused after an earlier WAL failure (%s); restart "
+                               "writes are refused since an earlier failure of %s; %srestart "
                                "tributary",
-                               trb_err_name(failed));
+                               why[0] ? why : trb_err_name(failed),
+                               full ? "the disk is full: free space on it, then " : "");
         for (size_t j = 0; j < r->n; j++)
           if (r->w[j].priv.queued) {
             r->w[j].rc = r->rc;

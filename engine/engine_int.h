@@ -84,6 +84,7 @@ struct trb_engine {
   int started;
   pthread_t committer;
   trb_err failed;            /* sticky; read without lock is a hint only */
+  char failed_msg[400];      /* what failed first, under qmu (set with failed) */
 
   /* Counters (commit thread writes, others read: relaxed atomics). */
   uint64_t n_groups, n_writes, n_records;

@@ -128,6 +128,21 @@ static int run_case(fault_kind k, int after, uint64_t *seed) {
       assert_int_equal(rc, TRB_EFAILED); /* sticky */
     }
   }
+  if (failed_at >= 0) {
+    /* the refusal says what failed first, and for a full disk what to do */
+    trb_av *it = NULL;
+    assert_int_equal(trb_item_from_json_text("{\"id\":{\"N\":\"-1\"}}", 17, &it, NULL), TRB_OK);
+    trb_status st;
+    trb_status_init(&st);
+    assert_int_equal(trb_put_item(e, "fff", it, NULL, TRB_RV_NONE, NULL, &st), TRB_EFAILED);
+    trb_av_destroy(it);
+    const char *m = trb_status_msg(&st);
+    if (!strstr(m, "writes are refused since an earlier failure of the WAL: "))
+      fprintf(stderr, "%s: refusal: %s\n", fault_names[k], m);
+    assert_non_null(strstr(m, "writes are refused since an earlier failure of the WAL: "));
+    int full = k == F_PWRITE_ENOSPC || k == F_FALLOCATE_ENOSPC || k == F_PWRITE_SHORT;
+    assert_int_equal(strstr(m, "the disk is full: free space on it, then restart") != NULL, full);
+  }
   trb_engine_close(e);
   trb_sysio_reset();
   e = open_engine(dir);
