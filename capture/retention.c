@@ -181,6 +181,7 @@ done:
 
 static void *ret_main(void *arg) {
   trb_retention *r = arg;
+  char last_err[TRB_STATUS_MSG_MAX] = "";
   pthread_setname_np(pthread_self(), "trb-retention");
   pthread_mutex_lock(&r->mu);
   while (!r->stopping) {
@@ -191,9 +192,17 @@ static void *ret_main(void *arg) {
     pthread_mutex_unlock(&r->mu);
     trb_status st;
     trb_status_init(&st);
-    if (trb_retention_run(r, &st))
-      trb_log_error("retention", "WAL retention check failed: %s; segments stay until the next "
-                    "check", trb_status_msg(&st));
+    /* The same failure again (a failed engine refuses every flush until a
+     * restart) is said once, not at every check. */
+    if (trb_retention_run(r, &st)) {
+      if (strcmp(last_err, trb_status_msg(&st)))
+        trb_log_error("retention", "WAL retention check failed: %s; segments stay until a check "
+                      "succeeds (said once while the failure stays the same)",
+                      trb_status_msg(&st));
+      snprintf(last_err, sizeof last_err, "%s", trb_status_msg(&st));
+    } else {
+      last_err[0] = 0;
+    }
     pthread_mutex_lock(&r->mu);
   }
   pthread_mutex_unlock(&r->mu);
