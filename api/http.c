@@ -338,6 +338,14 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *mc) {
   return c;
 }
 
+/* A woken handler's continuation (susp 3): fills r, which the caller sends
+ * or frees. */
+static void run_cont(http_conn *c, trb_http_resp *r) {
+  atomic_store(&c->susp, 0);
+  r->status = 200;
+  c->cont(c->cont_ctx, r);
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *mc, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   trb_http_server *s = cls;
@@ -351,9 +359,8 @@ static void completed_cb(void *cls, struct MHD_Connection *mc, void **con_cls,
      * input for a hang-up). The continuation still runs, for what it owns;
      * the answer has nobody to go to. (A suspended connection is never
      * closed under us: MHD leaves it alone until it is resumed.) */
-    atomic_store(&c->susp, 0);
-    trb_http_resp r = {.status = 200};
-    c->cont(c->cont_ctx, &r);
+    trb_http_resp r = {0};
+    run_cont(c, &r);
     free(r.body);
   }
   if (c->active) {
@@ -448,9 +455,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
     atomic_fetch_add(&s->handling, 1);
   }
   if (atomic_load(&c->susp) == 3) { /* resumed: the handler's continuation answers */
-    atomic_store(&c->susp, 0);
-    trb_http_resp r = {.status = 200};
-    c->cont(c->cont_ctx, &r);
+    trb_http_resp r = {0};
+    run_cont(c, &r);
     return send_resp(mc, c, &r);
   }
   if (c->reject) return send_reject(mc, c, method, c->reject);
@@ -470,10 +476,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *mc, const cha
       nanosleep(&ts, NULL);
     }
     if (atomic_load(&c->susp) != 3) return MHD_NO; /* never answered: hang up */
-    atomic_store(&c->susp, 0);
-    trb_http_resp r2 = {.status = 200};
-    c->cont(c->cont_ctx, &r2);
-    return send_resp(mc, c, &r2);
+    run_cont(c, &r);
+    return send_resp(mc, c, &r);
   }
   if (atomic_load(&c->susp) != 0) {
     /* the handler waits: give the thread back until trb_http_wake */

@@ -74,8 +74,9 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
       uint64_t last = i + 1 < n ? seg[i + 1].first_lsn - 1 : UINT64_MAX;
       if (last > ts.checkpoint) lag += seg[i].bytes;
     }
-    if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes && ts.checkpoint + 1 < seg[n - 1].first_lsn &&
-        ts.checkpoint + 1 >= keep_time) {
+    int over = r->o.max_lag_bytes && lag > r->o.max_lag_bytes &&
+               ts.checkpoint + 1 < seg[n - 1].first_lsn;
+    if (over && ts.checkpoint + 1 >= keep_time) {
       held_time = 1; /* over the cap, but the window holds its records anyway */
       if (!r->warned_window)
         trb_log_warn("retention", "the %s sink is %llu bytes of WAL behind (cap %llu, its "
@@ -85,8 +86,7 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
                      "bounds it", ts.kind, (unsigned long long)lag,
                      (unsigned long long)r->o.max_lag_bytes, (unsigned long long)ts.checkpoint);
       r->warned_window = 1;
-    } else if (r->o.max_lag_bytes && lag > r->o.max_lag_bytes &&
-               ts.checkpoint + 1 < seg[n - 1].first_lsn) {
+    } else if (over) {
       trb_log_error("retention", "the %s sink is %llu bytes of WAL behind (cap %llu, its "
                     "checkpoint is LSN %llu): marking it broken so the WAL does not fill the "
                     "disk; it delivers nothing more; fix what stops it and give it a fresh "
@@ -109,9 +109,7 @@ trb_err trb_retention_run(trb_retention *r, trb_status *st) {
    * written): a full disk would stop every write. */
   uint64_t avail = 0, keep_rules = keep;
   int disk_low = 0;
-  struct statvfs sv;
-  if (r->o.dir && trb_sys.statvfs(r->o.dir, &sv) == 0) {
-    avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  if (r->o.dir && trb_sys_free_bytes(r->o.dir, &avail) == 0) {
     if (r->o.min_free_bytes && avail < r->o.min_free_bytes && n > 1) {
       uint64_t need = r->o.min_free_bytes - avail, got = 0;
       size_t i = 0;

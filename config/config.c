@@ -818,13 +818,10 @@ static trb_err yaml_fail(const char *path, const yaml_parser_t *parser, const ch
     return trb_status_set(st, TRB_ENOMEM, "%s: out of memory parsing YAML", path);
   size_t line = parser->problem_mark.line + 1;
   if (parser->problem_mark.index >= len) {
-    size_t end = len, last = 0, n = 1;
-    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == ' ' ||
-                       text[end - 1] == '\t'))
-      end--;
+    size_t end = len, last = 1; /* the line of the last character that is not blank */
+    while (end > 0 && strchr(" \t\r\n", text[end - 1])) end--;
     for (size_t i = 0; i < end; i++)
-      if (text[i] == '\n') n++;
-    last = end ? n : 1;
+      if (text[i] == '\n') last++;
     if (line > last) line = last;
   }
   return cfg_fail(st, path, line, NULL, "YAML syntax error: %s%s%s%s",

@@ -827,7 +827,7 @@ void *trb__commit_main(void *arg) {
     }
     trb_err failed = e->failed;
     char why[sizeof e->failed_msg];
-    snprintf(why, sizeof why, "%s", e->failed_msg);
+    if (failed) snprintf(why, sizeof why, "%s", e->failed_msg);
     size_t nreq = 0, nw = 0;
     if (e->qhead->kind != TRB_REQ_WRITE) {
       if (!grow((void **)&reqs, &capreqs, 1, sizeof *reqs)) {
@@ -853,10 +853,10 @@ void *trb__commit_main(void *arg) {
     if (last_writes * 16 > peak) peak = last_writes * 16;
 
     if (failed) {
+      /* what failed, and what to do: a full disk is the common case */
+      int full = strstr(why, "No space left") != NULL;
       for (size_t i = 0; i < nreq; i++) {
         trb_req *r = reqs[i];
-        /* what failed, and what to do: a full disk is the common case */
-        int full = strstr(why, "No space left") != NULL;
         r->rc = trb_status_set(r->st, TRB_EFAILED,
                                "writes are refused since an earlier failure of %s; %srestart "
                                "tributary",

@@ -211,9 +211,8 @@ static void drop_orphans(trb_engine *e) {
  * write fails for want of space: refuse to open first, saying so. */
 #define TRB_OPEN_MIN_FREE (16u << 20)
 static trb_err check_free_space(const char *dir, trb_status *st) {
-  struct statvfs sv;
-  if (trb_sys.statvfs(dir, &sv) != 0) return TRB_OK; /* the open itself will say what is wrong */
-  uint64_t avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  uint64_t avail;
+  if (trb_sys_free_bytes(dir, &avail) != 0) return TRB_OK; /* the open itself will say */
   if (avail >= TRB_OPEN_MIN_FREE) return TRB_OK;
   return trb_status_set(st, TRB_EIO,
                         "the disk holding %s has %llu KiB free; opening the data directory "

@@ -409,22 +409,20 @@ static void tab_clash(pg_sink *k, pg_tab *t) {
   for (size_t i = 0; i < k->ntabs && t->mode; i++) {
     const pg_tab *o = &k->tabs[i];
     if (o == t || !o->mode) continue;
-    const char *what = NULL;
-    char dest[400];
-    snprintf(dest, sizeof dest, "%s.%s", t->schema, t->table);
+    const char *what, *suffix = "";
     if (is_history_of(o, t)) {
       what = "is the history table of";
     } else if (is_history_of(t, o)) {
       what = "would be the history table of";
-      snprintf(dest, sizeof dest, "%s.%s_history", t->schema, t->table);
+      suffix = "_history";
     } else if (!strcmp(t->schema, o->schema) && !strcmp(t->table, o->table)) {
       what = "is also the table of";
     } else {
       continue;
     }
-    trb_log_error("postgres", "table %s is not sent to PostgreSQL: its table %s %s table %s "
-                  "(met first); give it another name with postgres.tables.%s.table and restart",
-                  t->src, dest, what, o->src, t->src);
+    trb_log_error("postgres", "table %s is not sent to PostgreSQL: its table %s.%s%s %s table "
+                  "%s (met first); give it another name with postgres.tables.%s.table and "
+                  "restart", t->src, t->schema, t->table, suffix, what, o->src, t->src);
     t->mode = 0;
   }
 }

@@ -95,3 +95,10 @@ done:
   if (rc < 0) errno = e;
   return rc;
 }
+
+int trb_sys_free_bytes(const char *path, uint64_t *out) {
+  struct statvfs sv;
+  if (trb_sys.statvfs(path, &sv) != 0) return -1;
+  *out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  return 0;
+}

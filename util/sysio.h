@@ -8,6 +8,7 @@
 #define TRB_SYSIO_H
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@ ssize_t trb_sys_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 /* Durable replace (write temp, fsync, rename over, fsync the directory).
  * Returns 0 or -1 with errno. */
 int trb_sys_write_file_durable(const char *path, const void *buf, size_t n);
+/* Bytes an unprivileged writer may still use on path's filesystem
+ * (statvfs through the table); -1 when it cannot be told. */
+int trb_sys_free_bytes(const char *path, uint64_t *out);
 /* fsync of a directory. 0 or -1 with errno. */
 int trb_sys_fsync_dir(const char *dir);
 

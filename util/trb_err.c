@@ -1,5 +1,6 @@
 /* trb_err.c -- names and messages for the error enum (see trb_err.h). */
 #include "util/trb_err.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,12 +48,8 @@ trb_err trb_status_vset(trb_status *st, trb_err code, const char *fmt,
       /* Cut: not inside a UTF-8 sequence (a message echoes the request's
        * strings, and JSON must not get half a character). */
       size_t end = sizeof st->msg - 1, i = end;
-      while (i > 0 && ((unsigned char)st->msg[i - 1] & 0xC0) == 0x80) i--;
-      if (i > 0 && ((unsigned char)st->msg[i - 1] & 0x80)) {
-        unsigned char lead = (unsigned char)st->msg[i - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (end - (i - 1) < need) st->msg[i - 1] = '\0';
-      }
+      while (i > 0 && end - i < 3 && ((unsigned char)st->msg[i - 1] & 0xC0) == 0x80) i--;
+      if (i > 0 && !trb_utf8_valid(st->msg + i - 1, end - (i - 1))) st->msg[i - 1] = '\0';
     }
   } else {
     st->msg[0] = '\0';

@@ -71,17 +71,34 @@ static void arm(fault_kind k, int after) {
   }
 }
 
-static trb_engine *open_engine(const char *dir) {
+static trb_err try_open(const char *dir, trb_engine **e, trb_status *st) {
   trb_engine_opts o;
   trb_engine_opts_default(&o);
   o.data_dir = dir;
   o.segment_size = 1 << 20;
+  *e = NULL;
+  trb_status_init(st);
+  return trb_engine_open(&o, e, st);
+}
+
+static trb_engine *open_engine(const char *dir) {
   trb_engine *e = NULL;
   trb_status st;
-  trb_status_init(&st);
-  trb_err rc = trb_engine_open(&o, &e, &st);
+  trb_err rc = try_open(dir, &e, &st);
   if (rc) fprintf(stderr, "open: %s\n", trb_status_msg(&st));
   assert_int_equal(rc, TRB_OK);
+  return e;
+}
+
+/* A new engine in dir, faults off, with the table "fff" (key id N). */
+static trb_engine *new_engine(const char *dir) {
+  trb_sysio_reset();
+  trb_engine *e = open_engine(dir);
+  trb_keyschema ks;
+  memset(&ks, 0, sizeof ks);
+  strcpy(ks.pk_name, "id");
+  ks.pk_type = TRB_T_N;
+  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL, NULL), TRB_OK);
   return e;
 }
 
@@ -103,13 +120,7 @@ static trb_err put_n(trb_engine *e, int i) {
  * rollover: then every write succeeds, which the checks accept too). */
 static int run_case(fault_kind k, int after, uint64_t *seed) {
   char *dir = trb_test_mkdtemp("faults");
-  trb_sysio_reset();
-  trb_engine *e = open_engine(dir);
-  trb_keyschema ks;
-  memset(&ks, 0, sizeof ks);
-  strcpy(ks.pk_name, "id");
-  ks.pk_type = TRB_T_N;
-  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL, NULL), TRB_OK);
+  trb_engine *e = new_engine(dir);
   arm(k, after);
   /* ~3 KB per write: 400+ writes roll over one 1 MiB segment; a full disk
    * needs two rollovers to show (the next segment may be prepared before
@@ -204,25 +215,13 @@ static int statvfs_tiny(const char *path, struct statvfs *out) {
 static void test_open_disk_full(void **state) {
   (void)state;
   char *dir = trb_test_mkdtemp("engfull");
-  trb_sysio_reset();
-  trb_engine *e = open_engine(dir);
-  trb_keyschema ks;
-  memset(&ks, 0, sizeof ks);
-  strcpy(ks.pk_name, "id");
-  ks.pk_type = TRB_T_N;
-  assert_int_equal(trb_table_create(e, "fff", &ks, NULL, NULL, NULL), TRB_OK);
+  trb_engine *e = new_engine(dir);
   assert_int_equal(put_n(e, 7), TRB_OK);
   trb_engine_close(e);
   trb_sys.statvfs = statvfs_tiny;
   fake_blocks = 100; /* 400 KiB */
-  trb_engine_opts o;
-  trb_engine_opts_default(&o);
-  o.data_dir = dir;
-  o.segment_size = 1 << 20;
   trb_status st;
-  trb_status_init(&st);
-  e = NULL;
-  assert_int_equal(trb_engine_open(&o, &e, &st), TRB_EIO);
+  assert_int_equal(try_open(dir, &e, &st), TRB_EIO);
   assert_null(e);
   assert_non_null(strstr(trb_status_msg(&st), "has 400 KiB free; opening the data directory "
                                                "needs at least 16 MiB: free some space"));
