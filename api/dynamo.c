@@ -402,6 +402,25 @@ int api_expr_env(api_call *c, json_t *obj, trb_expr_env **env, trb_av **vals) {
   trb_status_init(&st);
   if (values) {
     trb_err rc = trb_item_from_json(values, vals, &st);
+    if (rc == TRB_EINVAL) {
+      /* a value DynamoDB's parser refuses: its message, with the key, as
+       * DynamoDB words it ("... contains invalid value: <why> for key :v") */
+      const char *bk;
+      json_t *bv;
+      json_object_foreach(values, bk, bv) {
+        trb_av *one = NULL;
+        trb_status vst;
+        trb_status_init(&vst);
+        trb_err vrc = trb_av_from_json(bv, &one, &vst);
+        trb_av_destroy(one);
+        if (vrc == TRB_EINVAL) {
+          api_fail(c, "ValidationException",
+                   "ExpressionAttributeValues contains invalid value: %.300s for key %.255s",
+                   trb_status_msg(&vst), bk);
+          goto done;
+        }
+      }
+    }
     if (rc) {
       api_fail_st(c, rc, &st);
       goto done;

@@ -66,8 +66,8 @@ void trb_expr_destroy(trb_expr *e);
 
 /* ---- conditions and filters ---- */
 /* Evaluates against item (NULL = the item does not exist: every attribute is
- * missing). Runtime type errors that DynamoDB reports (e.g. size() of a
- * number) are TRB_EINVAL. */
+ * missing). size() of an attribute without a size (N, BOOL, NULL) compares
+ * as a missing attribute. */
 trb_err trb_expr_eval(const trb_expr *e, const trb_av *item, int *pass, trb_status *st);
 /* A trb_cond_fn (engine.h) over a `const trb_expr *` ctx. */
 trb_err trb_expr_cond_fn(void *ctx, const trb_av *item, int *pass, trb_status *st);
@@ -84,7 +84,9 @@ int trb_expr_refers_to(const trb_expr *e, const char *name);
  */
 trb_err trb_expr_update_check_keys(const trb_expr *e, const trb_keyschema *ks, trb_status *st);
 /* Applies the update to item (NULL = absent: the result starts from key),
- * producing a new item (caller-owned). Errors with DynamoDB's texts, e.g.
+ * producing a new item (caller-owned); on an absent item an update of only
+ * REMOVE and DELETE actions produces none (*new_item NULL: the item stays
+ * absent, as in DynamoDB). Errors with DynamoDB's texts, e.g.
  * "The provided expression refers to an attribute that does not exist in
  * the item", "An operand in the update expression has an incorrect data
  * type", "The document path provided in the update expression is invalid for

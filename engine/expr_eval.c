@@ -8,8 +8,9 @@
  * trb_av_equal (numbers by value, sets and maps order-insensitive, lists and
  * maps deep). size() counts UTF-8 code points of an S (DynamoDB documents
  * size as the string's length in characters), bytes of a B, elements of a
- * set or L and members of an M; size() of an N, BOOL or NULL attribute is a
- * ValidationException, as the header promises.
+ * set or L and members of an M; an N, BOOL or NULL attribute has no size,
+ * and size() of it compares as a missing attribute does (DynamoDB fails the
+ * condition, it does not refuse the request).
  */
 #include "engine/expr_int.h"
 
@@ -55,11 +56,7 @@ static trb_err eval_operand(const trb_expr *e, const xnode *n, const trb_av *ite
         case TRB_T_SS:
         case TRB_T_NS:
         case TRB_T_BS: count = a.v->u.l.n; break;
-        default:
-          return trb_status_set(st, TRB_EINVAL,
-                                "Invalid %sExpression: Incorrect operand type for operator or "
-                                "function; operator or function: size, operand type: %s",
-                                trb__expr_kind_name(e->kind), trb_type_name(a.v->type));
+        default: return TRB_OK; /* no size: as if missing */
       }
       out->tmp.type = TRB_T_N;
       trb_dec_from_i64((int64_t)count, &out->tmp.u.n);

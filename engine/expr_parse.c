@@ -452,9 +452,21 @@ static void bad_operand_type(xp *p, const char *op, const char *type) {
            op, type);
 }
 
+/* An unknown function's error: a function of the other kind of expression
+ * (size in an update, if_not_exists in a condition) is named as such. */
+static void unknown_fn(xp *p, const xnode *n, int upd) {
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++)
+    if (functions[i].update != upd && strcmp(functions[i].name, n->fname) == 0) {
+      slot_set(p, S_UNKNOWN_FN, "The function is not allowed in %s expression; function: %s",
+               upd ? "an update" : "a condition", n->fname);
+      return;
+    }
+  slot_set(p, S_UNKNOWN_FN, "Invalid function name; function: %s", n->fname);
+}
+
 static void check_func_cond(xp *p, xnode *n) {
   if (n->op == XF_UNKNOWN) {
-    slot_set(p, S_UNKNOWN_FN, "Invalid function name; function: %s", n->fname);
+    unknown_fn(p, n, 0);
     return;
   }
   for (uint32_t i = 0; i < n->nargs; i++) misused(p, n->args[i]);
@@ -518,7 +530,7 @@ static void check_func_cond(xp *p, xnode *n) {
 
 static void check_func_update(xp *p, xnode *n) {
   if (n->op == XF_UNKNOWN) {
-    slot_set(p, S_UNKNOWN_FN, "Invalid function name; function: %s", n->fname);
+    unknown_fn(p, n, 1);
     return;
   }
   if (n->nargs != 2) {

@@ -294,6 +294,14 @@ trb_err trb_expr_update(const trb_expr *e, const trb_av *key, const trb_av *item
   if (!orig || orig->type != TRB_T_M)
     return trb_status_set(st, TRB_EINVAL, "an item must be a map of attributes");
 
+  /* On an absent item, an update that only takes things away (REMOVE,
+   * DELETE from a set) leaves it absent, as DynamoDB does: no key-only item
+   * appears. Any SET or ADD creates the item. */
+  if (!item && e->nacts) {
+    size_t k = 0;
+    while (k < e->nacts && (e->acts[k].kind == XU_REMOVE || e->acts[k].kind == XU_DELETE)) k++;
+    if (k == e->nacts) return TRB_OK;
+  }
   vals = calloc(e->nacts ? e->nacts : 1, sizeof *vals);
   if (!vals) goto nomem;
   for (size_t i = 0; i < e->nacts; i++)

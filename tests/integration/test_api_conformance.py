@@ -14,7 +14,18 @@ with boto3 against `tributary serve`:
 - tags: keys of 1..128 characters, values up to 256, no aws: prefix, at
   most 50 (CreateTable's Tags too), no empty lists; ListTables'
   ExclusiveStartTableName of 3..255; DescribeContinuousBackups answers
-  (PITR DISABLED) and names a missing table TableNotFoundException."""
+  (PITR DISABLED) and names a missing table TableNotFoundException;
+- an update of an absent item that only takes away (REMOVE, DELETE from a
+  set; UpdateExpression, AttributeUpdates or a transaction's Update) makes
+  no item and returns no Attributes; a SET or ADD makes it;
+- size() of an N, BOOL or NULL attribute fails the condition
+  (ConditionalCheckFailedException) or filters the item out, it is not a
+  ValidationException;
+- ExpressionAttributeValues that cannot be parsed: "ExpressionAttributeValues
+  contains invalid value: <why> for key :v"; an update past 400 KB: "Item
+  size to update has exceeded the maximum allowed size"; size() in an
+  update and if_not_exists() in a condition: "The function is not allowed
+  in an update / a condition expression; function: ..."."""
 import os
 import sys
 
@@ -192,6 +203,65 @@ try:
          ("ENABLED", "DISABLED"), "DescribeContinuousBackups")
     code, _ = err(lambda: ddb.describe_continuous_backups(TableName="nosuch"))
     h.eq(code, "TableNotFoundException", "DescribeContinuousBackups of a missing table")
+    # ---- an update that only takes away does not make an absent item ----
+    P = {"pk": {"S": "ghost"}}
+    r = ddb.update_item(TableName="plain", Key=P, UpdateExpression="REMOVE a, b.c[1]", ReturnValues="ALL_NEW")
+    h.check("Attributes" not in r, "REMOVE on an absent item returns no Attributes: %r" % r.get("Attributes"))
+    r = ddb.update_item(TableName="plain", Key=P, UpdateExpression="DELETE s :s",
+                        ExpressionAttributeValues={":s": {"SS": ["x"]}}, ReturnValues="ALL_NEW")
+    h.check("Attributes" not in r, "DELETE on an absent item returns no Attributes")
+    ddb.update_item(TableName="plain", Key=P, AttributeUpdates={"a": {"Action": "DELETE"}})
+    ddb.transact_write_items(TransactItems=[{"Update": {"TableName": "plain", "Key": P, "UpdateExpression": "REMOVE a"}}])
+    h.check("Item" not in ddb.get_item(TableName="plain", Key=P, ConsistentRead=True),
+            "REMOVE/DELETE-only updates (expression, AttributeUpdates, transaction) made no item")
+    h.eq(ddb.scan(TableName="plain", Select="COUNT", ScanFilter={"pk": {"AttributeValueList": [{"S": "ghost"}], "ComparisonOperator": "EQ"}})["Count"],
+         0, "no ghost item in a Scan")
+    r = ddb.update_item(TableName="plain", Key=P, UpdateExpression="REMOVE a SET n = :n",
+                        ExpressionAttributeValues={":n": {"N": "1"}}, ReturnValues="ALL_NEW")
+    h.eq(r.get("Attributes"), {"pk": {"S": "ghost"}, "n": {"N": "1"}}, "REMOVE with SET makes the item")
+    ddb.update_item(TableName="plain", Key={"pk": {"S": "ghost2"}})
+    h.check("Item" in ddb.get_item(TableName="plain", Key={"pk": {"S": "ghost2"}}, ConsistentRead=True),
+            "an update without any action still makes the key-only item")
+
+    # ---- size() of a value without a size: the condition fails ----
+    ddb.put_item(TableName="plain", Item={"pk": {"S": "sz"}, "n": {"N": "5"}, "t": {"BOOL": True},
+                                           "z": {"NULL": True}, "s": {"S": "hello"}})
+    for a in ("n", "t", "z"):
+        code, _ = err(lambda: ddb.update_item(TableName="plain", Key={"pk": {"S": "sz"}}, UpdateExpression="SET x = :one",
+                                              ConditionExpression="size(%s) = :one" % a,
+                                              ExpressionAttributeValues={":one": {"N": "1"}}))
+        h.eq(code, "ConditionalCheckFailedException", "size(%s) in a condition" % a)
+        got = ddb.scan(TableName="plain", FilterExpression="size(%s) >= :zero" % a,
+                       ExpressionAttributeValues={":zero": {"N": "0"}})["Items"]
+        h.eq(got, [], "size(%s) in a filter filters the item out" % a)
+    ddb.update_item(TableName="plain", Key={"pk": {"S": "sz"}}, UpdateExpression="SET x = :one",
+                    ConditionExpression="size(s) = :five", ExpressionAttributeValues={":one": {"N": "1"}, ":five": {"N": "5"}})
+    h.eq(ddb.get_item(TableName="plain", Key={"pk": {"S": "sz"}})["Item"].get("x"), {"N": "1"}, "size(s) still counts")
+
+    # ---- DynamoDB's words ----
+    code, msg = err(lambda: raw.update_item(TableName="plain", Key={"pk": {"S": "w"}}, UpdateExpression="SET a = :v",
+                                            ExpressionAttributeValues={":v": {"N": "abc"}}))
+    h.eq((code, msg), ("ValidationException", "ExpressionAttributeValues contains invalid value: The parameter "
+                       "cannot be converted to a numeric value: abc for key :v"), "a bad number in ExpressionAttributeValues")
+    code, msg = err(lambda: raw.update_item(TableName="plain", Key={"pk": {"S": "w"}}, UpdateExpression="SET a = :v",
+                                            ExpressionAttributeValues={":v": {"SS": []}}))
+    h.check(code == "ValidationException" and msg.startswith("ExpressionAttributeValues contains invalid value: ")
+            and msg.endswith(" for key :v"), "an empty set in ExpressionAttributeValues: %s" % msg)
+    ddb.put_item(TableName="plain", Item={"pk": {"S": "big"}, "a": {"S": "x" * 300000}})
+    code, msg = err(lambda: ddb.update_item(TableName="plain", Key={"pk": {"S": "big"}}, UpdateExpression="SET b = :v",
+                                            ExpressionAttributeValues={":v": {"S": "y" * 200000}}))
+    h.eq((code, msg), ("ValidationException", "Item size to update has exceeded the maximum allowed size"),
+         "an update past 400 KB")
+    h.eq(len(ddb.get_item(TableName="plain", Key={"pk": {"S": "big"}})["Item"]), 2, "the refused update left the item as it was")
+    code, msg = err(lambda: ddb.update_item(TableName="plain", Key={"pk": {"S": "w"}}, UpdateExpression="SET a = size(b)"))
+    h.eq((code, msg), ("ValidationException", "Invalid UpdateExpression: The function is not allowed in an update "
+                       "expression; function: size"), "size() in an update")
+    code, msg = err(lambda: ddb.update_item(TableName="plain", Key={"pk": {"S": "w"}}, UpdateExpression="SET a = :v",
+                                            ConditionExpression="if_not_exists(a, :v) = :v",
+                                            ExpressionAttributeValues={":v": {"N": "1"}}))
+    h.eq((code, msg), ("ValidationException", "Invalid ConditionExpression: The function is not allowed in a "
+                       "condition expression; function: if_not_exists"), "if_not_exists() in a condition")
+    h.check("Item" not in ddb.get_item(TableName="plain", Key={"pk": {"S": "w"}}), "the refused updates wrote nothing")
 except Exception as ex:
     import traceback
     traceback.print_exc()
