@@ -189,13 +189,27 @@ int api_fail(api_call *c, const char *type, const char *fmt, ...) {
   return -1;
 }
 
+static int item_op(const char *op) {
+  static const char *const ops[] = {"GetItem", "PutItem", "UpdateItem", "DeleteItem",
+                                    "Query", "Scan", "BatchGetItem", "BatchWriteItem",
+                                    "TransactGetItems", "TransactWriteItems"};
+  for (size_t i = 0; op && i < sizeof ops / sizeof ops[0]; i++)
+    if (!strcmp(op, ops[i])) return 1;
+  return 0;
+}
+
 int api_fail_st(api_call *c, trb_err rc, const trb_status *st) {
   const char *msg = trb_status_msg(st);
   switch (rc) {
     case TRB_EINVAL:
     case TRB_ELIMIT: return api_fail(c, "ValidationException", "%s", msg);
     case TRB_ESERIAL: return api_fail(c, "SerializationException", "%s", msg);
-    case TRB_ENOTFOUND: return api_fail(c, "ResourceNotFoundException", "%s", msg);
+    case TRB_ENOTFOUND:
+      /* DynamoDB names the missing table in the table operations' answers
+       * (DescribeTable...), not in the item operations' */
+      if (!strncmp(msg, "Requested resource not found: Table: ", 37) && item_op(c->op))
+        return api_fail(c, "ResourceNotFoundException", "Requested resource not found");
+      return api_fail(c, "ResourceNotFoundException", "%s", msg);
     case TRB_EEXISTS:
     case TRB_EINUSE: return api_fail(c, "ResourceInUseException", "%s", msg);
     case TRB_ECONDFAIL: return api_fail(c, "ConditionalCheckFailedException", "%s", msg);

@@ -25,7 +25,9 @@ with boto3 against `tributary serve`:
   contains invalid value: <why> for key :v"; an update past 400 KB: "Item
   size to update has exceeded the maximum allowed size"; size() in an
   update and if_not_exists() in a condition: "The function is not allowed
-  in an update / a condition expression; function: ..."."""
+  in an update / a condition expression; function: ..."; an item operation
+  on a missing table: "Requested resource not found" (DescribeTable's
+  answer names the table)."""
 import os
 import sys
 
@@ -262,6 +264,15 @@ try:
     h.eq((code, msg), ("ValidationException", "Invalid ConditionExpression: The function is not allowed in a "
                        "condition expression; function: if_not_exists"), "if_not_exists() in a condition")
     h.check("Item" not in ddb.get_item(TableName="plain", Key={"pk": {"S": "w"}}), "the refused updates wrote nothing")
+    # ---- a missing table: named by the table operations only ----
+    for what, fn in (("GetItem", lambda: ddb.get_item(TableName="nosuch", Key={"pk": {"S": "a"}})),
+                     ("PutItem", lambda: ddb.put_item(TableName="nosuch", Item={"pk": {"S": "a"}})),
+                     ("Query", lambda: ddb.query(TableName="nosuch", KeyConditionExpression="pk = :a",
+                                                 ExpressionAttributeValues={":a": {"S": "a"}})),
+                     ("BatchWriteItem", lambda: ddb.batch_write_item(RequestItems={"nosuch": [{"PutRequest": {"Item": {"pk": {"S": "a"}}}}]}))):
+        h.eq(err(fn), ("ResourceNotFoundException", "Requested resource not found"), "%s on a missing table" % what)
+    h.eq(err(lambda: ddb.describe_table(TableName="nosuch")),
+         ("ResourceNotFoundException", "Requested resource not found: Table: nosuch not found"), "DescribeTable of a missing table")
 except Exception as ex:
     import traceback
     traceback.print_exc()
