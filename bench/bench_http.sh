@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # bench_http.sh -- PutItem and GetItem over HTTP: tributary (durable, WAL
 # sync=always) vs dynalite (the npm DynamoDB emulator, in memory) vs a bare
-# libmicrohttpd server (the HTTP layer's ceiling), all under the same wrk
-# load on loopback: 32 connections, 2 threads. One `name=value` line per
+# libmicrohttpd server (the HTTP layer's ceiling) vs the same bare server
+# made durable (the durable write's ceiling: each PutItem body appended to
+# a file and fdatasync'ed, one sync per group of waiting requests, before
+# its answer; no JSON, no store), all under the same wrk load on loopback:
+# 32 connections, 2 threads. One `name=value` line per
 # figure on stdout; progress and diagnostics on stderr.
 #
 #   bash bench/bench_http.sh [SECONDS]      (run after scripts/build.sh release)
@@ -23,9 +26,12 @@
 #                         (default /tmp; must be a real disk, not tmpfs, for
 #                         the durable figures to mean anything)
 #
-# Rounds: the three servers run side by side (idle while another is
-# loaded), and each round loads them in turn, SECONDS each: bare, tributary
-# PutItem and GetItem, dynalite PutItem and GetItem. The host's speed
+# Rounds: the four servers run side by side (idle while another is
+# loaded), and each round loads them in turn, SECONDS each: bare, bare
+# durable (PutItem), tributary PutItem and GetItem, dynalite PutItem and
+# GetItem. tributary_put_vs_bare_durable is how close PutItem comes to the
+# durable ceiling, bare_durable_put_vs_dynalite how far above dynalite
+# that ceiling is on this machine. The host's speed
 # drifts by tens of percent from one minute to the next here, so a ratio is
 # taken within a round (loads a few seconds apart), and the figures without
 # a prefix are the medians over the rounds (counts of bad answers: the
@@ -57,7 +63,7 @@ B=${TRB_BENCH_BUILD:-./build}
 CACHE=${TRB_BENCH_CACHE:-/opt/trb-bench}
 DYNALITE_VERSION=4.0.0 # needs Node >= 20
 SERVE_ARGS=${TRB_BENCH_SERVE_ARGS:-}
-P_BARE=18001 P_TRB=18002 P_DYN=18003
+P_BARE=18001 P_TRB=18002 P_DYN=18003 P_DUR=18004
 
 say() { echo "bench_http: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -65,7 +71,7 @@ for t in wrk curl python3; do
   command -v "$t" >/dev/null || die "$t missing (wrk: apt-get install wrk)"
 done
 [[ -x $B/tributary && -x $B/bench_mhd_bare ]] || die "build first: bash scripts/build.sh release"
-for p in $P_BARE $P_TRB $P_DYN; do
+for p in $P_BARE $P_TRB $P_DYN $P_DUR; do
   ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/" || die "port $p is already in use"
 done
 
@@ -276,6 +282,10 @@ echo "cpu_idle_before_pct=$IDLE"
 say "bare libmicrohttpd on :$P_BARE"
 $B/bench_mhd_bare $P_BARE 2 & BPID=$!; PIDS+=($BPID)
 wait_port $P_BARE $BPID || die "bench_mhd_bare did not start"
+say "bare libmicrohttpd, durable (each body fdatasync'ed before its answer), on :$P_DUR"
+mkdir -p "$D/dur"
+$B/bench_mhd_bare $P_DUR 2 --durable "$D/dur/bodies" & UPID=$!; PIDS+=($UPID)
+wait_port $P_DUR $UPID || die "bench_mhd_bare --durable did not start"
 
 say "tributary serve on :$P_TRB (data in $D, serve args: ${SERVE_ARGS:-none})"
 # shellcheck disable=SC2086
@@ -312,6 +322,7 @@ for r in $(seq "$ROUNDS"); do
   say "round $r of $ROUNDS"
   export TRB_BENCH_ROUND=$r
   load $P_BARE bare.lua "r${r}_bare_mhd" $BPID
+  load $P_DUR put.lua "r${r}_bare_durable_put" $UPID
   load $P_TRB put.lua "r${r}_tributary_put" $TPID
   load $P_TRB get.lua "r${r}_tributary_get" $TPID
   if [[ -n $DYN ]]; then
@@ -320,6 +331,7 @@ for r in $(seq "$ROUNDS"); do
   fi
 done
 stop $BPID
+stop $UPID
 stop $TPID
 [[ -n $DYN ]] && stop $DPID
 if grep -q -i -E 'warn|error' "$W/trb.log"; then say "tributary log:"; grep -i -E 'warn|error' "$W/trb.log" | head -20 >&2; fi
@@ -348,6 +360,8 @@ def ratio(name, a, b):
 ratio("tributary_put_vs_dynalite", "tributary_put", "dynalite_put")
 ratio("tributary_get_vs_dynalite", "tributary_get", "dynalite_get")
 ratio("tributary_get_vs_bare", "tributary_get", "bare_mhd")
+ratio("tributary_put_vs_bare_durable", "tributary_put", "bare_durable_put")
+ratio("bare_durable_put_vs_dynalite", "bare_durable_put", "dynalite_put")
 PY
 [[ -n $DYN ]] || echo "dynalite=unavailable"
 
