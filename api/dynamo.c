@@ -111,7 +111,7 @@ void trb_api_destroy(trb_api *a) {
   free(a);
 }
 
-int api_admit(api_call *c, const char *table, int write, api_thr *t) {
+int api_throttled(api_call *c, const char *table, int write, api_thr *t) {
   memset(t, 0, sizeof *t);
   t->write = write;
   trb_table_info info;
@@ -127,16 +127,26 @@ int api_admit(api_call *c, const char *table, int write, api_thr *t) {
     t->rate = (double)json_integer_value(
         json_object_get(pt, write ? "WriteCapacityUnits" : "ReadCapacityUnits"));
   trb_table_info_fini(&info);
-  if (!trb_throttle_admit(c->api->thr, t->table_id, t->rate, write, trb_now_us())) {
-    c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
-                             write ? "TableWriteProvisionedThroughputExceeded"
-                                   : "TableReadProvisionedThroughputExceeded",
-                             "resource", table);
-    return api_fail(c, "ProvisionedThroughputExceededException",
-                    "The level of configured provisioned throughput for the table was exceeded. "
-                    "Consider increasing your provisioning level with the UpdateTable API.");
-  }
-  return 0;
+  return !trb_throttle_admit(c->api->thr, t->table_id, t->rate, write, trb_now_us());
+}
+
+int api_fail_throttled(api_call *c, const char *table, int write) {
+  char arn[800];
+  api_table_arn(c->api, table, arn, sizeof arn);
+  json_decref(c->err_extra);
+  c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
+                           write ? "TableWriteProvisionedThroughputExceeded"
+                                 : "TableReadProvisionedThroughputExceeded",
+                           "resource", arn);
+  return api_fail(c, "ProvisionedThroughputExceededException",
+                  "The level of configured provisioned throughput for the table was exceeded. "
+                  "Consider increasing your provisioning level with the UpdateTable API.");
+}
+
+int api_admit(api_call *c, const char *table, int write, api_thr *t) {
+  int r = api_throttled(c, table, write, t);
+  if (r < 0) return -1;
+  return r ? api_fail_throttled(c, table, write) : 0;
 }
 
 int api_admit_read(api_call *c, const trb_table_info *info, const trb_indexdef *ix,

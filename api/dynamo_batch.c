@@ -61,6 +61,66 @@ static int map_table(api_call *c, const char *key, char out[256]) {
   return r;
 }
 
+/* ---- provisioned throughput of a batch or a transaction ----
+ * Each table the call touches is admitted once, when first met (after the
+ * whole request is known valid); what the call consumed is charged to each
+ * afterwards, as PutItem's and GetItem's is. A batch leaves a throttled
+ * table's requests unprocessed (and is throttled itself only when every
+ * table is); a transaction is throttled when any of its tables is. */
+typedef struct tthr {
+  char name[256];
+  api_thr t;
+  int throttled;
+  trb_table_info info; /* for the GSIs' write charges */
+  int have_info;
+} tthr;
+typedef struct tthr_set {
+  tthr *e;
+  size_t n, cap;
+} tthr_set;
+
+/* The entry of table, admitted on first sight; NULL with the call's error
+ * set (a missing table, out of memory). */
+static tthr *tthr_get(api_call *c, tthr_set *s, const char *table, int write) {
+  for (size_t i = 0; i < s->n; i++)
+    if (!strcmp(s->e[i].name, table)) return &s->e[i];
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? 2 * s->cap : 8;
+    tthr *ne = realloc(s->e, nc * sizeof *ne);
+    if (!ne) {
+      api_fail(c, "InternalServerError", "out of memory");
+      return NULL;
+    }
+    s->e = ne;
+    s->cap = nc;
+  }
+  tthr *e = &s->e[s->n];
+  memset(e, 0, sizeof *e);
+  snprintf(e->name, sizeof e->name, "%s", table);
+  int r = api_throttled(c, table, write, &e->t);
+  if (r < 0) return NULL;
+  e->throttled = r;
+  trb_status st;
+  trb_status_init(&st);
+  if (write && trb_table_describe(c->api->eng, table, &e->info, &st) == TRB_OK) e->have_info = 1;
+  s->n++;
+  return e;
+}
+
+/* Charges one write's units to its table and its GSIs. */
+static void tthr_charge_write(api_call *c, tthr *e, const trb_write *w, double units, double mult) {
+  if (!e) return;
+  api_charge(c, &e->t, units * mult);
+  if (e->have_info) api_charge_gsi_writes(c, &e->info, w, mult);
+}
+
+static void tthr_fini(tthr_set *s) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->e[i].have_info) trb_table_info_fini(&s->e[i].info);
+  free(s->e);
+  memset(s, 0, sizeof *s);
+}
+
 /* ---- BatchWriteItem ---- */
 
 int op_batch_write(api_call *c) {
@@ -86,6 +146,9 @@ int op_batch_write(api_call *c) {
   trb_av **owned = calloc(total, sizeof *owned);
   char (*tables)[256] = calloc(total, 256);
   const char **sent = calloc(total, sizeof *sent);
+  char *thr = NULL;       /* per write: its table is throttled */
+  trb_write *gw = NULL;   /* the writes that go ahead */
+  tthr_set ts = {0};
   size_t n = 0;
   if (!w || !owned || !tables || !sent) {
     api_fail(c, "InternalServerError", "out of memory");
@@ -125,17 +188,41 @@ int op_batch_write(api_call *c) {
       n++;
     }
   }
+  /* The request is valid: now its tables' provisioned throughput. */
+  if (!(thr = calloc(n ? n : 1, 1)) || !(gw = calloc(n ? n : 1, sizeof *gw))) {
+    api_fail(c, "InternalServerError", "out of memory");
+    goto done;
+  }
+  size_t ngo = 0;
+  const char *first_throttled = NULL;
+  for (size_t i = 0; i < n; i++) {
+    tthr *e = tthr_get(c, &ts, tables[i], 1);
+    if (!e) goto done;
+    thr[i] = (char)e->throttled;
+    if (thr[i] && !first_throttled) first_throttled = tables[i];
+    if (!thr[i] && e->t.rate > 0) w[i].want_old = 1; /* the units need the old size */
+    if (!thr[i]) ngo++;
+  }
+  if (!ngo) { /* every table throttled: DynamoDB's answer is the exception */
+    api_fail_throttled(c, first_throttled, 1);
+    goto done;
+  }
+  for (size_t i = 0, j = 0; i < n; i++)
+    if (!thr[i]) gw[j++] = w[i];
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ALL_VALID, &st);
+  trb_err rc = trb_engine_write(c->api->eng, gw, ngo, TRB_WRITE_ALL_VALID, &st);
+  for (size_t i = 0, j = 0; i < n; i++) /* results and buffers back where fini looks */
+    if (!thr[i]) w[i] = gw[j++];
   if (rc) {
     api_fail_st(c, rc, &st);
     goto done;
   }
-  /* Each write's own failure (a store error) would leave it unprocessed. */
+  /* A throttled table's requests, and each write's own failure (a store
+   * error), are left unprocessed. */
   json_t *unprocessed = json_object(), *caps = json_array(), *icms = json_object();
   for (size_t i = 0; i < n; i++) {
-    if (w[i].rc) {
+    if (w[i].rc || thr[i]) {
       json_t *l = json_object_get(unprocessed, sent[i]);
       if (!l) json_object_set_new(unprocessed, sent[i], l = json_array());
       json_array_append_new(l, w[i].kind == TRB_W_PUT
@@ -146,6 +233,7 @@ int op_batch_write(api_call *c) {
     size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
     size_t b = w[i].item ? trb_item_size(w[i].item) : 0;
     cap_add_write(c, caps, sent[i], tables[i], api_wcu(a > b ? a : b), &w[i], cap, 1);
+    tthr_charge_write(c, tthr_get(c, &ts, tables[i], 1), &w[i], api_wcu(a > b ? a : b), 1);
     if (icm) api_icm_add(icms, sent[i], api_icm(c, tables[i], w[i].item ? w[i].item : w[i].key));
   }
   c->out = json_pack("{s:o}", "UnprocessedItems", unprocessed);
@@ -163,6 +251,9 @@ done:
   free(owned);
   free(tables);
   free(sent);
+  free(thr);
+  free(gw);
+  tthr_fini(&ts);
   return ret;
 }
 
@@ -209,8 +300,10 @@ int op_batch_get(api_call *c) {
                     "1 validation error detected: Value at 'requestItems' failed to satisfy "
                     "constraint: Member must have length greater than or equal to 1");
   json_t *responses = json_object(), *caps = json_array(), *unproc = json_object();
-  size_t bytes = 0;
+  size_t bytes = 0, nread_tables = 0;
   int ret = -1;
+  tthr_set ts = {0};
+  const char *first_throttled = NULL;
   json_object_foreach(ri, tk, ka) {
     char tname[256];
     trb_expr_env *env = NULL;
@@ -242,6 +335,16 @@ int op_batch_get(api_call *c) {
           goto next;
         }
     }
+    tthr *e = tthr_get(c, &ts, tname, 0);
+    if (!e) goto next;
+    if (e->throttled) { /* all its keys back, unread */
+      for (size_t i = 0; i < json_array_size(keys); i++)
+        unprocessed_key(unproc, tk, ka, json_array_get(keys, i));
+      if (!first_throttled) first_throttled = e->name;
+      ok = 1;
+      goto next;
+    }
+    nread_tables++;
     for (size_t i = 0; i < json_array_size(keys); i++) {
       trb_av *item = NULL;
       if (bytes >= BATCH_GET_MAX_BYTES) {
@@ -261,6 +364,7 @@ int op_batch_get(api_call *c) {
       }
       bytes += isz;
       cap_add(caps, tk, api_rcu(isz, consistent), cap, 1);
+      api_charge(c, &e->t, api_rcu(isz, consistent));
       if (!item) continue;
       if (proj) {
         trb_av *pi = NULL;
@@ -286,6 +390,10 @@ int op_batch_get(api_call *c) {
     trb_av_destroy(vals);
     if (!ok) goto done;
   }
+  if (!nread_tables && first_throttled) { /* every table throttled */
+    api_fail_throttled(c, first_throttled, 0);
+    goto done;
+  }
   c->out = json_pack("{s:O,s:O}", "Responses", responses, "UnprocessedKeys", unproc);
   if (cap) json_object_set(c->out, "ConsumedCapacity", caps);
   ret = 0;
@@ -293,6 +401,7 @@ done:
   json_decref(responses);
   json_decref(caps);
   json_decref(unproc);
+  tthr_fini(&ts);
   return ret;
 }
 
@@ -420,6 +529,7 @@ int op_transact_write(api_call *c) {
     return api_fail(c, "InternalServerError", "out of memory");
   }
   size_t parsed = 0;
+  tthr_set ts = {0};
   for (size_t i = 0; i < n; i++) {
     json_t *e = json_array_get(items, i), *body = NULL;
     static const struct { const char *m; trb_write_kind k; } kinds[] = {
@@ -471,6 +581,16 @@ int op_transact_write(api_call *c) {
       goto done;
     }
   }
+  /* Valid: a transaction goes ahead only when all its tables may. */
+  for (size_t i = 0; i < n; i++) {
+    tthr *e = tthr_get(c, &ts, r[i].table, 1);
+    if (!e) goto done;
+    if (e->throttled) {
+      api_fail_throttled(c, e->name, 1);
+      goto done;
+    }
+    if (e->t.rate > 0) w[i].want_old = w[i].want_new = 1; /* the units need the sizes */
+  }
   /* The token is looked at only once the request is known to be valid: an
    * invalid request is answered as such whatever its token. */
   if (token) {
@@ -510,6 +630,11 @@ int op_transact_write(api_call *c) {
     c->err_extra = json_pack("{s:o}", "CancellationReasons", reasons);
   } else {
     c->out = json_object();
+    for (size_t i = 0; i < n; i++) {
+      size_t a = w[i].old_item ? trb_item_size(w[i].old_item) : 0;
+      size_t b = w[i].new_item ? trb_item_size(w[i].new_item) : 0;
+      tthr_charge_write(c, tthr_get(c, &ts, r[i].table, 1), &w[i], api_wcu(a > b ? a : b), 2);
+    }
     if (cap) {
       json_t *caps = json_array();
       for (size_t i = 0; i < n; i++) {
@@ -538,6 +663,7 @@ done:
   }
   free(r);
   free(w);
+  tthr_fini(&ts);
   return ret;
 }
 
@@ -556,6 +682,7 @@ int op_transact_get(api_call *c) {
                     "1 validation error detected: Value at 'transactItems' failed to satisfy "
                     "constraint: Member must have length %s",
                     n ? "less than or equal to 100" : "greater than or equal to 1");
+  tthr_set ts = {0};
   trb_write *w = calloc(n, sizeof *w);
   trb_av **keys = calloc(n, sizeof *keys);
   trb_expr **projs = calloc(n, sizeof *projs);
@@ -592,6 +719,14 @@ int op_transact_get(api_call *c) {
     w[i].cond = always;
     w[i].want_old = 1;
   }
+  for (size_t i = 0; i < n; i++) { /* all its tables may, or nothing is read */
+    tthr *e = tthr_get(c, &ts, tables[i], 0);
+    if (!e) goto done;
+    if (e->throttled) {
+      api_fail_throttled(c, e->name, 0);
+      goto done;
+    }
+  }
   trb_status st;
   trb_status_init(&st);
   trb_err rc = trb_engine_write(c->api->eng, w, n, TRB_WRITE_ATOMIC, &st);
@@ -604,6 +739,7 @@ int op_transact_get(api_call *c) {
     json_t *o = json_object();
     trb_av *it = w[i].old_item;
     cap_add(caps, sent[i], 2 * api_rcu(it ? trb_item_size(it) : 0, 1), cap, 1);
+    api_charge(c, &tthr_get(c, &ts, tables[i], 0)->t, 2 * api_rcu(it ? trb_item_size(it) : 0, 1));
     if (it) {
       if (projs[i]) {
         trb_av *pi = NULL;
@@ -641,5 +777,6 @@ done:
   free(vals);
   free(tables);
   free(sent);
+  tthr_fini(&ts);
   return ret;
 }

@@ -58,6 +58,11 @@ typedef struct api_thr {
 /* Looks the table up; -1 with ProvisionedThroughputExceededException (or
  * ResourceNotFoundException) set when the request may not go ahead. */
 int api_admit(api_call *c, const char *table, int write, api_thr *t);
+/* The same in two steps, for the batches and transactions: 0 may go ahead,
+ * 1 throttled (no error set), -1 the table lookup failed (error set); and
+ * the error of a throttled table (ThrottlingReasons name its ARN). */
+int api_throttled(api_call *c, const char *table, int write, api_thr *t);
+int api_fail_throttled(api_call *c, const char *table, int write);
 void api_charge(api_call *c, const api_thr *t, double units);
 /* As api_admit for a read of the table or of one of its indexes (a GSI has
  * its own provisioned throughput; an LSI shares the table's). */

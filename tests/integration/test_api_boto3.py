@@ -307,6 +307,61 @@ try:
             break
     h.check(throttled_at is not None and 290 <= throttled_at <= 310,
             "1 WCU throttles after the ~300 s burst allowance (at %r)" % throttled_at)
+    h.eq(raw_call(srv.port, "DynamoDB_20120810.PutItem", {"TableName": "slow", "Item": {"id": {"S": "x"}}})[1].get("ThrottlingReasons"),
+         [{"reason": "TableWriteProvisionedThroughputExceeded",
+           "resource": ddb.describe_table(TableName="slow")["Table"]["TableArn"]}],
+         "ThrottlingReasons name the table's ARN")
+    # batches and transactions use and respect the same buckets: with "slow"
+    # throttled, BatchWriteItem leaves its requests unprocessed (on-demand
+    # "fast" beside it goes ahead), and throws when every table is throttled
+    ddb.create_table(TableName="fast", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    r = ddb.batch_write_item(RequestItems={
+        "slow": [{"PutRequest": {"Item": {"id": {"S": "b%d" % i}}}} for i in range(3)],
+        "fast": [{"PutRequest": {"Item": {"id": {"S": "b%d" % i}}}} for i in range(2)]})
+    h.eq(sorted(x["PutRequest"]["Item"]["id"]["S"] for x in r["UnprocessedItems"].get("slow", [])),
+         ["b0", "b1", "b2"], "the throttled table's puts are unprocessed")
+    h.check("fast" not in r["UnprocessedItems"], "the other table's puts went ahead")
+    h.eq(len(ddb.scan(TableName="fast")["Items"]), 2, "... and are there")
+    h.check("Item" not in ddb.get_item(TableName="slow", Key={"id": {"S": "b0"}}), "the unprocessed put was not written")
+    h.raises(lambda: ddb.batch_write_item(RequestItems={"slow": [{"PutRequest": {"Item": {"id": {"S": "b9"}}}}]}),
+             "ProvisionedThroughputExceededException", "BatchWriteItem on throttled tables only")
+    h.raises(lambda: ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "fast", "Item": {"id": {"S": "t1"}}}},
+        {"Put": {"TableName": "slow", "Item": {"id": {"S": "t1"}}}}]),
+        "ProvisionedThroughputExceededException", "TransactWriteItems with a throttled table")
+    h.check("Item" not in ddb.get_item(TableName="fast", Key={"id": {"S": "t1"}}),
+            "the throttled transaction wrote nothing, not even on the other table")
+    # reads: 1 RCU; BatchGetItem of 100 x 4 KB items, consistent (1 RCU
+    # each), three times, uses the 300 s burst, then keys come back unread
+    ddb.create_table(
+        TableName="slowread", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1000})
+    for k in range(4):
+        ddb.batch_write_item(RequestItems={"slowread": [
+            {"PutRequest": {"Item": {"id": {"S": "r%d" % (25 * k + i)}, "pad": {"S": "p" * 4000}}}} for i in range(25)]})
+    keys = [{"id": {"S": "r%d" % i}} for i in range(100)]
+    got, batches = 0, 0
+    for _ in range(8):
+        try:
+            r = ddb.batch_get_item(RequestItems={"slowread": {"Keys": keys, "ConsistentRead": True}})
+        except E.ProvisionedThroughputExceededException:
+            break
+        batches += 1
+        got += len(r["Responses"].get("slowread", []))
+    # the bucket holds 300 s of 1 RCU: three batches of 100 RCU, a fourth
+    # while a second or two of refill keeps it positive, then the exception
+    h.check(batches in (3, 4) and got == 100 * batches,
+            "BatchGetItem is throttled once the burst is used (%d batches, %d items)" % (batches, got))
+    r = ddb.batch_get_item(RequestItems={"slowread": {"Keys": keys[:2]}, "fast": {"Keys": [{"id": {"S": "b0"}}]}})
+    h.eq((len(r["UnprocessedKeys"].get("slowread", {}).get("Keys", [])), len(r["Responses"].get("fast", []))),
+         (2, 1), "BatchGetItem: the throttled table's keys unprocessed, the other table's read")
+    h.raises(lambda: ddb.transact_get_items(TransactItems=[{"Get": {"TableName": "slowread", "Key": keys[0]}}]),
+             "ProvisionedThroughputExceededException", "TransactGetItems on a throttled table")
+    ddb.delete_table(TableName="fast")
+    ddb.delete_table(TableName="slowread")
     ddb.update_table(TableName="slow", BillingMode="PAY_PER_REQUEST")
     # a throughput change is dated, a decrease counted; the same values again are refused
     ddb.create_table(
