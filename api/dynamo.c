@@ -868,7 +868,7 @@ void trb_api_handle(void *ctx, const trb_http_req *req, trb_http_resp *resp) {
   if (a->nkeys) {
     trb_status st;
     trb_status_init(&st);
-    trb_sigv4_fail f = trb_sigv4_verify(a->keys, a->nkeys, req, time(NULL), 900, &st);
+    trb_sigv4_fail f = trb_sigv4_verify(a->keys, a->nkeys, a->region, req, time(NULL), 900, &st);
     if (f != TRB_SIGV4_OK) {
       fail_resp(resp, trb_sigv4_fail_type(f), trb_status_msg(&st));
       return;

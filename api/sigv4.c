@@ -657,7 +657,7 @@ static void skew_unit(int64_t skew_s, char *out, size_t n) {
   else snprintf(out, n, "%lld sec", (long long)skew_s);
 }
 
-trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys,
+trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys, const char *region,
                                 const trb_http_req *req, int64_t now_s, int64_t skew_s,
                                 trb_status *st) {
   sig_auth a;
@@ -697,7 +697,7 @@ trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys,
   msg[0] = 0;
 #define ADD_MSG(...) \
   (mn += (size_t)snprintf(msg + mn, mn < sizeof msg ? sizeof msg - mn : 0, __VA_ARGS__))
-  if (!valid_region(a.region))
+  if (!valid_region(a.region) || (region && !sv_eq(a.region, region)))
     ADD_MSG("Credential should be scoped to a valid region, not '%.*s'. ", (int)a.region.n,
             a.region.p);
   if (!sv_eq(a.service, SIGV4_SERVICE))

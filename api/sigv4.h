@@ -35,12 +35,14 @@ typedef enum trb_sigv4_fail {
 } trb_sigv4_fail;
 
 /*
- * Verifies req against the keys. now_s is the current Unix time;
+ * Verifies req against the keys, for the server's region (a credential
+ * scoped to another is refused, as AWS does; NULL = any region). now_s is
+ * the current Unix time;
  * skew_s the allowed clock difference (AWS: 300 s... DynamoDB accepts 15
  * minutes: use 900). On failure returns the reason and writes AWS's message
  * into st (code TRB_EINVAL).
  */
-trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys,
+trb_sigv4_fail trb_sigv4_verify(const trb_sigv4_key *keys, size_t nkeys, const char *region,
                                 const trb_http_req *req, int64_t now_s, int64_t skew_s,
                                 trb_status *st);
 /* The exception name and HTTP status for a failure. */

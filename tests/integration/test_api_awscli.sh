@@ -102,6 +102,10 @@ if AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=wrong aws dynamodb list
   bad "wrong secret accepted"; else grep -q InvalidSignatureException "$D/err" && ok || bad "wrong secret: $(cat "$D/err")"; fi
 if AWS_ACCESS_KEY_ID=NOSUCHKEY AWS_SECRET_ACCESS_KEY=s3cret aws dynamodb list-tables $EP 2>"$D/err"; then
   bad "unknown key accepted"; else grep -q UnrecognizedClientException "$D/err" && ok || bad "unknown key: $(cat "$D/err")"; fi
+# signed for another region than the server's (us-east-1 by default): AWS's refusal
+if AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=s3cret aws dynamodb list-tables $EP --region us-west-2 2>"$D/err"; then
+  bad "a credential for us-west-2 accepted"
+else grep -q InvalidSignatureException "$D/err" && grep -q "Credential should be scoped to a valid region, not 'us-west-2'" "$D/err"   && ok || bad "wrong region: $(cat "$D/err")"; fi
 # a session token (signed) with the long-term key: not one this server issued, nothing written
 if AWS_ACCESS_KEY_ID=AKIDTRIBUTARY AWS_SECRET_ACCESS_KEY=s3cret AWS_SESSION_TOKEN=FQoGZXIvYXdzEXAMPLETOKEN \
    aws dynamodb create-table $EP --table-name tokened --attribute-definitions AttributeName=k,AttributeType=S \

@@ -128,6 +128,7 @@ typedef struct fixture {
   size_t sign_with;   /* keys[] index for trb_sigv4_signature */
   long long now;
   int64_t skew;
+  const char *region; /* the server's region (NULL: any) */
   /* results of the last request */
   int calls;
   trb_sigv4_fail result;
@@ -141,7 +142,7 @@ static void run_verify(fixture *f, const trb_http_req *req) {
   trb_status st, st2;
   trb_status_init(&st);
   trb_status_init(&st2);
-  f->result = trb_sigv4_verify(f->keys, f->nkeys, req, f->now, f->skew, &st);
+  f->result = trb_sigv4_verify(f->keys, f->nkeys, f->region, req, f->now, f->skew, &st);
   snprintf(f->msg, sizeof f->msg, "%s", f->result ? st.msg : "");
   memset(f->sig, 0, sizeof f->sig);
   f->sig_rc = trb_sigv4_signature(&f->keys[f->sign_with], req, f->sig, &st2);
@@ -508,6 +509,26 @@ static void test_wrong_secret_and_unknown_key(void **state) {
   assert_int_equal(send_vec(v, NULL, NULL, 0), TRB_SIGV4_UNKNOWN_KEY);
 }
 
+/* A credential scoped to another region than the server's is refused, as
+ * AWS refuses a request signed for us-west-2 at us-east-1's endpoint. */
+static void test_wrong_region(void **state) {
+  (void)state;
+  const vec *v = find_vec("put_item"); /* scoped to us-east-1 */
+  use_vec_keys(v);
+  pthread_mutex_lock(&F.mu);
+  F.region = "us-east-1";
+  pthread_mutex_unlock(&F.mu);
+  assert_int_equal(send_vec(v, NULL, NULL, 0), TRB_SIGV4_OK);
+  pthread_mutex_lock(&F.mu);
+  F.region = "eu-west-1";
+  pthread_mutex_unlock(&F.mu);
+  assert_int_equal(send_vec(v, NULL, NULL, 0), TRB_SIGV4_BAD_SIGNATURE);
+  EXPECT(TRB_SIGV4_BAD_SIGNATURE, "Credential should be scoped to a valid region, not 'us-east-1'.");
+  pthread_mutex_lock(&F.mu);
+  F.region = NULL;
+  pthread_mutex_unlock(&F.mu);
+}
+
 /* ---- missing and malformed ---- */
 
 static void test_missing_authorization(void **state) {
@@ -703,6 +724,7 @@ int main(void) {
       cmocka_unit_test(test_tampered_body),
       cmocka_unit_test(test_tampered_headers),
       cmocka_unit_test(test_wrong_secret_and_unknown_key),
+      cmocka_unit_test(test_wrong_region),
       cmocka_unit_test(test_missing_authorization),
       cmocka_unit_test(test_malformed_authorization),
       cmocka_unit_test(test_clock_skew),
