@@ -126,7 +126,7 @@ int api_key_schema(api_call *c, json_t *ksj, const char *where, trb_keyschema *k
   return 0;
 }
 
-static int check_throughput(api_call *c, json_t *pt, const char *where) {
+int api_check_throughput(api_call *c, json_t *pt, const char *where) {
   int64_t r = 0, w = 0;
   if (api_get_int(c, pt, "ReadCapacityUnits", &r) < 0) return -1;
   if (api_get_int(c, pt, "WriteCapacityUnits", &w) < 0) return -1;
@@ -140,6 +140,12 @@ static int check_throughput(api_call *c, json_t *pt, const char *where) {
                     "'%s.%s' failed to satisfy constraint: Member must have "
                     "value greater than or equal to 1",
                     r < 1 ? r : w, where, r < 1 ? "readCapacityUnits" : "writeCapacityUnits");
+  if (r > API_MAX_CAPACITY_UNITS || w > API_MAX_CAPACITY_UNITS) /* DescribeLimits' table maximum */
+    return api_fail(c, "LimitExceededException",
+                    "Subscriber limit exceeded: Provisioned throughput for a single table or "
+                    "global secondary index cannot exceed %d read capacity units and %d write "
+                    "capacity units (requested: %" PRId64 " and %" PRId64 ")",
+                    API_MAX_CAPACITY_UNITS, API_MAX_CAPACITY_UNITS, r, w);
   return 0;
 }
 
@@ -253,7 +259,7 @@ static int parse_index(api_call *c, json_t *e, const char *list, size_t pos, int
                       name);
     if (tp) {
       snprintf(where, sizeof where, "%s.%zu.member.provisionedThroughput", list, pos + 1);
-      if (check_throughput(c, tp, where)) return -1;
+      if (api_check_throughput(c, tp, where)) return -1;
       json_object_set_new(ixtp, name,
                           json_pack("{s:O,s:O}", "ReadCapacityUnits",
                                     json_object_get(tp, "ReadCapacityUnits"),
@@ -547,7 +553,7 @@ int api_gsi_updates(api_call *c, const trb_table_info *cur, json_t *ext, json_t 
                    name);
           goto fail;
         }
-        if (check_throughput(c, tp, "globalSecondaryIndexUpdates.member.update.provisionedThroughput"))
+        if (api_check_throughput(c, tp, "globalSecondaryIndexUpdates.member.update.provisionedThroughput"))
           goto fail;
         json_object_set_new(ixtp, name,
                             json_pack("{s:O,s:O}", "ReadCapacityUnits",

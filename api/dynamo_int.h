@@ -154,6 +154,11 @@ void api_capacity_merge(json_t *a, json_t *b);
 /* Write admission on the table's GSIs with provisioned write capacity, and
  * their charge after the write. */
 int api_admit_gsi_writes(api_call *c, const trb_table_info *info);
+/* A ProvisionedThroughput member (where: its path in validation messages):
+ * both units present, each 1..API_MAX_CAPACITY_UNITS (above: DynamoDB's
+ * LimitExceededException); -1 with the error set. */
+#define API_MAX_CAPACITY_UNITS 40000
+int api_check_throughput(api_call *c, json_t *pt, const char *where);
 void api_charge_gsi_writes(api_call *c, const trb_table_info *info, const trb_write *w,
                            double mult);
 

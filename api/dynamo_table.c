@@ -165,23 +165,6 @@ static int parse_type(api_call *c, const char *t, trb_type *out) {
   return 0;
 }
 
-static int check_throughput(api_call *c, json_t *pt) {
-  int64_t r = 0, w = 0;
-  if (api_get_int(c, pt, "ReadCapacityUnits", &r) < 0) return -1;
-  if (api_get_int(c, pt, "WriteCapacityUnits", &w) < 0) return -1;
-  if (!json_object_get(pt, "ReadCapacityUnits") || !json_object_get(pt, "WriteCapacityUnits"))
-    return api_fail(c, "ValidationException",
-                    "1 validation error detected: ProvisionedThroughput must have "
-                    "ReadCapacityUnits and WriteCapacityUnits");
-  if (r < 1 || w < 1)
-    return api_fail(c, "ValidationException",
-                    "1 validation error detected: Value '%" PRId64 "' at "
-                    "'provisionedThroughput.%s' failed to satisfy constraint: Member must have "
-                    "value greater than or equal to 1",
-                    r < 1 ? r : w, r < 1 ? "readCapacityUnits" : "writeCapacityUnits");
-  return 0;
-}
-
 static void stream_label_now(char out[32]) { trb_stream_label(trb_now_us(), out); }
 
 static int check_stream_spec(api_call *c, json_t *ss, int *enabled) {
@@ -248,7 +231,7 @@ int op_create_table(api_call *c) {
                "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
       goto fail;
     }
-    if (check_throughput(c, pt)) goto fail;
+    if (api_check_throughput(c, pt, "provisionedThroughput")) goto fail;
   } else if (pt) {
     api_fail(c, "ValidationException",
              "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
@@ -493,7 +476,7 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
       return api_fail(c, "ValidationException",
                       "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
                       "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
-    if (check_throughput(c, pt)) return -1;
+    if (api_check_throughput(c, pt, "provisionedThroughput")) return -1;
     if (set_throughput(c, ext, pt, !strcmp(cur, "PROVISIONED"))) return -1;
     changed = 1;
   } else if (bm && !strcmp(bm, "PROVISIONED") && strcmp(cur, "PROVISIONED")) {
@@ -826,7 +809,7 @@ int op_describe_endpoints(api_call *c) {
 
 int op_describe_limits(api_call *c) {
   c->out = json_pack("{s:i,s:i,s:i,s:i}", "AccountMaxReadCapacityUnits", 80000,
-                     "AccountMaxWriteCapacityUnits", 80000, "TableMaxReadCapacityUnits", 40000,
-                     "TableMaxWriteCapacityUnits", 40000);
+                     "AccountMaxWriteCapacityUnits", 80000, "TableMaxReadCapacityUnits", API_MAX_CAPACITY_UNITS,
+                     "TableMaxWriteCapacityUnits", API_MAX_CAPACITY_UNITS);
   return 0;
 }

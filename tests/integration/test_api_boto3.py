@@ -378,6 +378,20 @@ try:
     pt = ddb.describe_table(TableName="prov")["Table"]["ProvisionedThroughput"]
     h.eq((pt["ReadCapacityUnits"], pt["WriteCapacityUnits"], pt["NumberOfDecreasesToday"],
           "LastDecreaseDateTime" in pt), (3, 1, 1, True), "decrease dated and counted")
+    # DescribeLimits' table maximum: 40000 units; above it LimitExceededException
+    mk = dict(AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    h.raises(lambda: ddb.create_table(TableName="huge", ProvisionedThroughput={
+        "ReadCapacityUnits": 40001, "WriteCapacityUnits": 1}, **mk), "LimitExceededException", "CreateTable with 40001 RCU")
+    h.raises(lambda: ddb.create_table(TableName="huge", ProvisionedThroughput={
+        "ReadCapacityUnits": 1, "WriteCapacityUnits": 2 ** 63 - 1}, **mk), "LimitExceededException", "CreateTable with 2^63-1 WCU")
+    h.check("huge" not in ddb.list_tables()["TableNames"], "the refused table was not made")
+    h.raises(lambda: ddb.update_table(TableName="prov", ProvisionedThroughput={
+        "ReadCapacityUnits": 40001, "WriteCapacityUnits": 1}), "LimitExceededException", "UpdateTable to 40001 RCU")
+    h.eq(ddb.describe_table(TableName="prov")["Table"]["ProvisionedThroughput"]["ReadCapacityUnits"], 3,
+         "the refused update changed nothing")
+    ddb.update_table(TableName="prov", ProvisionedThroughput={"ReadCapacityUnits": 40000, "WriteCapacityUnits": 1})
+    h.eq(ddb.describe_limits()["TableMaxReadCapacityUnits"], 40000, "DescribeLimits says the same maximum")
     ddb.delete_table(TableName="prov")
     ddb.put_item(TableName="slow", Item={"id": {"S": "after"}})
     h.check(True, "on-demand after the switch is not throttled")
