@@ -64,7 +64,9 @@ static const char *stream_help =
     "A line \"tributary: tailing ...\" on stderr says when the shards are positioned.\n"
     "Requests are SigV4-signed with api.access_key_id/api.secret_access_key from the\n"
     "config, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else sent unsigned; the\n"
-    "signing region is the config's region. Ctrl-C or SIGTERM stops it (exit 0).\n"
+    "signing region is the config's region (with the environment's keys,\n"
+    "AWS_REGION or AWS_DEFAULT_REGION when set; the server refuses a signature for\n"
+    "another region than its own). Ctrl-C or SIGTERM stops it (exit 0).\n"
     "Exit 1 when the server cannot be reached or answers an error (its type and\n"
     "message are printed), or the table has no stream; 2 for a bad command line.\n";
 
@@ -126,16 +128,20 @@ static int on_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl
 static int sclient_init(sclient *sc, const char *url, const trb_config *cfg) {
   memset(sc, 0, sizeof *sc);
   const char *ak = cfg->api.access_key_id, *sk = cfg->api.secret_access_key;
-  if (!ak[0] || !sk[0]) {
+  const char *region = cfg->region[0] ? cfg->region : "us-east-1";
+  if (!ak[0] || !sk[0]) { /* the environment's keys, and region, as the AWS CLI takes them */
     ak = getenv("AWS_ACCESS_KEY_ID");
     sk = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *er = getenv("AWS_REGION");
+    if (!er || !er[0]) er = getenv("AWS_DEFAULT_REGION");
+    if (er && er[0]) region = er;
   }
   if (!(sc->url = strdup(url)) || !(sc->h = curl_easy_init())) {
     fprintf(stderr, "tributary: cannot set up the HTTP client\n");
     return -1;
   }
   if (ak && ak[0] && sk && sk[0]) {
-    if (asprintf(&sc->sigv4, "aws:amz:%s:dynamodb", cfg->region[0] ? cfg->region : "us-east-1") < 0)
+    if (asprintf(&sc->sigv4, "aws:amz:%s:dynamodb", region) < 0)
       sc->sigv4 = NULL;
     if (asprintf(&sc->userpwd, "%s:%s", ak, sk) < 0) sc->userpwd = NULL;
     if (!sc->sigv4 || !sc->userpwd) {

@@ -54,8 +54,8 @@ def start(cfg=None):
     return s
 
 
-def clients(srv, key="local", secret="local"):
-    kw = dict(endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=key,
+def clients(srv, key="local", secret="local", region="us-east-1"):
+    kw = dict(endpoint_url=srv.url, region_name=region, aws_access_key_id=key,
               aws_secret_access_key=secret,
               config=botocore.config.Config(retries={"max_attempts": 1}))
     return boto3.client("dynamodb", **kw)
@@ -475,16 +475,26 @@ try:
     creds = "api:\n  access_key_id: AKIDCLITEST\n  secret_access_key: s3cret\nregion: eu-west-1\n"
     cfg3 = config(creds)
     srv3 = start(cfg3)
-    ddb3 = clients(srv3, "AKIDCLITEST", "s3cret")
+    ddb3 = clients(srv3, "AKIDCLITEST", "s3cret", region="eu-west-1")
+    h.raises(lambda: clients(srv3, "AKIDCLITEST", "s3cret").list_tables(), "InvalidSignatureException",
+             "a client signing for us-east-1 at an eu-west-1 server")
     make_table(ddb3, "auth", view="KEYS_ONLY")
     ddb3.put_item(TableName="auth", Item=K("a", 1))
     rc, out, err = run("--config", cfg3, "stream", "tail", "auth", "--endpoint", srv3.url,
                        "--from", "trim_horizon", "--count", "1")
     h.eq((rc, [json.loads(x)["dynamodb"]["Keys"] for x in out.splitlines()]), (0, [K("a", 1)]),
          "signed with the config's credentials: " + err)
+    envk = {"AWS_ACCESS_KEY_ID": "AKIDCLITEST", "AWS_SECRET_ACCESS_KEY": "s3cret"}
     rc, out, err = run("stream", "tail", "auth", "--endpoint", srv3.url, "--from", "trim_horizon",
-                       "--count", "1", env={"AWS_ACCESS_KEY_ID": "AKIDCLITEST", "AWS_SECRET_ACCESS_KEY": "s3cret"})
-    h.eq(rc, 0, "signed with the environment's credentials: " + err)
+                       "--count", "1", env=dict(envk, AWS_DEFAULT_REGION="eu-west-1"))
+    h.eq(rc, 0, "signed with the environment's credentials and region: " + err)
+    rc, out, err = run("stream", "tail", "auth", "--endpoint", srv3.url, "--from", "trim_horizon",
+                       "--count", "1", env=dict(envk, AWS_REGION="eu-west-1", AWS_DEFAULT_REGION="us-east-1"))
+    h.eq(rc, 0, "AWS_REGION before AWS_DEFAULT_REGION: " + err)
+    rc, out, err = run("stream", "tail", "auth", "--endpoint", srv3.url, "--from", "trim_horizon",
+                       "--count", "1", env=envk)
+    h.check(rc == 1 and "should be scoped to a valid region" in err,
+            "the environment's keys without its region sign for us-east-1, which that server refuses: " + err)
     rc, out, err = run("stream", "tail", "auth", "--endpoint", srv3.url, "--from", "trim_horizon", "--count", "1")
     h.eq(rc, 1, "unsigned against a server with credentials: exit 1")
     h.check("MissingAuthenticationTokenException" in err, "the server's error type is printed: " + err)
