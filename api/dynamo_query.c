@@ -184,12 +184,12 @@ static int emit_page(api_call *c, rq *r, trb_page *p, const api_thr *thr) {
     json_t *cc = api_capacity(json_string_value(json_object_get(c->in, "TableName")), u,
                               r->capacity, 1);
     if (r->ix && r->capacity == 2) {
-      /* GSI reads use the index's capacity, LSI reads the table's. */
+      /* A read of an index is the index's units, not the table's: the
+       * total is the sum of the parts (an LSI's units are still taken from
+       * the table's provisioned throughput, above). */
       json_t *t = json_object_get(cc, "Table");
-      if (!r->ix->local) {
-        json_object_set_new(t, "CapacityUnits", json_real(0));
-        json_object_set_new(t, "ReadCapacityUnits", json_real(0));
-      }
+      json_object_set_new(t, "CapacityUnits", json_real(0));
+      json_object_set_new(t, "ReadCapacityUnits", json_real(0));
       json_object_set_new(cc, r->ix->local ? "LocalSecondaryIndexes" : "GlobalSecondaryIndexes",
                           json_pack("{s:{s:f,s:f}}", r->ix->name, "CapacityUnits", u,
                                     "ReadCapacityUnits", u));

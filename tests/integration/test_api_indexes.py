@@ -271,6 +271,9 @@ try:
                   if k[0] == c0 and "day" in v and "2026-03" <= v["day"]["S"] <= "2026-09")
     h.eq([it["day"]["S"] for it in r["Items"]], want, "LSI range query")
     h.check("LocalSecondaryIndexes" in r["ConsumedCapacity"], "INDEXES capacity names the LSI")
+    cc = r["ConsumedCapacity"]
+    h.eq(cc["Table"]["CapacityUnits"] + sum(v["CapacityUnits"] for v in cc["LocalSecondaryIndexes"].values()),
+         cc["CapacityUnits"], "an LSI read: the parts add up to the total (the table's part is 0): %r" % cc)
     r = ddb.query(TableName=T, IndexName="byStatus", KeyConditionExpression="#s = :s",
                   ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "paid"}},
                   ReturnConsumedCapacity="INDEXES")
