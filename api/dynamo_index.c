@@ -57,7 +57,7 @@ static trb_type type_of(const char *t) {
 
 /* Types the key schema's attributes from the definitions; marks them used.
  * -1 (set) when one is not defined. */
-static int type_keys(api_call *c, trb_keyschema *ks, json_t *adm, json_t *used) {
+int api_type_keys(api_call *c, trb_keyschema *ks, json_t *adm, json_t *used) {
   const char *t = json_string_value(json_object_get(adm, ks->pk_name));
   const char *u = ks->has_sk ? json_string_value(json_object_get(adm, ks->sk_name)) : "S";
   if (!t || !u) {
@@ -173,7 +173,7 @@ static int parse_index(api_call *c, json_t *e, const char *list, size_t pos, int
   if (api_get_arr(c, e, "KeySchema", 1, &ksj) <= 0) return -1;
   snprintf(where, sizeof where, "%s.%zu.member.keySchema", list, pos + 1);
   if (api_key_schema(c, ksj, where, &d->ks)) return -1;
-  if (type_keys(c, &d->ks, adm, used)) return -1;
+  if (api_type_keys(c, &d->ks, adm, used)) return -1;
   if (local) {
     if (strcmp(d->ks.pk_name, table_ks->pk_name))
       return api_fail(c, "ValidationException",

@@ -154,6 +154,10 @@ void api_capacity_merge(json_t *a, json_t *b);
 /* Write admission on the table's GSIs with provisioned write capacity, and
  * their charge after the write. */
 int api_admit_gsi_writes(api_call *c, const trb_table_info *info);
+/* Types a key schema's attributes from the definitions adm (name -> type)
+ * and marks them in used; -1 (error set, naming the keys and the
+ * definitions) when one is not defined. */
+int api_type_keys(api_call *c, trb_keyschema *ks, json_t *adm, json_t *used);
 /* A ProvisionedThroughput member (where: its path in validation messages):
  * both units present, each 1..API_MAX_CAPACITY_UNITS (above: DynamoDB's
  * LimitExceededException); -1 with the error set. */

@@ -158,13 +158,6 @@ static int describe_into(api_call *c, const char *name, const char *member, cons
 
 /* ---- CreateTable ---- */
 
-static int parse_type(api_call *c, const char *t, trb_type *out) {
-  static const char *const allowed[] = {"B", "N", "S", NULL};
-  if (api_check_enum(c, "attributeType", t, allowed)) return -1;
-  *out = !strcmp(t, "S") ? TRB_T_S : !strcmp(t, "N") ? TRB_T_N : TRB_T_B;
-  return 0;
-}
-
 static void stream_label_now(char out[32]) { trb_stream_label(trb_now_us(), out); }
 
 static int check_stream_spec(api_call *c, json_t *ss, int *enabled) {
@@ -203,20 +196,7 @@ int op_create_table(api_call *c) {
   trb_indexset *ix = NULL;
   json_t *ext = json_object();
   if (api_attr_defs(c, ads, &adm)) goto fail;
-  {
-    const char *t = json_string_value(json_object_get(adm, ks.pk_name));
-    const char *u = ks.has_sk ? json_string_value(json_object_get(adm, ks.sk_name)) : "S";
-    if (!t || !u) {
-      api_fail(c, "ValidationException",
-               "One or more parameter values were invalid: Some index key attributes are not "
-               "defined in AttributeDefinitions. Keys: [%s%s%s], AttributeDefinitions: [...]",
-               ks.pk_name, ks.has_sk ? ", " : "", ks.has_sk ? ks.sk_name : "");
-      goto fail;
-    }
-    if (parse_type(c, t, &ks.pk_type) || (ks.has_sk && parse_type(c, u, &ks.sk_type))) goto fail;
-    json_object_set_new(used, ks.pk_name, json_true());
-    if (ks.has_sk) json_object_set_new(used, ks.sk_name, json_true());
-  }
+  if (api_type_keys(c, &ks, adm, used)) goto fail;
   /* Billing. */
   const char *bm = "PROVISIONED";
   if (api_get_str(c, c->in, "BillingMode", 0, &bm) < 0) goto fail;

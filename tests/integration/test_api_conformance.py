@@ -273,6 +273,13 @@ try:
         h.eq(err(fn), ("ResourceNotFoundException", "Requested resource not found"), "%s on a missing table" % what)
     h.eq(err(lambda: ddb.describe_table(TableName="nosuch")),
          ("ResourceNotFoundException", "Requested resource not found: Table: nosuch not found"), "DescribeTable of a missing table")
+    # ---- CreateTable with a key attribute not defined: the message lists the definitions ----
+    code, msg = err(lambda: ddb.create_table(TableName="undef", BillingMode="PAY_PER_REQUEST",
+                                             AttributeDefinitions=[{"AttributeName": "a", "AttributeType": "S"}],
+                                             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}]))
+    h.eq((code, msg), ("ValidationException", "One or more parameter values were invalid: Some index key "
+                       "attributes are not defined in AttributeDefinitions. Keys: [pk], AttributeDefinitions: [a]"),
+         "CreateTable with an undefined key attribute")
 except Exception as ex:
     import traceback
     traceback.print_exc()
