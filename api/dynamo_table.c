@@ -61,6 +61,8 @@ static json_t *key_schema_json(const trb_keyschema *ks) {
   return a;
 }
 
+static void describe_sse(trb_api *a, json_t *ext, json_t *o);
+
 json_t *api_table_description(trb_api *a, const trb_table_info *info, const char *status) {
   const trb_tabledef *d = &info->def;
   json_t *ext = d->ext;
@@ -132,6 +134,7 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
   json_object_set_new(o, "WarmThroughput",
                       json_pack("{s:i,s:i,s:s}", "ReadUnitsPerSecond", 12000,
                                 "WriteUnitsPerSecond", 4000, "Status", "ACTIVE"));
+  describe_sse(a, ext, o);
   api_index_descriptions(a, info, o);
   return o;
 }
@@ -154,6 +157,54 @@ static int describe_into(api_call *c, const char *name, const char *member, cons
   json_object_set_new(c->out, member, api_table_description(c->api, &info, status));
   trb_table_info_fini(&info);
   return 0;
+}
+
+/* SSESpecification {Enabled, SSEType, KMSMasterKeyId} into ext's "SSE"
+ * (Enabled false: the default AWS-owned key, no "SSE"). Nothing is
+ * encrypted by tributary itself; the setting is kept and described as
+ * DynamoDB describes it, so tools that compare it (Terraform) see what they
+ * set. 0, or -1 with the error set; *set says whether the member was there. */
+static int parse_sse(api_call *c, json_t *ext, int *set) {
+  json_t *sse = NULL;
+  *set = 0;
+  if (api_get_obj(c, c->in, "SSESpecification", 0, &sse) < 0) return -1;
+  if (!sse) return 0;
+  int en = 0;
+  const char *type = NULL, *key = NULL;
+  if (api_get_bool(c, sse, "Enabled", &en) < 0 || api_get_str(c, sse, "SSEType", 0, &type) < 0 ||
+      api_get_str(c, sse, "KMSMasterKeyId", 0, &key) < 0)
+    return -1;
+  static const char *const types[] = {"AES256", "KMS", NULL};
+  if (type && api_check_enum(c, "sSESpecification.sSEType", type, types)) return -1;
+  if (!en && (type || key))
+    return api_fail(c, "ValidationException",
+                    "One or more parameter values were invalid: SSEType and KMSMasterKeyId can "
+                    "only be given when SSESpecification.Enabled is true");
+  *set = 1;
+  if (!en) {
+    json_object_del(ext, "SSE");
+    return 0;
+  }
+  json_t *v = json_pack("{s:s}", "SSEType", "KMS");
+  if (key) json_object_set_new(v, "KMSMasterKeyId", json_string(key));
+  json_object_set_new(ext, "SSE", v);
+  return 0;
+}
+
+/* SSEDescription of a table whose SSE is on (the key as an ARN). */
+static void describe_sse(trb_api *a, json_t *ext, json_t *o) {
+  json_t *v = ext ? json_object_get(ext, "SSE") : NULL;
+  if (!v) return;
+  const char *key = json_string_value(json_object_get(v, "KMSMasterKeyId"));
+  char arn[700];
+  if (key && !strncmp(key, "arn:", 4)) snprintf(arn, sizeof arn, "%s", key);
+  else if (key && !strncmp(key, "alias/", 6))
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:%s", a->region, a->account, key);
+  else
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:key/%s", a->region, a->account,
+             key ? key : "00000000-0000-4000-8000-000000000000");
+  json_object_set_new(o, "SSEDescription", json_pack("{s:s,s:s,s:s}", "Status", "ENABLED",
+                                                     "SSEType", "KMS", "KMSMasterKeyArn", arn));
 }
 
 /* ---- CreateTable ---- */
@@ -277,6 +328,8 @@ int op_create_table(api_call *c) {
     if (api_check_enum(c, "tableClass", tc, tcs)) goto fail;
     json_object_set_new(ext, "TableClass", json_string(tc));
   }
+  int sse_set;
+  if (parse_sse(c, ext, &sse_set)) goto fail;
   trb_table_info info;
   trb_status st;
   trb_status_init(&st);
@@ -512,6 +565,9 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
     json_object_set_new(ext, "TableClass", json_string(tc));
     changed = 1;
   }
+  int sse_set;
+  if (parse_sse(c, ext, &sse_set)) return -1;
+  if (sse_set) changed = 1;
   if (json_object_get(c->in, "GlobalSecondaryIndexUpdates")) changed = 1; /* op_update_table */
   if (!changed)
     return api_fail(c, "ValidationException",

@@ -280,6 +280,23 @@ try:
     h.eq((code, msg), ("ValidationException", "One or more parameter values were invalid: Some index key "
                        "attributes are not defined in AttributeDefinitions. Keys: [pk], AttributeDefinitions: [a]"),
          "CreateTable with an undefined key attribute")
+    # ---- SSESpecification is kept and described (Terraform compares it) ----
+    mk = dict(BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    d = ddb.create_table(TableName="sse1", SSESpecification={"Enabled": True, "SSEType": "KMS",
+                                                              "KMSMasterKeyId": "alias/mine"}, **mk)["TableDescription"]
+    h.eq(d.get("SSEDescription"), {"Status": "ENABLED", "SSEType": "KMS",
+                                   "KMSMasterKeyArn": "arn:aws:kms:us-east-1:000000000000:alias/mine"},
+         "CreateTable with SSE on: SSEDescription")
+    h.check("SSEDescription" not in ddb.create_table(TableName="sse2", SSESpecification={"Enabled": False}, **mk)["TableDescription"],
+            "SSE off (the AWS-owned key): no SSEDescription")
+    ddb.update_table(TableName="sse2", SSESpecification={"Enabled": True})
+    h.eq(ddb.describe_table(TableName="sse2")["Table"].get("SSEDescription", {}).get("Status"), "ENABLED",
+         "UpdateTable with only SSESpecification turns it on")
+    ddb.update_table(TableName="sse1", SSESpecification={"Enabled": False})
+    h.check("SSEDescription" not in ddb.describe_table(TableName="sse1")["Table"], "... and off")
+    code, _ = err(lambda: raw.create_table(TableName="sse3", SSESpecification={"Enabled": True, "SSEType": "DES"}, **mk))
+    h.eq(code, "ValidationException", "an unknown SSEType")
 except Exception as ex:
     import traceback
     traceback.print_exc()
