@@ -135,6 +135,8 @@ json_t *api_table_description(trb_api *a, const trb_table_info *info, const char
                       json_pack("{s:i,s:i,s:s}", "ReadUnitsPerSecond", 12000,
                                 "WriteUnitsPerSecond", 4000, "Status", "ACTIVE"));
   describe_sse(a, ext, o);
+  json_t *odt = ext ? json_object_get(ext, "OnDemandThroughput") : NULL;
+  if (odt && json_object_size(odt)) json_object_set(o, "OnDemandThroughput", odt);
   api_index_descriptions(a, info, o);
   return o;
 }
@@ -188,6 +190,37 @@ static int parse_sse(api_call *c, json_t *ext, int *set) {
   json_t *v = json_pack("{s:s}", "SSEType", "KMS");
   if (key) json_object_set_new(v, "KMSMasterKeyId", json_string(key));
   json_object_set_new(ext, "SSE", v);
+  return 0;
+}
+
+/* OnDemandThroughput {MaxReadRequestUnits, MaxWriteRequestUnits} into
+ * ext (each -1 = no maximum, else at least 1), kept and described as
+ * DynamoDB does; tributary does not cap on-demand tables by it. 0, or -1
+ * with the error set; *set says whether the member was there. */
+static int parse_on_demand(api_call *c, json_t *ext, int *set) {
+  json_t *od = NULL;
+  *set = 0;
+  if (api_get_obj(c, c->in, "OnDemandThroughput", 0, &od) < 0) return -1;
+  if (!od) return 0;
+  static const char *const names[] = {"MaxReadRequestUnits", "MaxWriteRequestUnits"};
+  json_t *v = json_object();
+  for (int i = 0; i < 2; i++) {
+    int64_t n = 0;
+    if (api_get_int(c, od, names[i], &n) < 0) {
+      json_decref(v);
+      return -1;
+    }
+    if (!json_object_get(od, names[i])) continue;
+    if (n < 1 && n != -1) {
+      json_decref(v);
+      return api_fail(c, "ValidationException",
+                      "One or more parameter values were invalid: %s must be -1 (no maximum) or "
+                      "at least 1, not %" PRId64, names[i], n);
+    }
+    json_object_set_new(v, names[i], json_integer((json_int_t)n));
+  }
+  *set = 1;
+  json_object_set_new(ext, "OnDemandThroughput", v);
   return 0;
 }
 
@@ -328,8 +361,8 @@ int op_create_table(api_call *c) {
     if (api_check_enum(c, "tableClass", tc, tcs)) goto fail;
     json_object_set_new(ext, "TableClass", json_string(tc));
   }
-  int sse_set;
-  if (parse_sse(c, ext, &sse_set)) goto fail;
+  int sse_set, od_set;
+  if (parse_sse(c, ext, &sse_set) || parse_on_demand(c, ext, &od_set)) goto fail;
   trb_table_info info;
   trb_status st;
   trb_status_init(&st);
@@ -565,9 +598,9 @@ static int apply_update_table(api_call *c, json_t *ext, void *arg) {
     json_object_set_new(ext, "TableClass", json_string(tc));
     changed = 1;
   }
-  int sse_set;
-  if (parse_sse(c, ext, &sse_set)) return -1;
-  if (sse_set) changed = 1;
+  int sse_set, od_set;
+  if (parse_sse(c, ext, &sse_set) || parse_on_demand(c, ext, &od_set)) return -1;
+  if (sse_set || od_set) changed = 1;
   if (json_object_get(c->in, "GlobalSecondaryIndexUpdates")) changed = 1; /* op_update_table */
   if (!changed)
     return api_fail(c, "ValidationException",

@@ -34,7 +34,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
-from trbserver import Harness, Server  # noqa: E402
+from trbserver import Harness, Server, raw_call  # noqa: E402
 
 h = Harness("api_conformance")
 srv = Server().start()
@@ -297,6 +297,20 @@ try:
     h.check("SSEDescription" not in ddb.describe_table(TableName="sse1")["Table"], "... and off")
     code, _ = err(lambda: raw.create_table(TableName="sse3", SSESpecification={"Enabled": True, "SSEType": "DES"}, **mk))
     h.eq(code, "ValidationException", "an unknown SSEType")
+    # ---- OnDemandThroughput is kept and described (raw: Debian's botocore predates it) ----
+    base = {"BillingMode": "PAY_PER_REQUEST", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}
+    st_, d = raw_call(srv.port, "DynamoDB_20120810.CreateTable", dict(base, TableName="od1", OnDemandThroughput={
+        "MaxReadRequestUnits": 10, "MaxWriteRequestUnits": -1}))
+    h.eq((st_, d.get("TableDescription", {}).get("OnDemandThroughput")),
+         (200, {"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": -1}), "CreateTable's OnDemandThroughput is described")
+    st_, d = raw_call(srv.port, "DynamoDB_20120810.UpdateTable", {"TableName": "od1", "OnDemandThroughput": {
+        "MaxReadRequestUnits": 20, "MaxWriteRequestUnits": 5}})
+    h.eq((st_, raw_call(srv.port, "DynamoDB_20120810.DescribeTable", {"TableName": "od1"})[1]["Table"].get("OnDemandThroughput")),
+         (200, {"MaxReadRequestUnits": 20, "MaxWriteRequestUnits": 5}), "UpdateTable with only OnDemandThroughput changes it")
+    st_, d = raw_call(srv.port, "DynamoDB_20120810.CreateTable", dict(base, TableName="od2", OnDemandThroughput={"MaxReadRequestUnits": 0}))
+    h.eq((st_, d.get("__type", "").split("#")[-1]), (400, "ValidationException"), "OnDemandThroughput of 0")
+    h.check("OnDemandThroughput" not in ddb.describe_table(TableName="sse2")["Table"], "none given, none described")
 except Exception as ex:
     import traceback
     traceback.print_exc()
