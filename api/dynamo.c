@@ -111,22 +111,22 @@ void trb_api_destroy(trb_api *a) {
   free(a);
 }
 
-int api_throttled(api_call *c, const char *table, int write, api_thr *t) {
+int api_throttled(api_call *c, const char *table, int write, api_thr *t, trb_table_info *out) {
   memset(t, 0, sizeof *t);
   t->write = write;
-  trb_table_info info;
+  trb_table_info local, *info = out ? out : &local;
   trb_status st;
   trb_status_init(&st);
-  trb_err rc = trb_table_describe(c->api->eng, table, &info, &st);
+  trb_err rc = trb_table_describe(c->api->eng, table, info, &st);
   if (rc) return api_fail_st(c, rc, &st);
-  t->table_id = info.def.table_id;
-  json_t *ext = info.def.ext;
+  t->table_id = info->def.table_id;
+  json_t *ext = info->def.ext;
   const char *bm = ext ? json_string_value(json_object_get(ext, "BillingMode")) : NULL;
   json_t *pt = ext ? json_object_get(ext, "ProvisionedThroughput") : NULL;
   if (bm && !strcmp(bm, "PROVISIONED") && pt)
     t->rate = (double)json_integer_value(
         json_object_get(pt, write ? "WriteCapacityUnits" : "ReadCapacityUnits"));
-  trb_table_info_fini(&info);
+  if (!out) trb_table_info_fini(&local);
   return !trb_throttle_admit(c->api->thr, t->table_id, t->rate, write, trb_now_us());
 }
 
@@ -143,15 +143,17 @@ int api_fail_throttled(api_call *c, const char *table, int write) {
                   "Consider increasing your provisioning level with the UpdateTable API.");
 }
 
-int api_admit(api_call *c, const char *table, int write, api_thr *t) {
-  int r = api_throttled(c, table, write, t);
+int api_admit(api_call *c, const char *table, int write, api_thr *t, trb_table_info *info) {
+  int r = api_throttled(c, table, write, t, info);
   if (r < 0) return -1;
-  return r ? api_fail_throttled(c, table, write) : 0;
+  if (!r) return 0;
+  if (info) trb_table_info_fini(info);
+  return api_fail_throttled(c, table, write);
 }
 
 int api_admit_read(api_call *c, const trb_table_info *info, const trb_indexdef *ix,
                    api_thr *t) {
-  if (!ix || ix->local) return api_admit(c, info->def.name, 0, t);
+  if (!ix || ix->local) return api_admit(c, info->def.name, 0, t, NULL);
   memset(t, 0, sizeof *t);
   t->table_id = ix->cf_id; /* a GSI has its own bucket */
   api_gsi_rate(info, ix, 0, &t->rate);

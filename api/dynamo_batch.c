@@ -72,7 +72,6 @@ typedef struct tthr {
   api_thr t;
   int throttled;
   trb_table_info info; /* for the GSIs' write charges */
-  int have_info;
 } tthr;
 typedef struct tthr_set {
   tthr *e;
@@ -97,12 +96,9 @@ static tthr *tthr_get(api_call *c, tthr_set *s, const char *table, int write) {
   tthr *e = &s->e[s->n];
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", table);
-  int r = api_throttled(c, table, write, &e->t);
+  int r = api_throttled(c, table, write, &e->t, &e->info);
   if (r < 0) return NULL;
   e->throttled = r;
-  trb_status st;
-  trb_status_init(&st);
-  if (write && trb_table_describe(c->api->eng, table, &e->info, &st) == TRB_OK) e->have_info = 1;
   s->n++;
   return e;
 }
@@ -111,12 +107,11 @@ static tthr *tthr_get(api_call *c, tthr_set *s, const char *table, int write) {
 static void tthr_charge_write(api_call *c, tthr *e, const trb_write *w, double units, double mult) {
   if (!e) return;
   api_charge(c, &e->t, units * mult);
-  if (e->have_info) api_charge_gsi_writes(c, &e->info, w, mult);
+  api_charge_gsi_writes(c, &e->info, w, mult);
 }
 
 static void tthr_fini(tthr_set *s) {
-  for (size_t i = 0; i < s->n; i++)
-    if (s->e[i].have_info) trb_table_info_fini(&s->e[i].info);
+  for (size_t i = 0; i < s->n; i++) trb_table_info_fini(&s->e[i].info);
   free(s->e);
   memset(s, 0, sizeof *s);
 }

@@ -56,12 +56,15 @@ typedef struct api_thr {
   int write;
 } api_thr;
 /* Looks the table up; -1 with ProvisionedThroughputExceededException (or
- * ResourceNotFoundException) set when the request may not go ahead. */
-int api_admit(api_call *c, const char *table, int write, api_thr *t);
+ * ResourceNotFoundException) set when the request may not go ahead. With
+ * info, the table's description goes there, caller-owned when 0 is
+ * returned (the request's one lookup of the table). */
+int api_admit(api_call *c, const char *table, int write, api_thr *t, trb_table_info *info);
 /* The same in two steps, for the batches and transactions: 0 may go ahead,
- * 1 throttled (no error set), -1 the table lookup failed (error set); and
- * the error of a throttled table (ThrottlingReasons name its ARN). */
-int api_throttled(api_call *c, const char *table, int write, api_thr *t);
+ * 1 throttled (no error set), -1 the table lookup failed (error set; info
+ * not filled, else caller-owned); and the error of a throttled table
+ * (ThrottlingReasons name its ARN). */
+int api_throttled(api_call *c, const char *table, int write, api_thr *t, trb_table_info *info);
 int api_fail_throttled(api_call *c, const char *table, int write);
 void api_charge(api_call *c, const api_thr *t, double units);
 /* As api_admit for a read of the table or of one of its indexes (a GSI has

@@ -133,10 +133,7 @@ int api_write_start(api_call *c, trb_write_kind kind, api_write_job *j, void (*d
     return -1;
   if (api_wreq_parse(c, c->in, kind, &j->r) < 0) return -1;
   if (api_wreq_rv(c, c->in, &j->r, kind == TRB_W_UPDATE) < 0) return -1;
-  if (api_admit(c, j->r.table, 1, &j->thr) < 0) return -1;
-  trb_status dst;
-  trb_status_init(&dst);
-  if (trb_table_describe(c->api->eng, j->r.table, &j->info, &dst)) return api_fail_st(c, TRB_ENOTFOUND, &dst);
+  if (api_admit(c, j->r.table, 1, &j->thr, &j->info) < 0) return -1;
   j->have_info = 1;
   if (api_admit_gsi_writes(c, &j->info) < 0) return -1;
   /* Capacity needs the sizes before and after: ask for both images. */
@@ -227,7 +224,7 @@ int op_get_item(api_call *c) {
     goto done;
   }
   api_thr thr;
-  if (api_admit(c, tname, 0, &thr) < 0) goto done;
+  if (api_admit(c, tname, 0, &thr, NULL) < 0) goto done;
   rc = trb_get_item(c->api->eng, tname, key, &item, &st);
   if (rc) {
     api_fail_st(c, rc, &st);

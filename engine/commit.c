@@ -306,10 +306,11 @@ static trb_err eval_write(trb_engine *e, group *g, trb_write *w, uint64_t txn_id
         trb_av_destroy(nav);
         return TRB_ENOMEM;
       }
-      if (trb_item_size(nav) > TRB_MAX_ITEM_SIZE) /* DynamoDB's words for an update */
-        return trb_status_set(st, TRB_EINVAL,
-                              "Item size to update has exceeded the maximum allowed size");
-      if ((rc = trb_item_validate(nav, st))) return rc;
+      if ((rc = trb_item_validate(nav, st))) {
+        if (trb_item_size(nav) > TRB_MAX_ITEM_SIZE) /* DynamoDB's words for an update */
+          trb_status_set(st, rc, "Item size to update has exceeded the maximum allowed size");
+        return rc;
+      }
       if ((rc = trb_key_check_item(&t->def.ks, nav, st))) return rc;
       if ((rc = trb_index_check_item(t->def.ix, nav, st))) return rc;
       trb_buf tmp;
