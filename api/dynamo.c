@@ -17,6 +17,7 @@
 #include "api/dynamo_int.h"
 #include "api/offload.h"
 #include "api/dynamo_item.h"
+#include "api/json_body.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -576,16 +577,14 @@ static void respond(trb_http_resp *resp, int status, char *body, size_t len) {
 
 /* The request object of a body, or NULL with the call's error set. */
 static json_t *parse_body(api_call *c, const char *body, size_t len) {
-  json_error_t je;
-  json_t *in = len ? json_loadb(body, len, 0, &je) : NULL;
-  if (!in && len && je.text[0] == '\\' && strstr(je.text, "JSON_ALLOW_NUL")) {
-    /* jansson's text names its own flag: say what the client can act on */
-    api_fail(c, "SerializationException",
-             "Malformed JSON: strings holding the character U+0000 (\\u0000) are not supported "
-             "(line %d, column %d)", je.line, je.column);
+  trb_status st;
+  trb_status_init(&st);
+  json_t *in = len ? trb_json_body_parse(body, len, &st) : NULL;
+  if (!in && len && st.code == TRB_ENOMEM) {
+    api_fail(c, "InternalServerError", "out of memory reading the request");
   } else if (!in) {
     api_fail(c, "SerializationException", len ? "Malformed JSON: %s" : "Empty request body",
-             len ? je.text : "");
+             len ? trb_status_msg(&st) : "");
   } else if (!json_is_object(in)) {
     type_err(c, in, "structure");
     c->err_type = "SerializationException";
