@@ -8,7 +8,7 @@ set -euo pipefail
 # cmocka is in the base list: the build configures the tests too.
 pkgs=(build-essential cmake pkg-config
       librocksdb-dev libjansson-dev libyajl-dev libyaml-dev libssl-dev libxxhash-dev libcmocka-dev
-      libmicrohttpd-dev zlib1g-dev libcurl4-openssl-dev libavro-dev librdkafka-dev libpq-dev)
+      libmicrohttpd-dev libjemalloc-dev zlib1g-dev libcurl4-openssl-dev libavro-dev librdkafka-dev libpq-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(python3 python3-boto3 python3-botocore awscli kcat python3-confluent-kafka python3-avro
         postgresql python3-psycopg2)
