@@ -46,12 +46,12 @@ typedef struct {
   size_t len, root_end;
   /* set by a callback that stops the parse */
   trb_err err;
-  char why[160];
+  const char *why; /* static text */
 } builder;
 
 static int fail(builder *b, trb_err code, const char *why) {
   b->err = code;
-  snprintf(b->why, sizeof b->why, "%s", why);
+  b->why = why;
   return 0;
 }
 
@@ -259,7 +259,8 @@ json_t *trb_json_body_parse(const char *text, size_t len, trb_status *st) {
                                     "(line %d, column %d)", text + bad, line, col);
     return NULL;
   }
-  builder b = {.stack = NULL, .cap = 32, .key_cap = sizeof b.inline_key};
+  builder b = {.cap = sizeof b.inline_stack / sizeof *b.inline_stack,
+               .key_cap = sizeof b.inline_key};
   b.stack = b.inline_stack;
   b.key = b.inline_key;
   yajl_handle h = yajl_alloc(&callbacks, NULL, &b);
@@ -277,7 +278,9 @@ json_t *trb_json_body_parse(const char *text, size_t len, trb_status *st) {
     if (ys != yajl_status_ok) off = len; /* an error at the end of the text */
   }
   size_t tail = b.root_end;
-  while (ys == yajl_status_ok && tail < len && strchr(" \t\n\r", text[tail]) && text[tail]) tail++;
+  while (ys == yajl_status_ok && tail < len &&
+         (text[tail] == ' ' || text[tail] == '\t' || text[tail] == '\n' || text[tail] == '\r'))
+    tail++;
   json_t *out = NULL;
   if (ys == yajl_status_ok && b.root && tail == len) {
     out = b.root;
