@@ -3,6 +3,7 @@
  * TransactGetItems (spec 4.7-4.11). TransactWriteItems' ClientRequestToken
  * goes through the api's token table (api/idempotency.h).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,11 +67,15 @@ static int map_table(api_call *c, const char *key, char out[256]) {
  * whole request is known valid); what the call consumed is charged to each
  * afterwards, as PutItem's and GetItem's is. A batch leaves a throttled
  * table's requests unprocessed (and is throttled itself only when every
- * table is); a transaction is throttled when any of its tables is. */
+ * table is); a transaction is throttled when any of its tables is. A write
+ * also needs every GSI of its table with provisioned write capacity to have
+ * some left, as PutItem does (whether the write would touch that GSI is
+ * known only once the commit thread has the old item). */
 typedef struct tthr {
   char name[256];
   api_thr t;
   int throttled;
+  int gsi;             /* throttled by this GSI's write bucket; -1: by the table's */
   trb_table_info info; /* for the GSIs' write charges */
 } tthr;
 typedef struct tthr_set {
@@ -96,11 +101,19 @@ static tthr *tthr_get(api_call *c, tthr_set *s, const char *table, int write) {
   tthr *e = &s->e[s->n];
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", table);
+  e->gsi = -1;
   int r = api_throttled(c, table, write, &e->t, &e->info);
   if (r < 0) return NULL;
+  if (!r && write && (e->gsi = api_gsi_writes_throttled(c, &e->info)) >= 0) r = 1;
   e->throttled = r;
   s->n++;
   return e;
+}
+
+/* The exception for a throttled entry. */
+static int tthr_fail(api_call *c, const tthr *e, int write) {
+  if (e->gsi >= 0) return api_fail_gsi_throttled(c, &e->info, e->gsi);
+  return api_fail_throttled(c, e->name, write);
 }
 
 /* Charges one write's units to its table and its GSIs. */
@@ -189,17 +202,17 @@ int op_batch_write(api_call *c) {
     goto done;
   }
   size_t ngo = 0;
-  const char *first_throttled = NULL;
+  size_t first_throttled = SIZE_MAX; /* its entry in ts (which may move as it grows) */
   for (size_t i = 0; i < n; i++) {
     tthr *e = tthr_get(c, &ts, tables[i], 1);
     if (!e) goto done;
     thr[i] = (char)e->throttled;
-    if (thr[i] && !first_throttled) first_throttled = tables[i];
+    if (thr[i] && first_throttled == SIZE_MAX) first_throttled = (size_t)(e - ts.e);
     if (!thr[i] && e->t.rate > 0) w[i].want_old = 1; /* the units need the old size */
     if (!thr[i]) ngo++;
   }
   if (!ngo) { /* every table throttled: DynamoDB's answer is the exception */
-    api_fail_throttled(c, first_throttled, 1);
+    tthr_fail(c, &ts.e[first_throttled], 1);
     goto done;
   }
   for (size_t i = 0, j = 0; i < n; i++)
@@ -581,7 +594,7 @@ int op_transact_write(api_call *c) {
     tthr *e = tthr_get(c, &ts, r[i].table, 1);
     if (!e) goto done;
     if (e->throttled) {
-      api_fail_throttled(c, e->name, 1);
+      tthr_fail(c, e, 1);
       goto done;
     }
     if (e->t.rate > 0) w[i].want_old = w[i].want_new = 1; /* the units need the sizes */

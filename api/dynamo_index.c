@@ -667,26 +667,35 @@ void api_capacity_merge(json_t *a, json_t *b) {
   json_decref(b);
 }
 
-int api_admit_gsi_writes(api_call *c, const trb_table_info *info) {
+int api_gsi_writes_throttled(api_call *c, const trb_table_info *info) {
   const trb_indexset *s = info->def.ix;
   for (size_t i = 0; s && i < s->n; i++) {
     double rate;
     api_gsi_rate(info, &s->d[i], 1, &rate);
     if (rate <= 0) continue;
-    if (trb_throttle_admit(c->api->thr, s->d[i].cf_id, rate, 1, trb_now_us())) continue;
-    char arn[800];
-    api_table_arn(c->api, info->def.name, arn, sizeof arn);
-    size_t l = strlen(arn);
-    snprintf(arn + l, sizeof arn - l, "/index/%s", s->d[i].name);
-    c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
-                             "IndexWriteProvisionedThroughputExceeded", "resource", arn);
-    return api_fail(c, "ProvisionedThroughputExceededException",
-                    "The level of configured provisioned throughput for one or more global "
-                    "secondary indexes of the table was exceeded. Consider increasing your "
-                    "provisioning level for the under-provisioned global secondary indexes with "
-                    "the UpdateTable API");
+    if (!trb_throttle_admit(c->api->thr, s->d[i].cf_id, rate, 1, trb_now_us())) return (int)i;
   }
-  return 0;
+  return -1;
+}
+
+int api_admit_gsi_writes(api_call *c, const trb_table_info *info) {
+  int g = api_gsi_writes_throttled(c, info);
+  return g < 0 ? 0 : api_fail_gsi_throttled(c, info, g);
+}
+
+int api_fail_gsi_throttled(api_call *c, const trb_table_info *info, int gsi) {
+  char arn[800];
+  api_table_arn(c->api, info->def.name, arn, sizeof arn);
+  size_t l = strlen(arn);
+  snprintf(arn + l, sizeof arn - l, "/index/%s", info->def.ix->d[gsi].name);
+  json_decref(c->err_extra);
+  c->err_extra = json_pack("{s:[{s:s,s:s}]}", "ThrottlingReasons", "reason",
+                           "IndexWriteProvisionedThroughputExceeded", "resource", arn);
+  return api_fail(c, "ProvisionedThroughputExceededException",
+                  "The level of configured provisioned throughput for one or more global "
+                  "secondary indexes of the table was exceeded. Consider increasing your "
+                  "provisioning level for the under-provisioned global secondary indexes with "
+                  "the UpdateTable API");
 }
 
 void api_charge_gsi_writes(api_call *c, const trb_table_info *info, const trb_write *w,

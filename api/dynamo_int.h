@@ -155,8 +155,12 @@ json_t *api_write_capacity(const char *table_as_sent, double table_units, const 
 /* Adds b (same table) into a: units and index maps. Takes b. */
 void api_capacity_merge(json_t *a, json_t *b);
 /* Write admission on the table's GSIs with provisioned write capacity, and
- * their charge after the write. */
+ * their charge after the write. api_gsi_writes_throttled: the position of the
+ * first GSI whose write bucket is empty, or -1; api_fail_gsi_throttled: the
+ * exception that names it. api_admit_gsi_writes: both. */
 int api_admit_gsi_writes(api_call *c, const trb_table_info *info);
+int api_gsi_writes_throttled(api_call *c, const trb_table_info *info);
+int api_fail_gsi_throttled(api_call *c, const trb_table_info *info, int gsi);
 /* Types a key schema's attributes from the definitions adm (name -> type)
  * and marks them in used; -1 (error set, naming the keys and the
  * definitions) when one is not defined. */

@@ -396,6 +396,77 @@ try:
             "GSI with 1 WCU throttles writes after its burst (at %r)" % throttled)
     h.eq(ddb.get_item(TableName="prov", Key={"cust": {"S": "g%d" % throttled}}).get("Item"), None,
          "a throttled write wrote nothing")
+
+    # Batches and transactions are admitted against the GSIs too: 25 items a
+    # batch, each 1 WCU on the GSI, so the 300 s burst lasts about 12 batches.
+    ddb.create_table(TableName="prov2", AttributeDefinitions=ads("cust", "status"),
+                     KeySchema=[{"AttributeName": "cust", "KeyType": "HASH"}],
+                     ProvisionedThroughput={"ReadCapacityUnits": 1000, "WriteCapacityUnits": 1000},
+                     GlobalSecondaryIndexes=[dict(idx("gs2", "status", None, "ALL"),
+                                                  ProvisionedThroughput={"ReadCapacityUnits": 1000,
+                                                                         "WriteCapacityUnits": 1})])
+
+    def gsi_item(k):
+        return {"PutRequest": {"Item": {"cust": {"S": k}, "status": {"S": "x"}}}}
+
+    def drain(tag):
+        """Batches into prov2 until one is throttled; its number."""
+        for b in range(30):
+            try:
+                r = ddb.batch_write_item(RequestItems={
+                    "prov2": [gsi_item("%s%d-%d" % (tag, b, j)) for j in range(25)]})
+            except ddb.exceptions.ProvisionedThroughputExceededException:
+                return b
+            h.eq(r["UnprocessedItems"], {}, "batch %d within the GSI's burst fully processed" % b)
+        return None
+    nb = drain("b")
+    h.check(nb is not None and 11 <= nb <= 13,
+            "BatchWriteItem throttled by the GSI's 1 WCU after its burst (at batch %r)" % nb)
+    st_, body = raw_call(srv.port, "DynamoDB_20120810.BatchWriteItem",
+                         {"RequestItems": {"prov2": [gsi_item("raw")]}})
+    h.check(st_ == 400 and body.get("__type", "").endswith("ProvisionedThroughputExceededException")
+            and "IndexWriteProvisionedThroughputExceeded" in json.dumps(body),
+            "a batch throttled by a GSI names the index: %r" % body)
+    h.eq(ddb.get_item(TableName="prov2", Key={"cust": {"S": "b%d-0" % nb}}).get("Item"), None,
+         "the throttled batch wrote nothing")
+    # Two tables, one throttled through its GSI: that table's requests come
+    # back unprocessed, the other's are written. (The GSI's bucket refills at
+    # 1 WCU/s: drain again if it came back between the calls.)
+    mixed = None
+    for attempt in range(5):
+        if attempt:
+            drain("m%d-" % attempt)
+        r = ddb.batch_write_item(RequestItems={
+            "prov2": [gsi_item("mix%d" % attempt)],
+            T: [{"PutRequest": {"Item": {"cust": {"S": "mix%d" % attempt}, "ord": {"N": "1"}}}}]})
+        if r["UnprocessedItems"]:
+            mixed = (attempt, r["UnprocessedItems"])
+            break
+    h.check(mixed is not None, "a mixed batch was throttled on prov2 (%r)" % (mixed,))
+    if mixed:
+        a, un = mixed
+        h.eq(un, {"prov2": [gsi_item("mix%d" % a)]}, "the GSI-throttled table's request unprocessed")
+        h.check("Item" in ddb.get_item(TableName=T, Key={"cust": {"S": "mix%d" % a},
+                                                        "ord": {"N": "1"}}),
+                "the other table's request written")
+        h.eq(ddb.get_item(TableName="prov2", Key={"cust": {"S": "mix%d" % a}}).get("Item"), None,
+             "the unprocessed request wrote nothing")
+    ok = False
+    for attempt in range(5):
+        if attempt:
+            drain("t%d-" % attempt)
+        try:
+            ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": T, "Item": {"cust": {"S": "tx%d" % attempt}, "ord": {"N": "1"}}}},
+                {"Put": {"TableName": "prov2", "Item": {"cust": {"S": "tx%d" % attempt},
+                                                        "status": {"S": "x"}}}}])
+        except ddb.exceptions.ProvisionedThroughputExceededException:
+            ok = True
+            h.check("Item" not in ddb.get_item(TableName=T, Key={"cust": {"S": "tx%d" % attempt},
+                                                                "ord": {"N": "1"}}),
+                    "a transaction throttled by a GSI wrote nothing")
+            break
+    h.check(ok, "TransactWriteItems throttled by a GSI's empty write bucket")
 except Exception as ex:
     import traceback
     traceback.print_exc()
