@@ -103,9 +103,9 @@ int api_key_schema(api_call *c, json_t *ksj, const char *where, trb_keyschema *k
     if (strlen(an) < 1 || strlen(an) > TRB_KEY_NAME_MAX)
       return api_fail(c, "ValidationException",
                       "1 validation error detected: Value '%s' at '%s.%zu.member.attributeName' "
-                      "failed to satisfy constraint: Member must have length less than or equal "
-                      "to 255",
-                      an, where, i + 1);
+                      "failed to satisfy constraint: Member must have length %s",
+                      an, where, i + 1,
+                      *an ? "less than or equal to 255" : "greater than or equal to 1");
     if (i == 0 && strcmp(kt, "HASH"))
       return api_fail(c, "ValidationException",
                       "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");

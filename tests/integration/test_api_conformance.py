@@ -133,6 +133,16 @@ try:
     h.check(code == "ValidationException" and msg.startswith("The provided starting key is invalid: "),
             "Scan's malformed ExclusiveStartKey: %r %r" % (code, msg))
 
+    # A key attribute name of 0 or of 256 characters: each end of the range named
+    for an, want in (("", "greater than or equal to 1"), ("k" * 256, "less than or equal to 255")):
+        code, msg = err(lambda: raw.create_table(
+            TableName="badkey", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": an, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": an, "AttributeType": "S"}]))
+        h.eq((code, msg), ("ValidationException",
+                           "1 validation error detected: Value '%s' at 'keySchema.1.member.attributeName' "
+                           "failed to satisfy constraint: Member must have length %s" % (an, want)),
+             "a key attribute name of %d characters" % len(an))
     # Expression attribute names and values
     code, msg = err(lambda: ddb.scan(TableName="plain", FilterExpression="#e = :v",
                                      ExpressionAttributeNames={"#e": ""},
